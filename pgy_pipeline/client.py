@@ -1,0 +1,645 @@
+"""A plain HTTP client for Just One API's Pugongying "User Published Notes (V1)" endpoint.
+
+It knows nothing of Dagster: :mod:`pgy_pipeline.resources` builds it from configuration.
+
+What it guarantees:
+
+* **Input first.** Creator ids and query values are checked before any call
+  (:class:`~pgy_pipeline.errors.InvalidInputError`).
+* **Business codes decide.** A response's ``code`` field, not its HTTP status, says whether a call
+  worked. 301, 500, HTTP 5xx/429, timeouts, dropped connections and bodies that are not JSON are
+  retried with exponential backoff and jitter (tenacity), bounded in attempts and in time; 302 backs
+  off longer and honours ``Retry-After``. 100, 303, 600 and 601 are terminal for the account: the
+  call is not retried and a process-wide circuit breaker refuses every later call, because each one
+  would fail or be billed. 400 is terminal for that request.
+* **Fewest calls.** :meth:`PgyClient.scan_notes` pages until the notes collected reach ``total`` or a
+  page comes back empty, under a hard page cap; it never assumes a page size. Notes are deduplicated
+  by ``noteId``, and list drift while paging (``total`` changing, a note seen twice) is reported.
+* **Pacing.** A client-side limit on request starts per second and on requests in flight.
+* **Accounting.** :class:`CallStats` counts calls, retries and outcomes, so a run can say what it cost.
+* **The token stays secret.** It is only ever placed in the outgoing query string; reprs, errors and
+  log records (including httpx's own request log) never show it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_before_delay
+
+from pgy_pipeline.errors import (
+    AccountError,
+    ApiError,
+    AuthError,
+    CircuitOpenError,
+    InsufficientBalanceError,
+    InvalidCreatorIdError,
+    InvalidParameterError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitedError,
+    RetriesExhaustedError,
+    TransientError,
+    UnexpectedResponseError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.justoneapi.com"
+NOTES_PATH = "/api/xiaohongshu-pgy/api/solar/kol/dataV2/notesDetail/v1"
+CREATOR_ID_PATTERN = re.compile(r"[0-9a-f]{24}")
+
+
+class AdvertiseSwitch(StrEnum):
+    ALL = "ALL"
+    ORGANIC_ONLY = "ORGANIC_ONLY"
+
+
+class OrderType(StrEnum):
+    LATEST = "LATEST"
+    MOST_READ = "MOST_READ"
+    MOST_INTERACT = "MOST_INTERACT"
+
+
+class NoteType(StrEnum):
+    ALL = "ALL"
+    COOPERATION = "COOPERATION"
+    PHOTO_TEXT = "PHOTO_TEXT"
+    VIDEO = "VIDEO"
+
+
+class IsThirdPlatform(StrEnum):
+    NO = "NO"
+    YES = "YES"
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A short, unambiguous rendering of a bad value for an error message."""
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(str(value))} characters)"
+    return text
+
+
+def validate_creator_id(creator_id: object) -> str:
+    """Return ``creator_id`` if it is a Xiaohongshu user id (24 lowercase hex characters), else raise."""
+    if not isinstance(creator_id, str) or not CREATOR_ID_PATTERN.fullmatch(creator_id):
+        hint = ""
+        if isinstance(creator_id, str) and re.fullmatch(r"[0-9a-fA-F]{24}", creator_id):
+            hint = " Use lowercase hexadecimal."
+        raise InvalidCreatorIdError(
+            f"invalid creator id {_shown(creator_id)}: a Xiaohongshu user id is exactly 24 "
+            f"lowercase hexadecimal characters (0-9, a-f), e.g. '5a1b2c3d4e5f60718293a4b5'.{hint} "
+            "No API call was made."
+        )
+    return creator_id
+
+
+def _enum_value(enum: type[StrEnum], name: str, value: object) -> StrEnum:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = " | ".join(m.value for m in enum)
+        raise InvalidParameterError(
+            f"invalid {name} {_shown(value)}: must be one of {allowed}. No API call was made."
+        ) from None
+
+
+@dataclass(frozen=True)
+class NotesQuery:
+    """The endpoint's optional parameters, with its documented defaults."""
+
+    advertise_switch: AdvertiseSwitch | str = AdvertiseSwitch.ALL
+    order_type: OrderType | str = OrderType.LATEST
+    note_type: NoteType | str = NoteType.ALL
+    is_third_platform: IsThirdPlatform | str = IsThirdPlatform.NO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "advertise_switch", _enum_value(AdvertiseSwitch, "advertiseSwitch", self.advertise_switch)
+        )
+        object.__setattr__(self, "order_type", _enum_value(OrderType, "orderType", self.order_type))
+        object.__setattr__(self, "note_type", _enum_value(NoteType, "noteType", self.note_type))
+        object.__setattr__(
+            self, "is_third_platform", _enum_value(IsThirdPlatform, "isThirdPlatform", self.is_third_platform)
+        )
+
+    def params(self, creator_id: str, page_number: int) -> dict[str, str]:
+        """The query parameters of one request, without the token."""
+        return {
+            "userId": creator_id,
+            "advertiseSwitch": str(self.advertise_switch),
+            "orderType": str(self.order_type),
+            "noteType": str(self.note_type),
+            "isThirdPlatform": str(self.is_third_platform),
+            "pageNumber": str(page_number),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets never reach a log record
+# --------------------------------------------------------------------------------------------
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces registered secrets in log records (httpx logs every request URL at INFO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                record.msg, record.args = redact(message, self.secrets), None
+        return True
+
+
+_REDACTOR = _RedactSecrets()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACTOR)
+
+
+def redact(text: str, secrets: set[str] | list[str] | tuple[str, ...]) -> str:
+    """Return ``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Pacing, accounting and the circuit breaker
+# --------------------------------------------------------------------------------------------
+
+
+class Pacer:
+    """Spaces request starts at least ``1 / max_rps`` apart and caps requests in flight.
+
+    Even spacing rather than a bucket that allows bursts: the service counts requests in its own
+    window, and a burst at a window's edge is exactly what earns a 302.
+    """
+
+    def __init__(self, max_rps: float | None, max_concurrency: int) -> None:
+        if max_rps is not None and max_rps <= 0:
+            raise InvalidParameterError(f"max_rps must be positive, got {max_rps!r}")
+        if max_concurrency < 1:
+            raise InvalidParameterError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
+        self.interval = 0.0 if max_rps is None else 1.0 / max_rps
+        self.max_concurrency = max_concurrency
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._lock = threading.Lock()
+        self._next_start = 0.0
+
+    def __enter__(self) -> Pacer:
+        self._slots.acquire()
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
+@dataclass
+class CallStats:
+    """What a client spent: HTTP calls made, retries, and outcomes by business code or fault."""
+
+    calls: int = 0
+    retries: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, outcome: str) -> None:
+        with self._lock:
+            self.calls += 1
+            self.outcomes[outcome] += 1
+
+    def record_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"calls": self.calls, "retries": self.retries, "outcomes": dict(sorted(self.outcomes.items()))}
+
+
+class CircuitBreaker:
+    """Opens on the first account-level failure and then refuses every call in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.tripped_by: AccountError | None = None
+
+    def trip(self, error: AccountError) -> None:
+        with self._lock:
+            if self.tripped_by is None:
+                self.tripped_by = error
+
+    def check(self, creator_id: str | None, page: int | None) -> None:
+        error = self.tripped_by
+        if error is not None:
+            raise CircuitOpenError(
+                f"call refused without reaching the service: an earlier call failed with "
+                f"'{error.message}', and every further call would fail or be billed",
+                code=error.code,
+                service_message=error.service_message,
+                creator_id=creator_id,
+                page=page,
+            )
+
+
+_BREAKERS: dict[tuple[str, str], CircuitBreaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def circuit_breaker_for(base_url: str, token: str) -> CircuitBreaker:
+    """The process-wide breaker of one account (keyed by a hash of the token, never the token)."""
+    key = (base_url.rstrip("/"), hashlib.sha256(token.encode()).hexdigest())
+    with _BREAKERS_LOCK:
+        return _BREAKERS.setdefault(key, CircuitBreaker())
+
+
+def reset_circuit_breakers() -> None:
+    """Close every breaker in this process (for tests and for an operator's explicit reset)."""
+    with _BREAKERS_LOCK:
+        _BREAKERS.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """One successful response page, as received."""
+
+    creator_id: str
+    page_number: int
+    params: dict[str, str]  # the request's query, never the token
+    fetched_at: datetime  # UTC
+    attempts: int
+    code: int
+    total: int | None
+    items: list[Any]
+    body_text: str  # the response body verbatim
+
+
+@dataclass
+class Scan:
+    """Every page of one creator's notes for one query, with what happened while paging."""
+
+    creator_id: str
+    query: NotesQuery
+    pages: list[Page] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # deduplicated by noteId, in list order
+    totals_seen: list[int] = field(default_factory=list)
+    duplicate_note_ids: list[str] = field(default_factory=list)
+    items_without_id: int = 0
+    stop_reason: str = ""
+
+    @property
+    def total(self) -> int | None:
+        return self.totals_seen[-1] if self.totals_seen else None
+
+    @property
+    def calls(self) -> int:
+        return sum(p.attempts for p in self.pages)
+
+    @property
+    def drift(self) -> list[str]:
+        """Plain-language notes on list movement while paging; empty when the scan was clean."""
+        found = []
+        if len(set(self.totals_seen)) > 1:
+            found.append(f"total changed while paging: {' -> '.join(map(str, _runs(self.totals_seen)))}")
+        if self.duplicate_note_ids:
+            found.append(
+                f"{len(self.duplicate_note_ids)} note(s) appeared on more than one page "
+                f"(kept once): {', '.join(self.duplicate_note_ids[:5])}"
+            )
+        if self.total is not None and self.stop_reason != "page_cap" and len(self.notes) != self.total:
+            found.append(f"collected {len(self.notes)} distinct notes but the service reports total {self.total}")
+        if self.stop_reason == "page_cap":
+            found.append(f"stopped at the page cap ({len(self.pages)} pages) before reaching total {self.total}")
+        return found
+
+
+def _runs(values: list[int]) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        if not out or out[-1] != v:
+            out.append(v)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+_ACCOUNT_ERRORS: dict[int, tuple[type[AccountError], str]] = {
+    100: (AuthError, "API token invalid or inactive: check JUSTONEAPI_TOKEN; no further calls will be made"),
+    303: (QuotaExceededError, "daily quota exceeded: no more calls until tomorrow (Asia/Shanghai)"),
+    600: (PermissionDeniedError, "permission denied: this account may not call the notes endpoint"),
+    601: (InsufficientBalanceError, "insufficient balance: top up the Just One API account, then retry"),
+}
+_TRANSIENT_CODES = {301: "collection failed on the service side", 500: "internal server error on the service side"}
+
+
+class PgyClient:
+    """Calls the notes endpoint with validation, retries, pacing, accounting and a circuit breaker."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float = 60.0,
+        max_attempts: int = 5,
+        max_retry_time_s: float = 300.0,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        rate_limit_backoff_s: float = 10.0,
+        max_rps: float | None = 2.0,
+        max_concurrency: int = 4,
+        max_pages: int = 1000,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise InvalidParameterError("an API token is required (set JUSTONEAPI_TOKEN)")
+        if timeout_s <= 0:
+            raise InvalidParameterError(f"timeout_s must be positive, got {timeout_s!r}")
+        if max_attempts < 1 or max_pages < 1:
+            raise InvalidParameterError("max_attempts and max_pages must be at least 1")
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.max_retry_time_s = max_retry_time_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.rate_limit_backoff_s = rate_limit_backoff_s
+        self.max_pages = max_pages
+        self.pacer = Pacer(max_rps, max_concurrency)
+        self.stats = CallStats()
+        self.breaker = circuit_breaker_for(self.base_url, token)
+        self._sleep = sleep
+        self._random = random.Random()
+        _REDACTOR.secrets.add(token)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            headers={"User-Agent": "pgy_pipeline"},
+        )
+
+    def __repr__(self) -> str:
+        return f"PgyClient(base_url={self.base_url!r}, token=***)"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PgyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one request -------------------------------------------------------------------------
+
+    def _request_once(self, creator_id: str, page_number: int, params: dict[str, str]) -> tuple[dict, str]:
+        """One HTTP call; returns (body, body text) on code 0, else raises a typed error."""
+        self.breaker.check(creator_id, page_number)
+        where = {"creator_id": creator_id, "page": page_number}
+        with self.pacer:
+            deadline = time.monotonic() + self.timeout_s
+            try:
+                with self._http.stream("GET", NOTES_PATH, params={**params, "token": self._token}) as resp:
+                    chunks = []
+                    for chunk in resp.iter_bytes():
+                        chunks.append(chunk)
+                        # httpx times each read, not the whole body: a trickling body would never end.
+                        if time.monotonic() > deadline:
+                            self.stats.record("timeout")
+                            raise TransientError(
+                                f"response body still arriving after {self.timeout_s:g} s (timeout)", **where
+                            )
+                    raw = b"".join(chunks)
+                    status = resp.status_code
+                    retry_after = _retry_after_s(resp.headers.get("Retry-After"))
+            except httpx.TimeoutException:
+                self.stats.record("timeout")
+                raise TransientError(f"no response within {self.timeout_s:g} s (timeout)", **where) from None
+            except httpx.TransportError as exc:
+                self.stats.record("connection_error")
+                detail = redact(f"{type(exc).__name__}: {exc}", [self._token])
+                raise TransientError(f"connection failed ({detail})", **where) from None
+
+        if status == 429:
+            self.stats.record("http_429")
+            raise RateLimitedError(
+                "rate limited (HTTP 429): backing off", http_status=429, retry_after_s=retry_after, **where
+            )
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            self.stats.record(f"http_{status}" if status >= 500 else "invalid_json")
+            snippet = redact(text[:80], [self._token])
+            raise TransientError(
+                f"response is not valid JSON (HTTP {status}, {len(raw)} bytes, starts {snippet!r})",
+                http_status=status,
+                **where,
+            ) from None
+        if status >= 500:
+            self.stats.record(f"http_{status}")
+            raise TransientError(f"server error HTTP {status}", http_status=status, **where)
+        if not isinstance(body, dict) or "code" not in body:
+            self.stats.record("unexpected_body")
+            raise UnexpectedResponseError(
+                "response JSON has no 'code' field: the endpoint's format may have changed; "
+                "the body is not stored",
+                http_status=status,
+                **where,
+            )
+        code = body.get("code")
+        message = body.get("message") if isinstance(body.get("message"), str) else None
+        message = redact(message, [self._token]) if message else message
+        self.stats.record(str(code))
+        ctx = {**where, "code": code if isinstance(code, int) else None, "service_message": message}
+        if code == 0:
+            return body, text
+        if code in _ACCOUNT_ERRORS:
+            cls, text_ = _ACCOUNT_ERRORS[code]
+            error = cls(text_, **ctx)
+            self.breaker.trip(error)
+            raise error
+        if code == 302:
+            raise RateLimitedError(
+                "rate limit exceeded (302): backing off", retry_after_s=retry_after, **ctx
+            )
+        if code in _TRANSIENT_CODES:
+            raise TransientError(f"{_TRANSIENT_CODES[code]} ({code}): retrying", **ctx)
+        if code == 400:
+            raise InvalidRequestError(
+                "the service rejected the request's parameters (400): check the creator id and query; "
+                "retrying would not help",
+                **ctx,
+            )
+        raise UnexpectedResponseError(
+            f"undocumented business code {code!r}: not retried; report it if it persists", **ctx
+        )
+
+    def _wait_s(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        n = state.attempt_number
+        if isinstance(exc, RateLimitedError):
+            if exc.retry_after_s is not None:
+                return min(exc.retry_after_s, self.backoff_max_s)
+            base = self.rate_limit_backoff_s * 2 ** (n - 1)
+        else:
+            base = self.backoff_initial_s * 2 ** (n - 1)
+        # Full jitter on top of the exponential step keeps parallel workers from retrying in lockstep.
+        return min(self.backoff_max_s, base) * (0.5 + self._random.random() / 2)
+
+    def fetch_page(self, creator_id: str, page_number: int = 1, query: NotesQuery | None = None) -> Page:
+        """Fetch one page, retrying transient failures; raise a typed error otherwise."""
+        validate_creator_id(creator_id)
+        if not isinstance(page_number, int) or page_number < 1:
+            raise InvalidParameterError(f"invalid pageNumber {_shown(page_number)}: must be an integer >= 1")
+        query = query or NotesQuery()
+        params = query.params(creator_id, page_number)
+        attempts = 0
+
+        def attempt() -> tuple[dict, str]:
+            nonlocal attempts
+            attempts += 1
+            return self._request_once(creator_id, page_number, params)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_retry_time_s),
+            wait=self._wait_s,
+            sleep=self._sleep,
+            before_sleep=lambda state: self.stats.record_retry(),
+        )
+        try:
+            body, text = retrying(attempt)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            assert isinstance(last, ApiError)
+            raise RetriesExhaustedError(
+                f"gave up after {attempts} attempts; last failure: {last.message}. The service may be "
+                "struggling: rerun later (pages already fetched are kept)",
+                attempts=attempts,
+                last_error=str(last),
+                code=last.code,
+                service_message=last.service_message,
+                http_status=last.http_status,
+                creator_id=creator_id,
+                page=page_number,
+            ) from None
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("list", []), list):
+            raise UnexpectedResponseError(
+                "code 0 but 'data.list' is missing or not a list: the endpoint's format may have changed",
+                code=0,
+                creator_id=creator_id,
+                page=page_number,
+            )
+        total = data.get("total")
+        try:
+            total = int(total) if total is not None else None
+        except (TypeError, ValueError):
+            total = None
+        return Page(
+            creator_id=creator_id,
+            page_number=page_number,
+            params=params,
+            fetched_at=datetime.now(UTC),
+            attempts=attempts,
+            code=0,
+            total=total,
+            items=data.get("list") or [],
+            body_text=text,
+        )
+
+    # -- every page --------------------------------------------------------------------------
+
+    def iter_pages(self, creator_id: str, query: NotesQuery | None = None, scan: Scan | None = None) -> Iterator[Page]:
+        """Yield pages from 1 until the distinct notes reach ``total``, a page is empty, or the cap.
+
+        Pass a :class:`Scan` to have it filled in as pages arrive.
+        """
+        validate_creator_id(creator_id)
+        query = query or NotesQuery()
+        scan = scan if scan is not None else Scan(creator_id, query)
+        seen: set[str] = {n["noteId"] for n in scan.notes}
+        for page_number in range(1, self.max_pages + 1):
+            page = self.fetch_page(creator_id, page_number, query)
+            scan.pages.append(page)
+            if page.total is not None:
+                scan.totals_seen.append(page.total)
+            for item in page.items:
+                note_id = item.get("noteId") if isinstance(item, dict) else None
+                if not isinstance(note_id, str) or not note_id:
+                    scan.items_without_id += 1
+                    continue
+                if note_id in seen:
+                    scan.duplicate_note_ids.append(note_id)
+                    continue
+                seen.add(note_id)
+                scan.notes.append(item)
+            yield page
+            if not page.items:
+                scan.stop_reason = "empty_page"
+                return
+            if page.total is not None and len(seen) >= page.total:
+                scan.stop_reason = "reached_total"
+                return
+        scan.stop_reason = "page_cap"
+        log.warning(
+            "creator %s: stopped at the page cap of %d pages before reaching total %s",
+            creator_id,
+            self.max_pages,
+            scan.total,
+        )
+
+    def scan_notes(self, creator_id: str, query: NotesQuery | None = None) -> Scan:
+        """Fetch every page of a creator's notes; see :meth:`iter_pages` for the stop rule."""
+        query = query or NotesQuery()
+        scan = Scan(creator_id, query)
+        for _ in self.iter_pages(creator_id, query, scan):
+            pass
+        return scan
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,71 @@
+"""The whole graph in one place: every asset, check, job, schedule, sensor and resource.
+
+Configuration comes from the environment, read here once at load time and handed to resources as
+``EnvVar`` where a value is secret or operator-owned; assets never read the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+
+from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.partitions import note_partitions
+from pgy_pipeline.resources import PgyApiResource
+from pgy_pipeline.storage import PgyDuckDBResource
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_or(name: str, default: str) -> str | EnvVar:
+    """``EnvVar(name)`` when the variable is set (resolved at run time, never shown), else the default."""
+    return EnvVar(name) if os.getenv(name) else default
+
+
+def _env_number(name: str, default: float, kind: type = float) -> float:
+    """A numeric setting from the environment, with an error that names the variable."""
+    raw = os.getenv(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from None
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be positive")
+    return value
+
+
+def default_duckdb_path(simulated: bool) -> str:
+    """Simulated and real data never share a default file."""
+    return str(PROJECT_ROOT / "data" / ("pgy_demo.duckdb" if simulated else "pgy.duckdb"))
+
+
+_SIMULATED = not os.getenv("JUSTONEAPI_TOKEN")
+
+pgy_api = PgyApiResource(
+    token=_env_or("JUSTONEAPI_TOKEN", ""),
+    base_url=_env_or("JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
+    timeout_s=_env_number("JUSTONEAPI_TIMEOUT_S", 60.0),
+    max_rps=_env_number("JUSTONEAPI_MAX_RPS", 2.0),
+    max_concurrency=_env_number("JUSTONEAPI_MAX_CONCURRENCY", 4, int),
+)
+duckdb_resource = PgyDuckDBResource(
+    database=_env_or("PGY_DUCKDB_PATH", default_duckdb_path(_SIMULATED)),
+    lock_wait_s=_env_number("PGY_DUCKDB_LOCK_WAIT_S", 120.0),
+)
+
+snapshot_job = define_asset_job(
+    name="snapshot_job",
+    selection=AssetSelection.assets(note_pages, notes, creator_engagement_metrics),
+    partitions_def=note_partitions,
+    description="Fetch today's notes for the selected creators and rebuild notes and metrics.",
+)
+
+defs = Definitions(
+    assets=[note_pages, notes, creator_engagement_metrics],
+    jobs=[snapshot_job],
+    resources={"pgy_api": pgy_api, "duckdb": duckdb_resource},
+)

@@ -1,0 +1,162 @@
+"""Every error the pipeline raises on purpose derives from :class:`PgyError`.
+
+The tree, by what a person does about it::
+
+    PgyError
+    ├── InvalidInputError ............ bad input from a person; fix the input (no API call was made)
+    │   ├── InvalidCreatorIdError .... not a 24-hex Xiaohongshu user id
+    │   ├── InvalidParameterError .... a query value outside the documented set
+    │   └── PastSnapshotDateError .... raw pages can only be fetched for today (Asia/Shanghai)
+    ├── ApiError ..................... the Just One API answered with a failure
+    │   ├── TransientError ........... worth retrying: 301, 500, HTTP 5xx/429, timeouts, broken bodies
+    │   │   └── RateLimitedError ..... 302 or HTTP 429: back off longer
+    │   ├── RetriesExhaustedError .... a transient failure outlived the retry budget
+    │   ├── InvalidRequestError ...... 400: the service rejected this request's parameters
+    │   ├── UnexpectedResponseError .. a code or body shape the documentation does not describe
+    │   └── AccountError ............. terminal for the whole account; the circuit breaker opens
+    │       ├── AuthError ............ 100: token invalid or inactive
+    │       ├── QuotaExceededError ... 303: daily quota used up
+    │       ├── PermissionDeniedError  600
+    │       └── InsufficientBalanceError 601
+    ├── CircuitOpenError ............. a call refused because an AccountError already happened
+    ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
+    ├── DataSourceMismatchError ...... simulated and real data would mix in one DuckDB file
+    └── DuckDBLockedError ............ another process held the DuckDB file past the wait bound
+
+Each error carries the business ``code`` (or HTTP status), the service's ``service_message``,
+the ``creator_id`` and the ``page`` it concerns, and its ``str()`` says what to do next.
+Nothing here ever holds the API token.
+"""
+
+from __future__ import annotations
+
+
+class PgyError(Exception):
+    """Base class of every pgy_pipeline error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        service_message: str | None = None,
+        creator_id: str | None = None,
+        page: int | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.service_message = service_message
+        self.creator_id = creator_id
+        self.page = page
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        where = []
+        if self.creator_id is not None:
+            where.append(f"creator {self.creator_id}")
+        if self.page is not None:
+            where.append(f"page {self.page}")
+        if self.code is not None:
+            where.append(f"code {self.code}")
+        if self.http_status is not None:
+            where.append(f"HTTP {self.http_status}")
+        if self.service_message:
+            where.append(f"service said: {self.service_message!r}")
+        return self.message + (f" [{'; '.join(where)}]" if where else "")
+
+    def __reduce__(self):  # keep keyword fields when pickled across processes
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[PgyError], message: str, state: dict) -> PgyError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class InvalidInputError(PgyError, ValueError):
+    """Bad input from a person, found before any API call."""
+
+
+class InvalidCreatorIdError(InvalidInputError):
+    """A creator id that is not a 24-character hexadecimal Xiaohongshu user id."""
+
+
+class InvalidParameterError(InvalidInputError):
+    """A request parameter outside the values the endpoint documents."""
+
+
+class PastSnapshotDateError(InvalidInputError):
+    """Raw pages were asked for a date other than today in Asia/Shanghai."""
+
+
+class ApiError(PgyError):
+    """The service answered with a failure."""
+
+
+class TransientError(ApiError):
+    """A failure worth retrying."""
+
+
+class RateLimitedError(TransientError):
+    """The service said to slow down (code 302 or HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class RetriesExhaustedError(ApiError):
+    """A transient failure that kept happening until the retry budget ran out."""
+
+    def __init__(self, message: str, *, attempts: int, last_error: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class InvalidRequestError(ApiError):
+    """Code 400: the service rejected this request's parameters."""
+
+
+class UnexpectedResponseError(ApiError):
+    """A business code or body shape the endpoint documentation does not describe."""
+
+
+class AccountError(ApiError):
+    """A failure that concerns the whole account: every further call would fail or be billed."""
+
+
+class AuthError(AccountError):
+    """Code 100: the token is invalid or inactive."""
+
+
+class QuotaExceededError(AccountError):
+    """Code 303: the daily quota is used up."""
+
+
+class PermissionDeniedError(AccountError):
+    """Code 600: the account may not call this endpoint."""
+
+
+class InsufficientBalanceError(AccountError):
+    """Code 601: the account balance is too low."""
+
+
+class CircuitOpenError(PgyError):
+    """A call refused without reaching the service, because an account error already happened."""
+
+
+class ApiGuardError(PgyError):
+    """API calls are paused by the stored quota/account guard."""
+
+
+class DataSourceMismatchError(PgyError):
+    """Simulated and real data would be mixed in one DuckDB file."""
+
+
+class DuckDBLockedError(PgyError):
+    """Another process kept the DuckDB file locked for longer than the configured wait."""

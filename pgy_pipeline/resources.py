@@ -1,0 +1,87 @@
+"""Dagster resources: a thin wrapper that builds :class:`~pgy_pipeline.client.PgyClient` from config.
+
+Operators configure everything through the environment (see ``definitions.py``); nothing here
+reads ``os.environ``. With no token the resource serves simulated data from an in-process
+simulator, and says so loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import urlsplit
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pgy_pipeline.client import DEFAULT_BASE_URL, PgyClient
+
+log = logging.getLogger(__name__)
+
+SIMULATED_WARNING = (
+    "SIMULATED DATA: JUSTONEAPI_TOKEN is not set, so the pipeline reads the built-in simulator of "
+    "the Just One API endpoint, not Xiaohongshu. Set JUSTONEAPI_TOKEN for real data."
+)
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+_demo_lock = threading.Lock()
+_demo_base_url: str | None = None
+DEMO_TOKEN = "demo-simulator-token"
+
+
+def _demo_simulator_url() -> str:
+    """Start (once per process) the simulator that stands in for the service when no token is set."""
+    global _demo_base_url
+    with _demo_lock:
+        if _demo_base_url is None:
+            from pgy_pipeline.simulator import Simulator  # the simulator is only needed in this mode
+
+            _demo_base_url = Simulator(token=DEMO_TOKEN).start()
+            log.warning(SIMULATED_WARNING)
+        return _demo_base_url
+
+
+class PgyApiResource(ConfigurableResource):
+    """Just One API access for the Pugongying notes endpoint: token, endpoint, retries and pacing."""
+
+    token: str = Field(
+        default="",
+        repr=False,
+        description="Just One API token (JUSTONEAPI_TOKEN). Empty: use the built-in simulator.",
+    )
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Service root (JUSTONEAPI_BASE_URL).")
+    timeout_s: float = Field(default=60.0, description="Per-request timeout, whole body included (JUSTONEAPI_TIMEOUT_S).")
+    max_rps: float = Field(default=2.0, description="Request starts per second, client-side (JUSTONEAPI_MAX_RPS).")
+    max_concurrency: int = Field(default=4, description="Requests in flight at once (JUSTONEAPI_MAX_CONCURRENCY).")
+    max_attempts: int = Field(default=5, description="Attempts per page for transient failures.")
+    max_retry_time_s: float = Field(default=300.0, description="Retry budget per page, in seconds.")
+    backoff_initial_s: float = Field(default=1.0, description="First backoff step for transient failures.")
+    rate_limit_backoff_s: float = Field(default=10.0, description="First backoff step after a 302 with no Retry-After.")
+    max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
+
+    @property
+    def simulated(self) -> bool:
+        """True when the data comes from a simulator rather than the real service."""
+        return not self.token or urlsplit(self.base_url).hostname in _LOOPBACK_HOSTS
+
+    @property
+    def data_source(self) -> str:
+        return "simulator" if self.simulated else "justoneapi"
+
+    def get_client(self) -> PgyClient:
+        """A new client; the caller closes it."""
+        token, base_url = self.token, self.base_url
+        if not token:
+            token, base_url = DEMO_TOKEN, _demo_simulator_url()
+        return PgyClient(
+            token,
+            base_url=base_url,
+            timeout_s=self.timeout_s,
+            max_rps=self.max_rps,
+            max_concurrency=self.max_concurrency,
+            max_attempts=self.max_attempts,
+            max_retry_time_s=self.max_retry_time_s,
+            backoff_initial_s=self.backoff_initial_s,
+            rate_limit_backoff_s=self.rate_limit_backoff_s,
+            max_pages=self.max_pages,
+        )

@@ -1,0 +1,82 @@
+-- Per-creator engagement metrics for the partitions in _keys(creator_id, snapshot_date), one row per
+-- (creator_id, snapshot_date, window, segment). Reads only the partitions' own notes, their previous
+-- snapshot's notes and the raw pages' reported total, so the cost follows one day's rows, not history.
+-- Runs inside the caller's transaction, after the partitions' old rows are deleted.
+
+INSERT INTO analytics.creator_engagement_metrics
+WITH
+snapshot_dates AS (
+    -- The creator's snapshots, from raw pages (one row per page, far fewer than notes).
+    SELECT DISTINCT creator_id, snapshot_date
+    FROM raw.note_pages
+    WHERE creator_id IN (SELECT creator_id FROM _keys)
+),
+previous AS (
+    SELECT k.creator_id, k.snapshot_date, max(s.snapshot_date) AS previous_snapshot_date
+    FROM _keys AS k
+    LEFT JOIN snapshot_dates AS s
+        ON s.creator_id = k.creator_id AND s.snapshot_date < k.snapshot_date
+    GROUP BY ALL
+),
+reported AS (
+    -- The service's total as reported on the last page read.
+    SELECT creator_id, snapshot_date, arg_max(total, page_number) AS notes_total_reported
+    FROM raw.note_pages
+    JOIN _keys USING (creator_id, snapshot_date)
+    GROUP BY ALL
+),
+windows(window_name, window_days) AS (VALUES ('30d', 30), ('90d', 90), ('all', NULL)),
+segments(segment) AS (VALUES ('all'), ('organic'), ('cooperation')),
+cells AS (
+    SELECT k.creator_id, k.snapshot_date, w.window_name, w.window_days, s.segment, p.previous_snapshot_date
+    FROM _keys AS k
+    JOIN previous AS p USING (creator_id, snapshot_date)
+    CROSS JOIN windows AS w
+    CROSS JOIN segments AS s
+),
+current_notes AS (
+    SELECT n.*, prev.read_num AS previous_read_num
+    FROM analytics.notes AS n
+    JOIN previous AS p USING (creator_id, snapshot_date)
+    LEFT JOIN analytics.notes AS prev
+        ON prev.creator_id = n.creator_id
+        AND prev.snapshot_date = p.previous_snapshot_date
+        AND prev.note_id = n.note_id
+),
+members AS (
+    SELECT c.*, n.*  EXCLUDE (creator_id, snapshot_date)
+    FROM cells AS c
+    LEFT JOIN current_notes AS n
+        ON n.creator_id = c.creator_id
+        AND n.snapshot_date = c.snapshot_date
+        AND (c.window_days IS NULL
+             OR (n.published_date > c.snapshot_date - c.window_days AND n.published_date <= c.snapshot_date))
+        AND (c.segment = 'all'
+             OR (c.segment = 'organic' AND n.is_advertise = false)
+             OR (c.segment = 'cooperation' AND n.is_advertise = true))
+)
+SELECT
+    m.creator_id,
+    m.snapshot_date,
+    m.window_name                                              AS "window",
+    m.segment,
+    count(m.note_id)                                           AS note_count,
+    count(m.note_id) FILTER (WHERE m.is_video)                 AS video_note_count,
+    median(m.read_num)                                         AS read_median,
+    avg(m.read_num)                                            AS read_mean,
+    median(m.interaction_num)                                  AS interaction_median,
+    median(m.like_num)                                         AS like_median,
+    median(m.collect_num)                                      AS collect_median,
+    sum(m.interaction_num) / nullif(sum(m.read_num), 0)        AS engagement_rate,
+    avg(CASE WHEN m.like_num >= 100 THEN 1.0 WHEN m.like_num IS NOT NULL THEN 0.0 END) AS hundred_like_rate,
+    avg(CASE WHEN m.like_num >= 1000 THEN 1.0 WHEN m.like_num IS NOT NULL THEN 0.0 END) AS thousand_like_rate,
+    CASE WHEN m.window_days IS NOT NULL THEN count(m.note_id) / (m.window_days / 7.0) END AS notes_per_week,
+    (m.snapshot_date - max(m.published_date))::INTEGER         AS days_since_last_note,
+    CASE WHEN m.previous_snapshot_date IS NOT NULL
+         THEN coalesce(sum(m.read_num - m.previous_read_num), 0) END AS read_gain,
+    m.previous_snapshot_date,
+    r.notes_total_reported
+FROM members AS m
+LEFT JOIN reported AS r USING (creator_id, snapshot_date)
+GROUP BY m.creator_id, m.snapshot_date, m.window_name, m.window_days, m.segment,
+         m.previous_snapshot_date, r.notes_total_reported;
