@@ -6,6 +6,7 @@ every partition of its run at once and replaces those partitions in DuckDB in on
 """
 
 
+import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -32,6 +33,7 @@ from pgy_pipeline.partitions import (
     partition_key,
     today_shanghai,
 )
+from pgy_pipeline.registry import CreatorRegistryResource
 from pgy_pipeline.resources import SIMULATED_WARNING, PgyApiResource
 from pgy_pipeline.spool import Spool
 from pgy_pipeline.storage import (
@@ -41,6 +43,7 @@ from pgy_pipeline.storage import (
     ensure_schema,
     rebuild_metrics,
     rebuild_notes,
+    replace_creators,
     replace_raw_pages,
     stored_raw_keys,
 )
@@ -50,6 +53,7 @@ GROUP = "pgy"
 NOTE_PAGES_KEY = AssetKey(["raw", "note_pages"])
 NOTES_KEY = AssetKey(["analytics", "notes"])
 METRICS_KEY = AssetKey(["analytics", "creator_engagement_metrics"])
+CREATORS_KEY = AssetKey(["analytics", "creators"])
 
 
 class NotePagesConfig(Config):
@@ -379,3 +383,40 @@ def creator_engagement_metrics(context: AssetExecutionContext, duckdb: PgyDuckDB
         metadata={"violations": MetadataValue.json([[str(v) for v in r] for r in out_of_bounds])},
     )
     return MaterializeResult(metadata=metadata, check_results=[check])
+
+
+@asset(
+    key=CREATORS_KEY,
+    group_name=GROUP,
+    kinds={"duckdb", "yaml"},
+    pool="pgy_duckdb",
+)
+def creators(context: AssetExecutionContext, creator_registry: CreatorRegistryResource, duckdb: PgyDuckDBResource) -> MaterializeResult:
+    """Creator names, tags and active flags from the registry file, for joins in SQL."""
+    registry = creator_registry.load()
+    for problem in registry.problems:
+        context.log.warning(problem)
+    table = pa.table(
+        {
+            "creator_id": [c.creator_id for c in registry.creators],
+            "display_name": [c.display_name for c in registry.creators],
+            "tags": [list(c.tags) for c in registry.creators],
+            "active": [c.active for c in registry.creators],
+        },
+        schema=pa.schema(
+            [("creator_id", pa.string()), ("display_name", pa.string()), ("tags", pa.list_(pa.string())),
+             ("active", pa.bool_())]
+        ),
+    )
+    with duckdb.get_connection() as conn:
+        ensure_schema(conn)
+        replace_creators(conn, table)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "dagster/column_schema": column_schema("analytics.creators"),
+            "active_creators": sum(c.active for c in registry.creators),
+            "registry_problems": MetadataValue.json(registry.problems),
+            "registry_fingerprint": registry.fingerprint,
+        }
+    )

@@ -9,10 +9,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import Definitions, EnvVar
 
-from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
-from pgy_pipeline.partitions import note_partitions
+from pgy_pipeline.assets import creator_engagement_metrics, creators, note_pages, notes
+from pgy_pipeline.automation import (
+    DEFAULT_SNAPSHOT_CRON,
+    analytics_rebuild_job,
+    api_failure_sensor,
+    api_guard_reset_job,
+    build_daily_snapshot_schedule,
+    creator_registry_job,
+    creator_registry_sensor,
+    raw_pages_followup_sensor,
+    snapshot_job,
+)
+from pgy_pipeline.registry import CreatorRegistryResource
 from pgy_pipeline.resources import PgyApiResource
 from pgy_pipeline.storage import PgyDuckDBResource
 
@@ -57,15 +68,15 @@ duckdb_resource = PgyDuckDBResource(
     lock_wait_s=_env_number("PGY_DUCKDB_LOCK_WAIT_S", 120.0),
 )
 
-snapshot_job = define_asset_job(
-    name="snapshot_job",
-    selection=AssetSelection.assets(note_pages, notes, creator_engagement_metrics),
-    partitions_def=note_partitions,
-    description="Fetch today's notes for the selected creators and rebuild notes and metrics.",
+creator_registry = CreatorRegistryResource(
+    path=os.getenv("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
 )
+daily_snapshot_schedule = build_daily_snapshot_schedule(os.getenv("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON)
 
 defs = Definitions(
-    assets=[note_pages, notes, creator_engagement_metrics],
-    jobs=[snapshot_job],
-    resources={"pgy_api": pgy_api, "duckdb": duckdb_resource},
+    assets=[note_pages, notes, creator_engagement_metrics, creators],
+    jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
+    schedules=[daily_snapshot_schedule],
+    sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
+    resources={"pgy_api": pgy_api, "duckdb": duckdb_resource, "creator_registry": creator_registry},
 )

@@ -107,6 +107,18 @@ def _lock_holder(message: str) -> str:
     return f"the process {match.group(1)}" if match else "another process"
 
 
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One explicit transaction: DuckDB otherwise commits each statement on its own."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create schemas, tables and views if they are missing."""
     conn.execute(sql_file("schema.sql"))
@@ -171,20 +183,16 @@ def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[Partit
     _register_keys(conn, pages_by_key.keys())
     conn.register("_pages_arrow", table)
     try:
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        conn.execute(
-            """
-            INSERT INTO raw.note_pages
-            SELECT creator_id, snapshot_date, page_number, request_params::JSON, fetched_at,
-                   attempts, code, total, item_count, body::JSON
-            FROM _pages_arrow
-            """
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            conn.execute("DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+            conn.execute(
+                """
+                INSERT INTO raw.note_pages
+                SELECT creator_id, snapshot_date, page_number, request_params::JSON, fetched_at,
+                       attempts, code, total, item_count, body::JSON
+                FROM _pages_arrow
+                """
+            )
     finally:
         conn.unregister("_pages_arrow")
     return table.num_rows
@@ -198,15 +206,10 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
     keys = set(keys)
     present = stored_raw_keys(conn, keys)
     _register_keys(conn, present)
-    try:
-        conn.execute("BEGIN TRANSACTION")
+    with transaction(conn):
         conn.execute("DELETE FROM analytics.notes WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
         conn.execute("DELETE FROM analytics.note_rejects WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
         conn.execute(sql_file("notes.sql"))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return keys - present
 
 
@@ -218,15 +221,28 @@ def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey
     keys = set(keys)
     present = stored_raw_keys(conn, keys)
     _register_keys(conn, present)
-    try:
-        conn.execute("BEGIN TRANSACTION")
+    with transaction(conn):
         conn.execute(
             "DELETE FROM analytics.creator_engagement_metrics "
             "WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
         )
         conn.execute(sql_file("metrics.sql"))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return keys - present
+
+
+def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Replace ``analytics.creators`` with the registry's rows, in one transaction."""
+    conn.register("_creators_arrow", table)
+    try:
+        with transaction(conn):
+            conn.execute("DELETE FROM analytics.creators")
+            conn.execute(
+                """
+                INSERT INTO analytics.creators
+                SELECT creator_id, display_name, tags, active, ? AS updated_at
+                FROM _creators_arrow
+                """,
+                [datetime.now(UTC).replace(tzinfo=None)],
+            )
+    finally:
+        conn.unregister("_creators_arrow")

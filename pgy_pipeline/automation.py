@@ -1,0 +1,305 @@
+"""Jobs, sensors and the schedule that keep snapshots coming without anyone clicking.
+
+* ``creator_registry_sensor`` keeps the ``creators`` partitions in step with the registry file and
+  gives each new creator its first snapshot at once.
+* ``daily_snapshot_schedule`` snapshots every active creator once a day, in as few runs as the
+  partition ranges allow (one, when the active creators are contiguous in registration order).
+* ``raw_pages_followup_sensor`` rebuilds notes and metrics for raw partitions that changed without
+  them (a partial run, a manual raw-only rerun or backfill).
+* ``api_failure_sensor`` tags failed runs with their cause, so the runs list shows it at a glance.
+
+Runs that would call the API are not launched while the quota/account guard is in force: the tick
+says why instead.
+"""
+
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    OpExecutionContext,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    job,
+    op,
+    run_failure_sensor,
+    schedule,
+    sensor,
+)
+
+from pgy_pipeline.assets import (
+    NOTE_PAGES_KEY,
+    NOTES_KEY,
+    creator_engagement_metrics,
+    creators,
+    note_pages,
+    notes,
+)
+from pgy_pipeline.guard import clear_guard, read_guard
+from pgy_pipeline.partitions import SHANGHAI, note_partitions, parse_partition_key, today_shanghai
+from pgy_pipeline.registry import CreatorRegistryResource, RegistryFileError
+
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+snapshot_job = define_asset_job(
+    name="snapshot_job",
+    selection=AssetSelection.assets(note_pages, notes, creator_engagement_metrics),
+    partitions_def=note_partitions,
+    description="Fetch today's notes for a range of creators, then rebuild their notes and metrics.",
+)
+analytics_rebuild_job = define_asset_job(
+    name="analytics_rebuild_job",
+    selection=AssetSelection.assets(notes, creator_engagement_metrics),
+    partitions_def=note_partitions,
+    description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
+)
+creator_registry_job = define_asset_job(
+    name="creator_registry_job",
+    selection=AssetSelection.assets(creators),
+    description="Copy creator names, tags and active flags from the registry file into DuckDB.",
+)
+
+
+def range_tags(first_creator: str, last_creator: str, day: date) -> dict[str, str]:
+    """Tags that make one run cover creators first..last (registration order) on ``day``."""
+    return {
+        "dagster/asset_partition_range_start": f"{first_creator}|{day.isoformat()}",
+        "dagster/asset_partition_range_end": f"{last_creator}|{day.isoformat()}",
+    }
+
+
+def contiguous_blocks(registered: list[str], wanted: Iterable[str]) -> list[list[str]]:
+    """``wanted`` creators split into runs of neighbours in registration order (one run each)."""
+    wanted = set(wanted)
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for creator_id in registered:
+        if creator_id in wanted:
+            current.append(creator_id)
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+@sensor(
+    name="creator_registry_sensor",
+    jobs=[snapshot_job, creator_registry_job],
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Keeps the creators partitions in step with the registry file; snapshots new creators at once.",
+)
+def creator_registry_sensor(context: SensorEvaluationContext, creator_registry: CreatorRegistryResource):
+    try:
+        registry = creator_registry.load()
+    except RegistryFileError as exc:
+        return SkipReason(str(exc))
+    for problem in registry.problems:
+        context.log.warning(problem)
+
+    registered = set(context.instance.get_dynamic_partitions("creators"))
+    new = [c for c in registry.active_ids if c not in registered]
+    run_requests, notes_for_tick = [], []
+    if registry.fingerprint != context.cursor:
+        run_requests.append(RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}"))
+    if new:
+        guard = read_guard(context.instance)
+        day = today_shanghai()
+        if guard is None:
+            run_requests.append(
+                RunRequest(
+                    job_name="snapshot_job",
+                    run_key=f"first-snapshot-{day}-{new[0]}-{len(new)}",
+                    tags={**range_tags(new[0], new[-1], day), "pgy/trigger": "new-creators"},
+                )
+            )
+        else:
+            notes_for_tick.append(f"first snapshot of {len(new)} new creator(s) not launched: {guard.describe()}")
+    context.update_cursor(registry.fingerprint)
+    summary = (
+        f"{len(registry.active_ids)} active creator(s), {len(new)} new; "
+        f"{len(registry.problems)} bad row(s) skipped" + "".join(f"\n{p}" for p in registry.problems + notes_for_tick)
+    )
+    context.log.info(summary)
+    return SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[AddDynamicPartitionsRequest("creators", new)] if new else [],
+        skip_reason=None if run_requests or new else SkipReason(summary),
+    )
+
+
+DEFAULT_SNAPSHOT_CRON = "0 8 * * *"
+
+
+def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON):
+    """``daily_snapshot_schedule`` at ``cron_schedule`` (Asia/Shanghai; PGY_SNAPSHOT_CRON)."""
+
+    @schedule(
+        name="daily_snapshot_schedule",
+        cron_schedule=cron_schedule,
+        execution_timezone="Asia/Shanghai",
+        job=snapshot_job,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Snapshots today's notes for every active creator, in as few runs as partition ranges allow.",
+    )
+    def daily_snapshot_schedule(context: ScheduleEvaluationContext, creator_registry: CreatorRegistryResource):
+        guard = read_guard(context.instance)
+        if guard is not None:
+            return SkipReason(f"daily snapshot skipped: {guard.describe()}")
+        try:
+            registry = creator_registry.load()
+        except RegistryFileError as exc:
+            return SkipReason(f"daily snapshot skipped: {exc}")
+        registered = list(context.instance.get_dynamic_partitions("creators"))
+        active = set(registry.active_ids)
+        unregistered = sorted(active - set(registered))
+        if unregistered:
+            context.log.warning(
+                f"{len(unregistered)} active creator(s) not yet registered as partitions (the registry "
+                f"sensor adds them on its next tick): {', '.join(unregistered[:5])}"
+            )
+        blocks = contiguous_blocks(registered, active)
+        if not blocks:
+            return SkipReason("no active creators registered: add creators to the registry file")
+        when = context.scheduled_execution_time
+        day = when.astimezone(SHANGHAI).date() if when is not None else today_shanghai()
+        return [
+            RunRequest(
+                run_key=f"daily-{day}-{i}",
+                tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "daily-snapshot"},
+            )
+            for i, block in enumerate(blocks)
+        ]
+
+    return daily_snapshot_schedule
+
+
+@sensor(
+    name="raw_pages_followup_sensor",
+    job=analytics_rebuild_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Rebuilds notes and metrics for raw partitions that changed without them (no API call).",
+)
+def raw_pages_followup_sensor(context: SensorEvaluationContext):
+    instance = context.instance
+    after = int(context.cursor) if context.cursor else None
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=NOTE_PAGES_KEY, after_storage_id=after), limit=1000, ascending=True
+    ).records
+    if not records:
+        return SkipReason("no new raw pages")
+
+    pending: dict[str, int] = {}  # partition -> raw storage id
+    cursor = after
+    run_status: dict[str, DagsterRunStatus | None] = {}
+    for record in records:
+        run_id = record.run_id
+        if run_id not in run_status:
+            run = instance.get_run_by_id(run_id)
+            run_status[run_id] = run.status if run else None
+        if run_status[run_id] is not None and run_status[run_id] not in FINISHED:
+            break  # that run may still rebuild notes itself: look again on a later tick
+        if record.partition_key:
+            pending[record.partition_key] = record.storage_id
+        cursor = record.storage_id
+
+    if pending:
+        rebuilt = instance.fetch_materializations(
+            AssetRecordsFilter(
+                asset_key=NOTES_KEY,
+                asset_partitions=list(pending),
+                after_storage_id=min(pending.values()),
+            ),
+            limit=len(pending) * 4 + 100,
+        ).records
+        for record in rebuilt:
+            if record.partition_key in pending and record.storage_id > pending[record.partition_key]:
+                del pending[record.partition_key]
+
+    by_day: dict[date, set[str]] = defaultdict(set)
+    for key in pending:
+        creator_id, day = parse_partition_key(key)
+        by_day[day].add(creator_id)
+    registered = list(instance.get_dynamic_partitions("creators"))
+    run_requests = [
+        RunRequest(
+            run_key=f"followup-{cursor}-{day}-{i}",
+            tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "raw-pages-changed"},
+        )
+        for day in sorted(by_day)
+        for i, block in enumerate(contiguous_blocks(registered, by_day[day]))
+    ]
+    if cursor is not None:
+        context.update_cursor(str(cursor))
+    if not run_requests:
+        return SkipReason("raw pages changed only where notes and metrics were already rebuilt")
+    return run_requests
+
+
+def failure_cause(messages: list[str]) -> str:
+    """A short label for why a run failed, from its step errors."""
+    text = "\n".join(messages).lower()
+    for needle, label in [
+        ("daily quota exceeded", "API daily quota exceeded"),
+        ("token invalid", "API token invalid"),
+        ("permission denied", "API permission denied"),
+        ("insufficient balance", "API balance too low"),
+        ("api calls paused", "API calls paused by the guard"),
+        ("call refused without reaching", "API account error (circuit open)"),
+        ("stayed locked", "DuckDB file locked by another process"),
+        ("only serves the present", "past date asked of the API"),
+        ("invalid creator id", "invalid creator id"),
+        ("creator(s) failed", "some creators failed"),
+        ("simulated data", "simulated and real data mixed"),
+    ]:
+        if needle in text:
+            return label
+    return "other (see the run's logs)"
+
+
+@run_failure_sensor(
+    name="api_failure_sensor",
+    default_status=DefaultSensorStatus.RUNNING,
+    monitored_jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job],
+    description="Tags each failed run with its cause (tag pgy/failure), shown in the runs list.",
+)
+def api_failure_sensor(context: RunFailureSensorContext) -> None:
+    messages = [context.failure_event.message or ""]
+    for event in context.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    cause = failure_cause(messages)
+    context.instance.add_run_tags(context.dagster_run.run_id, {"pgy/failure": cause})
+    guard = read_guard(context.instance)
+    context.log.warning(
+        f"run {context.dagster_run.run_id} failed: {cause}" + (f". {guard.describe()}" if guard else "")
+    )
+
+
+@op(description="Lift the quota/account guard so API calls may resume.")
+def clear_api_guard(context: OpExecutionContext) -> None:
+    state = read_guard(context.instance)
+    clear_guard(context.instance)
+    context.log.info(f"guard cleared (was: {state.describe() if state else 'not in force'})")
+
+
+@job(description="Operator action: lift the quota/account guard after fixing the token, permission or balance.")
+def api_guard_reset_job() -> None:
+    clear_api_guard()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: install, then start the Dagster UI on http://127.0.0.1:3000 with
+# the daemon (sensors, schedule, backfills), Dagster's storage in .dagster_home/ and DuckDB under data/.
+# Without JUSTONEAPI_TOKEN the pipeline reads the built-in simulator and writes data/pgy_demo.duckdb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
+mkdir -p "$DAGSTER_HOME" data
+cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+if [ -z "${JUSTONEAPI_TOKEN:-}" ]; then
+  echo "*** SIMULATED DATA: JUSTONEAPI_TOKEN is not set; the pipeline reads the built-in simulator."
+  echo "*** Data goes to data/pgy_demo.duckdb. Set JUSTONEAPI_TOKEN for real data."
+fi
+exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${PGY_UI_PORT:-3000}"

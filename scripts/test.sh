@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: install, lint (ruff), and run the whole test suite.
+# The PostgreSQL profile test needs a server: set PGY_TEST_POSTGRES_URL, or have PostgreSQL's
+# binaries installed (initdb, pg_ctl) and this script starts a throwaway one on a free port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check pgy_pipeline pgy_pipeline_tests benchmarks
+.venv/bin/ruff format --check pgy_pipeline pgy_pipeline_tests benchmarks >/dev/null || \
+  echo "note: ruff format would reformat some files (not enforced)"
+
+pg_dir=""
+cleanup() {
+  if [ -n "$pg_dir" ]; then
+    runuser -u postgres -- pg_ctl -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || \
+      pg_ctl -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+trap cleanup EXIT
+if [ -z "${PGY_TEST_POSTGRES_URL:-}" ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ]; then
+    export PATH="$pgbin:$PATH"
+    pg_dir=$(mktemp -d /tmp/pgy-pg.XXXXXX)
+    port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pg_dir"; as_pg=(runuser -u postgres --); fi
+    "${as_pg[@]}" initdb -D "$pg_dir/data" -U pgy --auth=trust >/dev/null
+    "${as_pg[@]}" pg_ctl -D "$pg_dir/data" -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1" \
+      -l "$pg_dir/log" -w start >/dev/null
+    export PGY_TEST_POSTGRES_URL="postgresql://pgy@127.0.0.1:$port/postgres"
+    echo "started a throwaway PostgreSQL on 127.0.0.1:$port for the production-profile test"
+  fi
+fi
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
