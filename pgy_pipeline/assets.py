@@ -233,7 +233,7 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
             SELECT count(*), count(*) FILTER (WHERE len(quality_issues) > 0)
             FROM analytics.notes JOIN _run_keys USING (creator_id, snapshot_date)
             """
-        ).fetchone()
+        ).fetchall()[0]
         rejects = conn.execute(
             "SELECT reason, count(*) FROM analytics.note_rejects JOIN _run_keys USING (creator_id, snapshot_date) "
             "GROUP BY 1 ORDER BY 2 DESC"
@@ -338,7 +338,7 @@ def creator_engagement_metrics(context: AssetExecutionContext, duckdb: PgyDuckDB
         conn.execute("CREATE OR REPLACE TEMP TABLE _run_keys AS SELECT * FROM _keys")
         rows = conn.execute(
             "SELECT count(*) FROM analytics.creator_engagement_metrics JOIN _run_keys USING (creator_id, snapshot_date)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         out_of_bounds = conn.execute(
             """
             SELECT creator_id, snapshot_date, "window", segment,

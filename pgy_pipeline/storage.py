@@ -126,7 +126,8 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 
 def claim_data_source(conn: duckdb.DuckDBPyConnection, source: str, database: str) -> None:
     """Record which service feeds this file, and refuse to mix simulated and real data."""
-    row = conn.execute("SELECT source FROM meta.data_source LIMIT 1").fetchone()
+    rows = conn.execute("SELECT source FROM meta.data_source LIMIT 1").fetchall()
+    row = rows[0] if rows else None
     if row is None:
         conn.execute("INSERT INTO meta.data_source VALUES (?, ?)", [source, datetime.now(UTC).replace(tzinfo=None)])
     elif row[0] != source:

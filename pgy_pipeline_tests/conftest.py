@@ -78,7 +78,9 @@ def duckdb_resource(db_path: str) -> PgyDuckDBResource:
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
-    with instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as inst:
         yield inst
 
 

@@ -1,0 +1,298 @@
+"""Asset tests: real temporary Dagster instance, real DuckDB file, the simulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import date, datetime, time, timedelta
+
+import duckdb
+import pytest
+from dagster import AssetKey, materialize
+
+from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.client import PgyClient
+from pgy_pipeline.partitions import SHANGHAI, partition_key, today_shanghai
+from pgy_pipeline.storage import ensure_schema, replace_raw_pages
+from pgy_pipeline_tests.conftest import (
+    TEST_TOKEN,
+    creator_ids,
+    fast_api,
+    run_pipeline,
+    step_failure_messages,
+)
+
+TODAY = today_shanghai()
+
+
+def fixed_clock(day: date, hour: int = 10):
+    moment = datetime.combine(day, time(hour), tzinfo=SHANGHAI)
+    return lambda: moment
+
+
+def min_calls(sim, creator: str) -> int:
+    return max(1, math.ceil(len(sim.notes_for(creator)) / sim.page_size))
+
+
+def query(db_path: str, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(db_path, read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()
+
+
+def counts_by_creator(db_path: str, table: str, day: date = TODAY) -> dict[str, int]:
+    rows = query(db_path, f"SELECT creator_id, count(*) FROM {table} WHERE snapshot_date = ? GROUP BY 1", [day])
+    return dict(rows)
+
+
+@pytest.fixture
+def creators(instance, simulator) -> list[str]:
+    ids = creator_ids(4, prefix="assets")
+    for i, c in enumerate(ids):
+        simulator.set_note_count(c, [72, 0, 9, 30][i])
+    instance.add_dynamic_partitions("creators", ids)
+    simulator.clock = fixed_clock(TODAY)
+    return ids
+
+
+def test_single_partition_materializes_all_three_tables(instance, simulator, api, duckdb_resource, db_path, creators):
+    creator = creators[0]
+    result = materialize(
+        [note_pages, notes, creator_engagement_metrics],
+        instance=instance,
+        resources={"pgy_api": api, "duckdb": duckdb_resource},
+        partition_key=partition_key(creator, TODAY),
+    )
+    assert result.success
+    assert simulator.call_count(creator) == 9  # 72 notes, 8 per page
+    assert counts_by_creator(db_path, "raw.note_pages") == {creator: 9}
+    assert counts_by_creator(db_path, "analytics.notes") == {creator: 72}
+    assert counts_by_creator(db_path, "analytics.creator_engagement_metrics") == {creator: 9}
+
+    mats = result.asset_materializations_for_node("raw__note_pages")
+    meta = mats[0].metadata
+    assert meta["dagster/row_count"].value == 9
+    assert meta["api_calls"].value == 9
+    assert "dagster/column_schema" in meta
+    notes_meta = result.asset_materializations_for_node("analytics__notes")[0].metadata
+    assert notes_meta["dagster/row_count"].value == 72
+    assert "| creator |" in notes_meta["top_notes_by_reads"].value
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {
+        "note_ids_unique_and_present": True,
+        "notes_reconcile_with_total": True,
+        "metric_rates_within_bounds": True,
+    }
+
+
+def test_range_run_covers_many_creators_in_one_run_with_minimum_calls(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
+    result = run_pipeline(instance, api, duckdb_resource, creators)
+    assert result.success, step_failure_messages(result)
+    assert len(instance.get_runs()) == 1
+    assert simulator.call_count() == sum(min_calls(simulator, c) for c in creators)
+    expected = {c: len(simulator.notes_for(c)) for c in creators}
+    got = counts_by_creator(db_path, "analytics.notes")
+    assert {c: got.get(c, 0) for c in creators} == expected
+    # every generated note is there, with its values typed
+    for c in creators:
+        want = {n["noteId"]: n for n in simulator.notes_for(c)}
+        rows = query(
+            db_path,
+            "SELECT note_id, title, published_date, is_video, is_advertise, brand_name, read_num, like_num,"
+            " collect_num, interaction_num, third_read_user_num, img_url, list_position"
+            " FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ? ORDER BY list_position",
+            [c, TODAY],
+        )
+        assert [r[0] for r in rows] == list(want)  # LATEST order, positions 1..n
+        for r in rows:
+            n = want[r[0]]
+            assert r[1:12] == (
+                n["title"], date.fromisoformat(n["date"]), n["isVideo"], n["isAdvertise"], n["brandName"],
+                n["readNum"], n["likeNum"], n["collectNum"], n["likeNum"] + n["collectNum"],
+                n["thirdReadUserNum"], n["imgUrl"],
+            )
+        assert [r[12] for r in rows] == list(range(1, len(rows) + 1))
+    # partitions are reported materialized per partition key
+    mats = instance.get_materialized_partitions(AssetKey(["analytics", "creator_engagement_metrics"]))
+    assert {partition_key(c, TODAY) for c in creators} <= set(mats)
+
+
+def test_failed_creator_does_not_stop_the_others_and_rerun_fetches_only_it(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
+    bad = creators[2]
+    simulator.add_fault("code", user_id=bad, code=500, times=None)  # 500 forever: retries exhaust
+    result = run_pipeline(instance, api, duckdb_resource, creators)
+    assert not result.success
+    message = "\n".join(step_failure_messages(result))
+    assert bad in message and "gave up after" in message
+    assert "1 of 4 creator(s) failed" in message
+    good = [c for c in creators if c != bad]
+    assert set(counts_by_creator(db_path, "raw.note_pages")) == set(good)
+    # the written partitions are recorded as materialized, the failed one is not
+    mats = set(instance.get_materialized_partitions(AssetKey(["raw", "note_pages"])))
+    assert {partition_key(c, TODAY) for c in good} <= mats
+    assert partition_key(bad, TODAY) not in mats
+
+    simulator.clear_faults()
+    simulator.reset_stats()
+    rerun = run_pipeline(instance, api, duckdb_resource, creators)
+    assert rerun.success, step_failure_messages(rerun)
+    assert simulator.call_count() == simulator.call_count(bad) == min_calls(simulator, bad)
+    assert set(counts_by_creator(db_path, "analytics.notes")) == {c for c in creators if simulator.notes_for(c)}
+
+
+def test_refresh_in_run_config_fetches_again(instance, simulator, api, duckdb_resource, creators):
+    assert run_pipeline(instance, api, duckdb_resource, creators[:1]).success
+    simulator.reset_stats()
+    assert run_pipeline(instance, api, duckdb_resource, creators[:1]).success
+    assert simulator.call_count() == 0
+    refreshed = run_pipeline(
+        instance, api, duckdb_resource, creators[:1],
+        run_config={"ops": {"raw__note_pages": {"config": {"refresh": True}}}},
+    )
+    assert refreshed.success
+    assert simulator.call_count() == 9
+
+
+def test_rebuild_from_raw_makes_no_call_and_is_idempotent(instance, simulator, api, duckdb_resource, db_path, creators):
+    assert run_pipeline(instance, api, duckdb_resource, creators).success
+    tables = ["raw.note_pages", "analytics.notes", "analytics.note_rejects", "analytics.creator_engagement_metrics"]
+    before = {t: query(db_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+    simulator.reset_stats()
+    rebuilt = run_pipeline(instance, api, duckdb_resource, creators, assets=[notes, creator_engagement_metrics])
+    assert rebuilt.success
+    again = run_pipeline(instance, api, duckdb_resource, creators)
+    assert again.success
+    assert simulator.call_count() == 0
+    after = {t: query(db_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+    assert after == before
+    assert query(db_path, "SELECT count(*) FROM analytics.notes")[0][0] == 72 + 9 + 30
+
+
+def test_past_date_is_refused_before_any_call(instance, simulator, api, duckdb_resource, db_path, creators):
+    past = (TODAY - timedelta(days=3)).isoformat()
+    result = run_pipeline(instance, api, duckdb_resource, creators[:2], day=past)
+    assert not result.success
+    message = "\n".join(step_failure_messages(result))
+    assert "only serves the present" in message
+    assert "make no API call" in message  # says what to do instead
+    assert simulator.call_count() == 0
+    assert query(db_path, "SELECT count(*) FROM raw.note_pages")[0][0] == 0
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["not-a-creator", "5A1B2C3D4E5F60718293A4B5", "abc def", "x'; DROP TABLE raw.note_pages;--", "小红书用户", "a" * 300],
+)
+def test_malformed_creator_id_is_refused_before_any_call(instance, simulator, api, duckdb_resource, bad_id):
+    instance.add_dynamic_partitions("creators", [bad_id])
+    result = run_pipeline(instance, api, duckdb_resource, [bad_id])
+    assert not result.success
+    message = "\n".join(step_failure_messages(result))
+    assert "invalid creator id" in message and "24" in message
+    assert simulator.call_count() == 0
+
+
+def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: date, total: int) -> dict:
+    """Metrics computed independently in Python, keyed by (window, segment)."""
+    prev_reads = {n["noteId"]: n["readNum"] for n in notes_prev} if notes_prev is not None else None
+    out = {}
+    for window, days in [("30d", 30), ("90d", 90), ("all", None)]:
+        for segment in ["all", "organic", "cooperation"]:
+            cell = [
+                n for n in notes_now
+                if (days is None or day - timedelta(days=days) < date.fromisoformat(n["date"]) <= day)
+                and (segment == "all" or n["isAdvertise"] == (segment == "cooperation"))
+            ]
+            reads = [n["readNum"] for n in cell]
+            likes = [n["likeNum"] for n in cell]
+            inter = [n["likeNum"] + n["collectNum"] for n in cell]
+            out[(window, segment)] = {
+                "note_count": len(cell),
+                "video_note_count": sum(n["isVideo"] for n in cell),
+                "read_median": statistics.median(reads) if cell else None,
+                "read_mean": statistics.fmean(reads) if cell else None,
+                "interaction_median": statistics.median(inter) if cell else None,
+                "like_median": statistics.median(likes) if cell else None,
+                "collect_median": statistics.median([n["collectNum"] for n in cell]) if cell else None,
+                "engagement_rate": sum(inter) / sum(reads) if cell and sum(reads) else None,
+                "hundred_like_rate": sum(x >= 100 for x in likes) / len(cell) if cell else None,
+                "thousand_like_rate": sum(x >= 1000 for x in likes) / len(cell) if cell else None,
+                "notes_per_week": len(cell) / (days / 7) if days else None,
+                "days_since_last_note": (day - max(date.fromisoformat(n["date"]) for n in cell)).days if cell else None,
+                "read_gain": None if prev_reads is None else sum(
+                    n["readNum"] - prev_reads[n["noteId"]] for n in cell if n["noteId"] in prev_reads
+                ),
+                "notes_total_reported": total,
+            }
+    return out
+
+
+def test_metrics_match_independent_computation_including_read_gain(
+    instance, simulator, api, duckdb_resource, db_path
+):
+    ids = creator_ids(3, prefix="metrics")
+    instance.add_dynamic_partitions("creators", ids)
+    yesterday = TODAY - timedelta(days=1)
+    # Yesterday's snapshot: pages read with yesterday's clock, stored as raw pages (the API cannot be
+    # asked for the past), then notes and metrics rebuilt from them with no call.
+    simulator.clock = fixed_clock(yesterday)
+    with PgyClient(TEST_TOKEN, base_url=simulator.base_url, max_rps=None) as client:
+        scans = {c: client.scan_notes(c) for c in ids}
+    notes_prev = {c: simulator.notes_for(c) for c in ids}
+    with duckdb_resource.get_connection() as conn:
+        ensure_schema(conn)
+        replace_raw_pages(conn, {(c, yesterday): s.pages for c, s in scans.items()})
+    assert run_pipeline(
+        instance, api, duckdb_resource, ids, day=yesterday.isoformat(), assets=[notes, creator_engagement_metrics]
+    ).success
+
+    simulator.clock = fixed_clock(TODAY)
+    simulator.reset_stats()
+    assert run_pipeline(instance, api, duckdb_resource, ids).success
+    columns = [
+        "note_count", "video_note_count", "read_median", "read_mean", "interaction_median", "like_median",
+        "collect_median", "engagement_rate", "hundred_like_rate", "thousand_like_rate", "notes_per_week",
+        "days_since_last_note", "read_gain", "notes_total_reported",
+    ]
+    for day, prev in [(yesterday, None), (TODAY, notes_prev)]:
+        for c in ids:
+            now_notes = simulator.notes_for(c, at=fixed_clock(day)())
+            want = expected_metrics(now_notes, prev[c] if prev else None, day, len(now_notes))
+            rows = query(
+                db_path,
+                f'SELECT "window", segment, {", ".join(columns)} FROM analytics.creator_engagement_metrics'
+                " WHERE creator_id = ? AND snapshot_date = ?",
+                [c, day],
+            )
+            assert len(rows) == 9
+            for row in rows:
+                got = dict(zip(columns, row[2:], strict=True))
+                expected = want[(row[0], row[1])]
+                for col in columns:
+                    if isinstance(expected[col], float):
+                        assert got[col] == pytest.approx(expected[col], rel=1e-9), (c, day, row[:2], col)
+                    else:
+                        assert got[col] == expected[col], (c, day, row[:2], col)
+    gains = query(db_path, "SELECT read_gain FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?"
+                  " AND \"window\" = 'all' AND segment = 'all'", [TODAY])
+    assert any(g[0] > 0 for g in gains)  # reads grew between the two snapshots
+
+    # the views: latest snapshot per note, and one leaderboard row per creator at its latest snapshot
+    latest = query(db_path, "SELECT DISTINCT snapshot_date FROM analytics.notes_latest")
+    assert latest == [(TODAY,)] or not latest
+    board = query(db_path, "SELECT creator_id, snapshot_date FROM analytics.creator_leaderboard")
+    assert sorted(board) == sorted((c, TODAY) for c in ids)
+
+
+def test_simulated_and_real_data_never_share_a_file(instance, simulator, duckdb_resource, creators):
+    # the file starts as real data (a non-loopback base URL would be 'justoneapi'); pretend by marking it
+    with duckdb_resource.get_connection() as conn:
+        ensure_schema(conn)
+        conn.execute("INSERT INTO meta.data_source VALUES ('justoneapi', now()::TIMESTAMP)")
+    result = run_pipeline(instance, fast_api(simulator), duckdb_resource, creators[:1])
+    assert not result.success
+    assert "holds justoneapi data" in "\n".join(step_failure_messages(result))
+    assert simulator.call_count() == 0
