@@ -254,13 +254,13 @@ def raw_pages_followup_sensor(context: SensorEvaluationContext):
 def failure_cause(messages: list[str]) -> str:
     """A short label for why a run failed, from its step errors."""
     text = "\n".join(messages).lower()
-    for needle, label in [
+    for needle, label in [  # most specific first: a guard message quotes the original error
+        ("api calls paused", "API calls paused by the guard"),
+        ("call refused without reaching", "API account error (circuit open)"),
         ("daily quota exceeded", "API daily quota exceeded"),
         ("token invalid", "API token invalid"),
         ("permission denied", "API permission denied"),
         ("insufficient balance", "API balance too low"),
-        ("api calls paused", "API calls paused by the guard"),
-        ("call refused without reaching", "API account error (circuit open)"),
         ("stayed locked", "DuckDB file locked by another process"),
         ("only serves the present", "past date asked of the API"),
         ("invalid creator id", "invalid creator id"),
