@@ -60,7 +60,9 @@ pgy_api = PgyApiResource(
     token=_env_or("JUSTONEAPI_TOKEN", ""),
     base_url=_env_or("JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
     timeout_s=_env_number("JUSTONEAPI_TIMEOUT_S", 60.0),
-    max_rps=_env_number("JUSTONEAPI_MAX_RPS", 2.0),
+    # The real service's limit is not published: 2 requests/s is a safe start. The local simulator
+    # of the demo has no limit worth respecting, so the demo runs faster.
+    max_rps=_env_number("JUSTONEAPI_MAX_RPS", 20.0 if _SIMULATED else 2.0),
     max_concurrency=_env_number("JUSTONEAPI_MAX_CONCURRENCY", 4, int),
 )
 duckdb_resource = PgyDuckDBResource(
