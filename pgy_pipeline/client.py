@@ -201,7 +201,9 @@ class Pacer:
             raise InvalidParameterError(f"max_rps must be positive, got {max_rps!r}")
         if max_concurrency < 1:
             raise InvalidParameterError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
-        self.interval = 0.0 if max_rps is None else 1.0 / max_rps
+        # A 2% margin: requests spaced exactly 1/rps apart arrive with network jitter, and the
+        # service's one-second window would then now and then see rps + 1 requests.
+        self.interval = 0.0 if max_rps is None else 1.02 / max_rps
         self.max_concurrency = max_concurrency
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._lock = threading.Lock()
@@ -616,7 +618,8 @@ class PgyClient:
             if not page.items:
                 scan.stop_reason = "empty_page"
                 return
-            if page.total is not None and len(seen) >= page.total:
+            # Items without a noteId still occupy places in the list: count them toward total.
+            if page.total is not None and len(seen) + scan.items_without_id >= page.total:
                 scan.stop_reason = "reached_total"
                 return
         scan.stop_reason = "page_cap"
