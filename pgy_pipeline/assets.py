@@ -5,7 +5,6 @@ backfill over many creators is one run (one process), not one run per creator. E
 every partition of its run at once and replaces those partitions in DuckDB in one transaction.
 """
 
-
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
@@ -194,7 +193,9 @@ def note_pages(
                 AssetMaterialization(
                     asset_key=NOTE_PAGES_KEY,
                     partition=partition_key(creator_id, snapshot_date),
-                    metadata={"api_calls": sum(p.attempts for p in pages_by_key[(creator_id, snapshot_date)])},
+                    metadata={
+                        "api_calls": sum(p.attempts for p in pages_by_key[(creator_id, snapshot_date)])
+                    },
                 )
             )
         lines = [f"- {c}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
@@ -203,7 +204,10 @@ def note_pages(
                 f"{len(failures)} of {len(keys)} creator(s) failed; the other {len(pages_by_key)} were "
                 "written. Rerun to fetch only the failed ones.\n" + "\n".join(lines)
             ),
-            metadata={**metadata, "failed_creators": MetadataValue.json({c: str(e) for c, e in failures.items()})},
+            metadata={
+                **metadata,
+                "failed_creators": MetadataValue.json({c: str(e) for c, e in failures.items()}),
+            },
         )
     return MaterializeResult(metadata=metadata)
 
@@ -329,7 +333,9 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
     pool="pgy_duckdb",
     check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
 )
-def creator_engagement_metrics(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
+def creator_engagement_metrics(
+    context: AssetExecutionContext, duckdb: PgyDuckDBResource
+) -> MaterializeResult:
     """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
     keys = context_partition_keys(context)
     with duckdb.get_connection() as conn:
@@ -365,8 +371,17 @@ def creator_engagement_metrics(context: AssetExecutionContext, duckdb: PgyDuckDB
         "api_calls": 0,
         "headline_30d": MetadataValue.md(
             _md_table(
-                ["creator", "snapshot", "notes", "read median", "interaction median", "engagement",
-                 "100-like rate", "notes/week", "read gain"],
+                [
+                    "creator",
+                    "snapshot",
+                    "notes",
+                    "read median",
+                    "interaction median",
+                    "engagement",
+                    "100-like rate",
+                    "notes/week",
+                    "read gain",
+                ],
                 headline,
             )
         ),
@@ -391,7 +406,9 @@ def creator_engagement_metrics(context: AssetExecutionContext, duckdb: PgyDuckDB
     kinds={"duckdb", "yaml"},
     pool="pgy_duckdb",
 )
-def creators(context: AssetExecutionContext, creator_registry: CreatorRegistryResource, duckdb: PgyDuckDBResource) -> MaterializeResult:
+def creators(
+    context: AssetExecutionContext, creator_registry: CreatorRegistryResource, duckdb: PgyDuckDBResource
+) -> MaterializeResult:
     """Creator names, tags and active flags from the registry file, for joins in SQL."""
     registry = creator_registry.load()
     for problem in registry.problems:
@@ -404,8 +421,12 @@ def creators(context: AssetExecutionContext, creator_registry: CreatorRegistryRe
             "active": [c.active for c in registry.creators],
         },
         schema=pa.schema(
-            [("creator_id", pa.string()), ("display_name", pa.string()), ("tags", pa.list_(pa.string())),
-             ("active", pa.bool_())]
+            [
+                ("creator_id", pa.string()),
+                ("display_name", pa.string()),
+                ("tags", pa.list_(pa.string())),
+                ("active", pa.bool_()),
+            ]
         ),
     )
     with duckdb.get_connection() as conn:

@@ -12,7 +12,6 @@ Runs that would call the API are not launched while the quota/account guard is i
 says why instead.
 """
 
-
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
@@ -115,7 +114,9 @@ def creator_registry_sensor(context: SensorEvaluationContext, creator_registry: 
     new = [c for c in registry.active_ids if c not in registered]
     run_requests, notes_for_tick = [], []
     if registry.fingerprint != context.cursor:
-        run_requests.append(RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}"))
+        run_requests.append(
+            RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}")
+        )
     if new:
         guard = read_guard(context.instance)
         day = today_shanghai()
@@ -128,11 +129,14 @@ def creator_registry_sensor(context: SensorEvaluationContext, creator_registry: 
                 )
             )
         else:
-            notes_for_tick.append(f"first snapshot of {len(new)} new creator(s) not launched: {guard.describe()}")
+            notes_for_tick.append(
+                f"first snapshot of {len(new)} new creator(s) not launched: {guard.describe()}"
+            )
     context.update_cursor(registry.fingerprint)
     summary = (
         f"{len(registry.active_ids)} active creator(s), {len(new)} new; "
-        f"{len(registry.problems)} bad row(s) skipped" + "".join(f"\n{p}" for p in registry.problems + notes_for_tick)
+        f"{len(registry.problems)} bad row(s) skipped"
+        + "".join(f"\n{p}" for p in registry.problems + notes_for_tick)
     )
     context.log.info(summary)
     return SensorResult(
@@ -156,7 +160,9 @@ def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON):
         default_status=DefaultScheduleStatus.RUNNING,
         description="Snapshots today's notes for every active creator, in as few runs as partition ranges allow.",
     )
-    def daily_snapshot_schedule(context: ScheduleEvaluationContext, creator_registry: CreatorRegistryResource):
+    def daily_snapshot_schedule(
+        context: ScheduleEvaluationContext, creator_registry: CreatorRegistryResource
+    ):
         guard = read_guard(context.instance)
         if guard is not None:
             return SkipReason(f"daily snapshot skipped: {guard.describe()}")
@@ -300,6 +306,8 @@ def clear_api_guard(context: OpExecutionContext) -> None:
     context.log.info(f"guard cleared (was: {state.describe() if state else 'not in force'})")
 
 
-@job(description="Operator action: lift the quota/account guard after fixing the token, permission or balance.")
+@job(
+    description="Operator action: lift the quota/account guard after fixing the token, permission or balance."
+)
 def api_guard_reset_job() -> None:
     clear_api_guard()

@@ -243,7 +243,11 @@ class CallStats:
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
-            return {"calls": self.calls, "retries": self.retries, "outcomes": dict(sorted(self.outcomes.items()))}
+            return {
+                "calls": self.calls,
+                "retries": self.retries,
+                "outcomes": dict(sorted(self.outcomes.items())),
+            }
 
 
 class CircuitBreaker:
@@ -341,9 +345,13 @@ class Scan:
                 f"(kept once): {', '.join(self.duplicate_note_ids[:5])}"
             )
         if self.total is not None and self.stop_reason != "page_cap" and len(self.notes) != self.total:
-            found.append(f"collected {len(self.notes)} distinct notes but the service reports total {self.total}")
+            found.append(
+                f"collected {len(self.notes)} distinct notes but the service reports total {self.total}"
+            )
         if self.stop_reason == "page_cap":
-            found.append(f"stopped at the page cap ({len(self.pages)} pages) before reaching total {self.total}")
+            found.append(
+                f"stopped at the page cap ({len(self.pages)} pages) before reaching total {self.total}"
+            )
         return found
 
 
@@ -365,7 +373,10 @@ _ACCOUNT_ERRORS: dict[int, tuple[type[AccountError], str]] = {
     600: (PermissionDeniedError, "permission denied: this account may not call the notes endpoint"),
     601: (InsufficientBalanceError, "insufficient balance: top up the Just One API account, then retry"),
 }
-_TRANSIENT_CODES = {301: "collection failed on the service side", 500: "internal server error on the service side"}
+_TRANSIENT_CODES = {
+    301: "collection failed on the service side",
+    500: "internal server error on the service side",
+}
 
 
 class PgyClient:
@@ -499,9 +510,7 @@ class PgyClient:
             self.breaker.trip(error)
             raise error
         if code == 302:
-            raise RateLimitedError(
-                "rate limit exceeded (302): backing off", retry_after_s=retry_after, **ctx
-            )
+            raise RateLimitedError("rate limit exceeded (302): backing off", retry_after_s=retry_after, **ctx)
         if code in _TRANSIENT_CODES:
             raise TransientError(f"{_TRANSIENT_CODES[code]} ({code}): retrying", **ctx)
         if code == 400:
@@ -590,7 +599,9 @@ class PgyClient:
 
     # -- every page --------------------------------------------------------------------------
 
-    def iter_pages(self, creator_id: str, query: NotesQuery | None = None, scan: Scan | None = None) -> Iterator[Page]:
+    def iter_pages(
+        self, creator_id: str, query: NotesQuery | None = None, scan: Scan | None = None
+    ) -> Iterator[Page]:
         """Yield pages from 1 until the distinct notes reach ``total``, a page is empty, or the cap.
 
         Pass a :class:`Scan` to have it filled in as pages arrive.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import Definitions, EnvVar
+from dagster import AssetSpec, Definitions, EnvVar, map_asset_specs
 
 from pgy_pipeline.assets import creator_engagement_metrics, creators, note_pages, notes
 from pgy_pipeline.automation import (
@@ -24,7 +24,7 @@ from pgy_pipeline.automation import (
     snapshot_job,
 )
 from pgy_pipeline.registry import CreatorRegistryResource
-from pgy_pipeline.resources import PgyApiResource
+from pgy_pipeline.resources import SIMULATED_WARNING, PgyApiResource
 from pgy_pipeline.storage import PgyDuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -73,12 +73,25 @@ duckdb_resource = PgyDuckDBResource(
 creator_registry = CreatorRegistryResource(
     path=os.getenv("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
 )
-daily_snapshot_schedule = build_daily_snapshot_schedule(os.getenv("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON)
+daily_snapshot_schedule = build_daily_snapshot_schedule(
+    os.getenv("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON
+)
+
+
+def _flag_simulated(spec: AssetSpec) -> AssetSpec:
+    """Without a token, every asset fed by the API says in the UI that its data is simulated."""
+    return spec.replace_attributes(description=f"{SIMULATED_WARNING}\n\n{spec.description}")
+
+
+api_assets = [note_pages, notes, creator_engagement_metrics]
+if _SIMULATED:
+    api_assets = map_asset_specs(_flag_simulated, api_assets)
 
 defs = Definitions(
-    assets=[note_pages, notes, creator_engagement_metrics, creators],
+    assets=[*api_assets, creators],
     jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
     schedules=[daily_snapshot_schedule],
     sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
     resources={"pgy_api": pgy_api, "duckdb": duckdb_resource, "creator_registry": creator_registry},
+    metadata={"data_source": "simulator (JUSTONEAPI_TOKEN unset)" if _SIMULATED else "justoneapi"},
 )

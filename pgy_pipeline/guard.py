@@ -33,9 +33,13 @@ class GuardState:
     until: str | None  # ISO date, Asia/Shanghai: calls resume on this day
 
     def describe(self) -> str:
-        resume = f"calls resume on {self.until} (Asia/Shanghai)" if self.until else (
-            "calls stay paused until an operator clears the guard (launch api_guard_reset_job, or run "
-            "'python -m pgy_pipeline.guard clear')"
+        resume = (
+            f"calls resume on {self.until} (Asia/Shanghai)"
+            if self.until
+            else (
+                "calls stay paused until an operator clears the guard (launch api_guard_reset_job, or run "
+                "'python -m pgy_pipeline.guard clear')"
+            )
         )
         return f"API calls paused since {self.since}: {self.reason}; {resume}"
 
@@ -54,7 +58,9 @@ def read_guard(instance: DagsterInstance, today: date | None = None) -> GuardSta
 def trip_guard(instance: DagsterInstance, error: AccountError, today: date | None = None) -> GuardState:
     """Record an account-level failure so no run calls the API until it is lifted."""
     today = today or today_shanghai()
-    until = date.fromordinal(today.toordinal() + 1).isoformat() if isinstance(error, QuotaExceededError) else None
+    until = (
+        date.fromordinal(today.toordinal() + 1).isoformat() if isinstance(error, QuotaExceededError) else None
+    )
     state = GuardState(
         code=error.code,
         reason=error.message,

@@ -73,7 +73,8 @@ def context_partition_keys(context: AssetExecutionContext) -> list[PartitionKey]
             problems.append(exc.message)
     if problems:
         raise InvalidCreatorIdError(
-            f"{len(problems)} partition key(s) rejected before any API call: " + " | ".join(problems[:10])
+            f"{len(problems)} partition key(s) rejected before any API call: "
+            + " | ".join(problems[:10])
             + ("" if len(problems) <= 10 else f" | ... and {len(problems) - 10} more")
         )
     return keys

@@ -101,7 +101,9 @@ def load_registry(path: str | Path) -> Registry:
             f"creator registry {path} not found: create it or set PGY_CREATORS_FILE. Nothing was changed."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryFileError(f"creator registry {path} could not be read: {exc}. Nothing was changed.") from None
+        raise RegistryFileError(
+            f"creator registry {path} could not be read: {exc}. Nothing was changed."
+        ) from None
     return parse_registry(text, source=str(path))
 
 

@@ -50,13 +50,21 @@ class PgyApiResource(ConfigurableResource):
         description="Just One API token (JUSTONEAPI_TOKEN). Empty: use the built-in simulator.",
     )
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Service root (JUSTONEAPI_BASE_URL).")
-    timeout_s: float = Field(default=60.0, description="Per-request timeout, whole body included (JUSTONEAPI_TIMEOUT_S).")
-    max_rps: float = Field(default=2.0, description="Request starts per second, client-side (JUSTONEAPI_MAX_RPS).")
-    max_concurrency: int = Field(default=4, description="Requests in flight at once (JUSTONEAPI_MAX_CONCURRENCY).")
+    timeout_s: float = Field(
+        default=60.0, description="Per-request timeout, whole body included (JUSTONEAPI_TIMEOUT_S)."
+    )
+    max_rps: float = Field(
+        default=2.0, description="Request starts per second, client-side (JUSTONEAPI_MAX_RPS)."
+    )
+    max_concurrency: int = Field(
+        default=4, description="Requests in flight at once (JUSTONEAPI_MAX_CONCURRENCY)."
+    )
     max_attempts: int = Field(default=5, description="Attempts per page for transient failures.")
     max_retry_time_s: float = Field(default=300.0, description="Retry budget per page, in seconds.")
     backoff_initial_s: float = Field(default=1.0, description="First backoff step for transient failures.")
-    rate_limit_backoff_s: float = Field(default=10.0, description="First backoff step after a 302 with no Retry-After.")
+    rate_limit_backoff_s: float = Field(
+        default=10.0, description="First backoff step after a 302 with no Retry-After."
+    )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
 
     @property

@@ -129,7 +129,9 @@ def claim_data_source(conn: duckdb.DuckDBPyConnection, source: str, database: st
     rows = conn.execute("SELECT source FROM meta.data_source LIMIT 1").fetchall()
     row = rows[0] if rows else None
     if row is None:
-        conn.execute("INSERT INTO meta.data_source VALUES (?, ?)", [source, datetime.now(UTC).replace(tzinfo=None)])
+        conn.execute(
+            "INSERT INTO meta.data_source VALUES (?, ?)", [source, datetime.now(UTC).replace(tzinfo=None)]
+        )
     elif row[0] != source:
         raise DataSourceMismatchError(
             f"the DuckDB file {database} holds {row[0]} data, and this run would write {source} data "
@@ -185,7 +187,9 @@ def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[Partit
     conn.register("_pages_arrow", table)
     try:
         with transaction(conn):
-            conn.execute("DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+            conn.execute(
+                "DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
+            )
             conn.execute(
                 """
                 INSERT INTO raw.note_pages
@@ -209,7 +213,9 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
     _register_keys(conn, present)
     with transaction(conn):
         conn.execute("DELETE FROM analytics.notes WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        conn.execute("DELETE FROM analytics.note_rejects WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+        conn.execute(
+            "DELETE FROM analytics.note_rejects WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
+        )
         conn.execute(sql_file("notes.sql"))
     return keys - present
 

@@ -36,10 +36,18 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("interaction_num", "BIGINT", "like_num + collect_num (the endpoint gives no comments or shares)."),
         ("third_read_user_num", "BIGINT", "thirdReadUserNum."),
         ("img_url", "VARCHAR", "Cover image URL."),
-        ("list_position", "INTEGER", "1-based position in the creator's list as paged (page order, then item order)."),
+        (
+            "list_position",
+            "INTEGER",
+            "1-based position in the creator's list as paged (page order, then item order).",
+        ),
         ("page_number", "INTEGER", "Page the note was read from."),
         ("fetched_at", "TIMESTAMP", "When that page arrived, UTC."),
-        ("quality_issues", "VARCHAR[]", "Values that were missing or could not be typed (then NULL); empty when clean."),
+        (
+            "quality_issues",
+            "VARCHAR[]",
+            "Values that were missing or could not be typed (then NULL); empty when clean.",
+        ),
     ],
     "analytics.note_rejects": [
         ("creator_id", "VARCHAR", "Creator of the page the item came from."),
@@ -52,7 +60,11 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "analytics.creator_engagement_metrics": [
         ("creator_id", "VARCHAR", "Xiaohongshu user id of the creator."),
         ("snapshot_date", "DATE", "Snapshot day (Asia/Shanghai)."),
-        ("window", "VARCHAR", "'30d' or '90d': notes published in (snapshot_date - N days, snapshot_date]; 'all': every note."),
+        (
+            "window",
+            "VARCHAR",
+            "'30d' or '90d': notes published in (snapshot_date - N days, snapshot_date]; 'all': every note.",
+        ),
         ("segment", "VARCHAR", "'all', 'organic' (is_advertise false) or 'cooperation' (is_advertise true)."),
         ("note_count", "BIGINT", "Notes in the window and segment."),
         ("video_note_count", "BIGINT", "Of those, video notes."),
@@ -66,7 +78,11 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("thousand_like_rate", "DOUBLE", "Share of notes with like_num >= 1000."),
         ("notes_per_week", "DOUBLE", "note_count / (window days / 7); NULL for window 'all'."),
         ("days_since_last_note", "INTEGER", "snapshot_date minus the latest published_date in the cell."),
-        ("read_gain", "BIGINT", "Sum of read_num now minus at the previous snapshot, over notes in both; NULL without a previous snapshot."),
+        (
+            "read_gain",
+            "BIGINT",
+            "Sum of read_num now minus at the previous snapshot, over notes in both; NULL without a previous snapshot.",
+        ),
         ("previous_snapshot_date", "DATE", "The creator's previous snapshot used for read_gain."),
         ("notes_total_reported", "INTEGER", "The API's total on the last page read."),
     ],
@@ -82,6 +98,4 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
 
 def column_schema(table: str) -> TableSchema:
     """The Dagster table schema of one DuckDB table."""
-    return TableSchema(
-        columns=[TableColumn(name=n, type=t, description=d) for n, t, d in COLUMNS[table]]
-    )
+    return TableSchema(columns=[TableColumn(name=n, type=t, description=d) for n, t, d in COLUMNS[table]])

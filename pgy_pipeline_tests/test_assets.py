@@ -40,7 +40,9 @@ def query(db_path: str, sql: str, params=None) -> list[tuple]:
 
 
 def counts_by_creator(db_path: str, table: str, day: date = TODAY) -> dict[str, int]:
-    rows = query(db_path, f"SELECT creator_id, count(*) FROM {table} WHERE snapshot_date = ? GROUP BY 1", [day])
+    rows = query(
+        db_path, f"SELECT creator_id, count(*) FROM {table} WHERE snapshot_date = ? GROUP BY 1", [day]
+    )
     return dict(rows)
 
 
@@ -54,7 +56,9 @@ def creators(instance, simulator) -> list[str]:
     return ids
 
 
-def test_single_partition_materializes_all_three_tables(instance, simulator, api, duckdb_resource, db_path, creators):
+def test_single_partition_materializes_all_three_tables(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
     creator = creators[0]
     result = materialize(
         [note_pages, notes, creator_engagement_metrics],
@@ -108,9 +112,17 @@ def test_range_run_covers_many_creators_in_one_run_with_minimum_calls(
         for r in rows:
             n = want[r[0]]
             assert r[1:12] == (
-                n["title"], date.fromisoformat(n["date"]), n["isVideo"], n["isAdvertise"], n["brandName"],
-                n["readNum"], n["likeNum"], n["collectNum"], n["likeNum"] + n["collectNum"],
-                n["thirdReadUserNum"], n["imgUrl"],
+                n["title"],
+                date.fromisoformat(n["date"]),
+                n["isVideo"],
+                n["isAdvertise"],
+                n["brandName"],
+                n["readNum"],
+                n["likeNum"],
+                n["collectNum"],
+                n["likeNum"] + n["collectNum"],
+                n["thirdReadUserNum"],
+                n["imgUrl"],
             )
         assert [r[12] for r in rows] == list(range(1, len(rows) + 1))
     # partitions are reported materialized per partition key
@@ -140,7 +152,9 @@ def test_failed_creator_does_not_stop_the_others_and_rerun_fetches_only_it(
     rerun = run_pipeline(instance, api, duckdb_resource, creators)
     assert rerun.success, step_failure_messages(rerun)
     assert simulator.call_count() == simulator.call_count(bad) == min_calls(simulator, bad)
-    assert set(counts_by_creator(db_path, "analytics.notes")) == {c for c in creators if simulator.notes_for(c)}
+    assert set(counts_by_creator(db_path, "analytics.notes")) == {
+        c for c in creators if simulator.notes_for(c)
+    }
 
 
 def test_refresh_in_run_config_fetches_again(instance, simulator, api, duckdb_resource, creators):
@@ -149,19 +163,31 @@ def test_refresh_in_run_config_fetches_again(instance, simulator, api, duckdb_re
     assert run_pipeline(instance, api, duckdb_resource, creators[:1]).success
     assert simulator.call_count() == 0
     refreshed = run_pipeline(
-        instance, api, duckdb_resource, creators[:1],
+        instance,
+        api,
+        duckdb_resource,
+        creators[:1],
         run_config={"ops": {"raw__note_pages": {"config": {"refresh": True}}}},
     )
     assert refreshed.success
     assert simulator.call_count() == 9
 
 
-def test_rebuild_from_raw_makes_no_call_and_is_idempotent(instance, simulator, api, duckdb_resource, db_path, creators):
+def test_rebuild_from_raw_makes_no_call_and_is_idempotent(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
     assert run_pipeline(instance, api, duckdb_resource, creators).success
-    tables = ["raw.note_pages", "analytics.notes", "analytics.note_rejects", "analytics.creator_engagement_metrics"]
+    tables = [
+        "raw.note_pages",
+        "analytics.notes",
+        "analytics.note_rejects",
+        "analytics.creator_engagement_metrics",
+    ]
     before = {t: query(db_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
     simulator.reset_stats()
-    rebuilt = run_pipeline(instance, api, duckdb_resource, creators, assets=[notes, creator_engagement_metrics])
+    rebuilt = run_pipeline(
+        instance, api, duckdb_resource, creators, assets=[notes, creator_engagement_metrics]
+    )
     assert rebuilt.success
     again = run_pipeline(instance, api, duckdb_resource, creators)
     assert again.success
@@ -184,7 +210,14 @@ def test_past_date_is_refused_before_any_call(instance, simulator, api, duckdb_r
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["not-a-creator", "5A1B2C3D4E5F60718293A4B5", "abc def", "x'; DROP TABLE raw.note_pages;--", "小红书用户", "a" * 300],
+    [
+        "not-a-creator",
+        "5A1B2C3D4E5F60718293A4B5",
+        "abc def",
+        "x'; DROP TABLE raw.note_pages;--",
+        "小红书用户",
+        "a" * 300,
+    ],
 )
 def test_malformed_creator_id_is_refused_before_any_call(instance, simulator, api, duckdb_resource, bad_id):
     instance.add_dynamic_partitions("creators", [bad_id])
@@ -202,7 +235,8 @@ def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: 
     for window, days in [("30d", 30), ("90d", 90), ("all", None)]:
         for segment in ["all", "organic", "cooperation"]:
             cell = [
-                n for n in notes_now
+                n
+                for n in notes_now
                 if (days is None or day - timedelta(days=days) < date.fromisoformat(n["date"]) <= day)
                 and (segment == "all" or n["isAdvertise"] == (segment == "cooperation"))
             ]
@@ -221,10 +255,12 @@ def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: 
                 "hundred_like_rate": sum(x >= 100 for x in likes) / len(cell) if cell else None,
                 "thousand_like_rate": sum(x >= 1000 for x in likes) / len(cell) if cell else None,
                 "notes_per_week": len(cell) / (days / 7) if days else None,
-                "days_since_last_note": (day - max(date.fromisoformat(n["date"]) for n in cell)).days if cell else None,
-                "read_gain": None if prev_reads is None else sum(
-                    n["readNum"] - prev_reads[n["noteId"]] for n in cell if n["noteId"] in prev_reads
-                ),
+                "days_since_last_note": (day - max(date.fromisoformat(n["date"]) for n in cell)).days
+                if cell
+                else None,
+                "read_gain": None
+                if prev_reads is None
+                else sum(n["readNum"] - prev_reads[n["noteId"]] for n in cell if n["noteId"] in prev_reads),
                 "notes_total_reported": total,
             }
     return out
@@ -246,16 +282,32 @@ def test_metrics_match_independent_computation_including_read_gain(
         ensure_schema(conn)
         replace_raw_pages(conn, {(c, yesterday): s.pages for c, s in scans.items()})
     assert run_pipeline(
-        instance, api, duckdb_resource, ids, day=yesterday.isoformat(), assets=[notes, creator_engagement_metrics]
+        instance,
+        api,
+        duckdb_resource,
+        ids,
+        day=yesterday.isoformat(),
+        assets=[notes, creator_engagement_metrics],
     ).success
 
     simulator.clock = fixed_clock(TODAY)
     simulator.reset_stats()
     assert run_pipeline(instance, api, duckdb_resource, ids).success
     columns = [
-        "note_count", "video_note_count", "read_median", "read_mean", "interaction_median", "like_median",
-        "collect_median", "engagement_rate", "hundred_like_rate", "thousand_like_rate", "notes_per_week",
-        "days_since_last_note", "read_gain", "notes_total_reported",
+        "note_count",
+        "video_note_count",
+        "read_median",
+        "read_mean",
+        "interaction_median",
+        "like_median",
+        "collect_median",
+        "engagement_rate",
+        "hundred_like_rate",
+        "thousand_like_rate",
+        "notes_per_week",
+        "days_since_last_note",
+        "read_gain",
+        "notes_total_reported",
     ]
     for day, prev in [(yesterday, None), (TODAY, notes_prev)]:
         for c in ids:
@@ -276,8 +328,12 @@ def test_metrics_match_independent_computation_including_read_gain(
                         assert got[col] == pytest.approx(expected[col], rel=1e-9), (c, day, row[:2], col)
                     else:
                         assert got[col] == expected[col], (c, day, row[:2], col)
-    gains = query(db_path, "SELECT read_gain FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?"
-                  " AND \"window\" = 'all' AND segment = 'all'", [TODAY])
+    gains = query(
+        db_path,
+        "SELECT read_gain FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?"
+        " AND \"window\" = 'all' AND segment = 'all'",
+        [TODAY],
+    )
     assert any(g[0] > 0 for g in gains)  # reads grew between the two snapshots
 
     # the views: latest snapshot per note, and one leaderboard row per creator at its latest snapshot

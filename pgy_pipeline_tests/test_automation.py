@@ -67,7 +67,10 @@ def defs(api, duckdb_resource, registry_path) -> Definitions:
 
 def sensor_tick(sensor, instance, defs, cursor=None):
     context = build_sensor_context(
-        instance=instance, cursor=cursor, definitions=defs, resources={"creator_registry": defs.resources["creator_registry"]}
+        instance=instance,
+        cursor=cursor,
+        definitions=defs,
+        resources={"creator_registry": defs.resources["creator_registry"]},
     )
     return sensor.evaluate_tick(context)
 
@@ -93,8 +96,13 @@ def launch(defs, instance, run_request):
 def test_registry_parser_skips_bad_rows_and_keeps_good_ones():
     good = creator_ids(2)
     reg = parse_registry(
-        "creators:\n" + row(good[0]) + row("not-hex!") + row(good[0], name="dup") + row(good[1], active=False)
-        + "  - id: 5ff0e64100000000010084000\n" + "  - just a string\n"
+        "creators:\n"
+        + row(good[0])
+        + row("not-hex!")
+        + row(good[0], name="dup")
+        + row(good[1], active=False)
+        + "  - id: 5ff0e64100000000010084000\n"
+        + "  - just a string\n"
         + f"  - id: {creator_ids(3)[2]}\n    active: maybe\n"
     )
     assert [c.creator_id for c in reg.creators] == good
@@ -116,7 +124,9 @@ def test_registry_file_that_cannot_be_used_changes_nothing(instance, defs, regis
 
 def test_registry_sensor_adds_new_creators_and_snapshots_them_in_one_run(instance, defs, registry_path):
     ids = creator_ids(4, prefix="reg")
-    write_registry(registry_path, [row(ids[0]), row(ids[1]), row("bad id"), row(ids[2]), row(ids[3], active=False)])
+    write_registry(
+        registry_path, [row(ids[0]), row(ids[1]), row("bad id"), row(ids[2]), row(ids[3], active=False)]
+    )
     result = sensor_tick(creator_registry_sensor, instance, defs)
     [request] = result.dynamic_partitions_requests
     assert list(request.partition_keys) == ids[:3]  # the inactive one is never fetched
@@ -131,8 +141,12 @@ def test_registry_sensor_adds_new_creators_and_snapshots_them_in_one_run(instanc
     for run_request in result.run_requests:
         assert launch(defs, instance, run_request).success
     with defs.resources["duckdb"].get_connection() as conn:
-        names = conn.execute("SELECT creator_id, display_name, active FROM analytics.creators ORDER BY 1").fetchall()
-        fetched = conn.execute("SELECT DISTINCT creator_id FROM analytics.creator_engagement_metrics").fetchall()
+        names = conn.execute(
+            "SELECT creator_id, display_name, active FROM analytics.creators ORDER BY 1"
+        ).fetchall()
+        fetched = conn.execute(
+            "SELECT DISTINCT creator_id FROM analytics.creator_engagement_metrics"
+        ).fetchall()
     assert sorted(n[0] for n in names) == sorted(ids[:4])
     assert {f[0] for f in fetched} == set(ids[:3])
 
@@ -158,7 +172,9 @@ def test_registry_sensor_does_not_launch_api_runs_while_guarded(instance, defs, 
 # -- schedule ----------------------------------------------------------------------------------
 
 
-def test_schedule_makes_one_run_for_all_active_creators_and_it_lands(instance, defs, registry_path, simulator):
+def test_schedule_makes_one_run_for_all_active_creators_and_it_lands(
+    instance, defs, registry_path, simulator
+):
     ids = creator_ids(6, prefix="sched")
     write_registry(registry_path, [row(i) for i in ids])
     instance.add_dynamic_partitions("creators", ids)
@@ -179,7 +195,8 @@ def test_schedule_splits_only_where_an_inactive_creator_breaks_the_range(instanc
     instance.add_dynamic_partitions("creators", ids)
     requests = schedule_tick(instance, defs).run_requests
     ranges = [
-        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in requests
     ]
     assert ranges == [(f"{ids[0]}|{TODAY}", f"{ids[1]}|{TODAY}"), (f"{ids[3]}|{TODAY}", f"{ids[4]}|{TODAY}")]
     assert contiguous_blocks(ids, [ids[4], ids[0]]) == [[ids[0]], [ids[4]]]
@@ -245,7 +262,9 @@ def test_quota_failure_trips_the_guard_and_the_next_run_makes_no_call(
     run = instance.get_run_by_id(second.run_id)
     failure = instance.all_logs(second.run_id, of_type=DagsterEventType.RUN_FAILURE)[0]
     context = build_run_status_sensor_context(
-        sensor_name="api_failure_sensor", dagster_event=failure.dagster_event, dagster_instance=instance,
+        sensor_name="api_failure_sensor",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
         dagster_run=run,
     ).for_run_failure()
     api_failure_sensor(context)
@@ -266,9 +285,11 @@ def test_notes_and_metrics_follow_raw_pages_changed_alone(instance, defs, simula
     assert request.tags["dagster/asset_partition_range_start"] == f"{ids[0]}|{TODAY}"
     assert request.tags["dagster/asset_partition_range_end"] == f"{ids[2]}|{TODAY}"
     calls = simulator.call_count()
-    assert defs.get_job_def("analytics_rebuild_job").execute_in_process(
-        instance=instance, tags=request.tags
-    ).success
+    assert (
+        defs.get_job_def("analytics_rebuild_job")
+        .execute_in_process(instance=instance, tags=request.tags)
+        .success
+    )
     assert simulator.call_count() == calls  # a rebuild never calls the API
     assert {partition_key(c, TODAY) for c in ids[:3]} <= set(instance.get_materialized_partitions(notes.key))
 
