@@ -86,7 +86,7 @@ def schedule_tick(instance, defs, when: datetime | None = None):
 
 
 def launch(defs, instance, run_request):
-    job = defs.get_job_def(run_request.job_name or "snapshot_job")
+    job = defs.resolve_job_def(run_request.job_name or "snapshot_job")
     return job.execute_in_process(instance=instance, tags=run_request.tags, raise_on_error=False)
 
 
@@ -286,7 +286,7 @@ def test_notes_and_metrics_follow_raw_pages_changed_alone(instance, defs, simula
     assert request.tags["dagster/asset_partition_range_end"] == f"{ids[2]}|{TODAY}"
     calls = simulator.call_count()
     assert (
-        defs.get_job_def("analytics_rebuild_job")
+        defs.resolve_job_def("analytics_rebuild_job")
         .execute_in_process(instance=instance, tags=request.tags)
         .success
     )
