@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
@@ -89,8 +90,8 @@ class IsThirdPlatform(StrEnum):
 
 
 def _shown(value: object, limit: int = 40) -> str:
-    """A short, unambiguous rendering of a bad value for an error message."""
-    text = repr(value)
+    """A short, unambiguous rendering of a bad value for an error message (a pasted token is masked)."""
+    text = redact(repr(value), _REDACTOR.secrets)
     if len(text) > limit:
         return f"{text[:limit]}... ({len(str(value))} characters)"
     return text
@@ -419,7 +420,8 @@ class PgyClient:
         self.breaker = circuit_breaker_for(self.base_url, token)
         self._sleep = sleep
         self._random = random.Random()
-        _REDACTOR.secrets.add(token)
+        # httpx logs the URL with the token percent-encoded: redact every form it can take.
+        _REDACTOR.secrets.update({token, quote(token, safe=""), quote_plus(token)})
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s),
@@ -446,7 +448,10 @@ class PgyClient:
         """One HTTP call; returns (body, body text) on code 0, else raises a typed error."""
         self.breaker.check(creator_id, page_number)
         where = {"creator_id": creator_id, "page": page_number}
+        failure: TransientError | None = None
         with self.pacer:
+            # Again after waiting for a slot: another thread may have opened the breaker meanwhile.
+            self.breaker.check(creator_id, page_number)
             deadline = time.monotonic() + self.timeout_s
             try:
                 with self._http.stream("GET", NOTES_PATH, params={**params, "token": self._token}) as resp:
@@ -464,11 +469,15 @@ class PgyClient:
                     retry_after = _retry_after_s(resp.headers.get("Retry-After"))
             except httpx.TimeoutException:
                 self.stats.record("timeout")
-                raise TransientError(f"no response within {self.timeout_s:g} s (timeout)", **where) from None
+                failure = TransientError(f"no response within {self.timeout_s:g} s (timeout)", **where)
             except httpx.TransportError as exc:
                 self.stats.record("connection_error")
-                detail = redact(f"{type(exc).__name__}: {exc}", [self._token])
-                raise TransientError(f"connection failed ({detail})", **where) from None
+                detail = redact(f"{type(exc).__name__}: {exc}", _REDACTOR.secrets)
+                failure = TransientError(f"connection failed ({detail})", **where)
+        if failure is not None:
+            # Raised outside the except block, so the httpx exception (whose request URL holds the
+            # token) is not even kept as __context__.
+            raise failure
 
         if status == 429:
             self.stats.record("http_429")
@@ -477,15 +486,23 @@ class PgyClient:
             )
         text = raw.decode("utf-8", errors="replace")
         try:
-            body = json.loads(text)
+            body, parsed = json.loads(text), True
         except ValueError:
+            body, parsed = None, False
+        if not parsed:
+            snippet = redact(text[:80], _REDACTOR.secrets)
+            described = f"HTTP {status}, {len(raw)} bytes, starts {snippet!r}"
+            if 400 <= status < 500 and status not in (408, 425):
+                # A client error page (a proxy's 403 or 404, a wrong base URL) will not heal by retrying.
+                self.stats.record(f"http_{status}")
+                raise UnexpectedResponseError(
+                    f"the service answered a non-JSON error page ({described}): not retried; check "
+                    "JUSTONEAPI_BASE_URL and any proxy in between",
+                    http_status=status,
+                    **where,
+                )
             self.stats.record(f"http_{status}" if status >= 500 else "invalid_json")
-            snippet = redact(text[:80], [self._token])
-            raise TransientError(
-                f"response is not valid JSON (HTTP {status}, {len(raw)} bytes, starts {snippet!r})",
-                http_status=status,
-                **where,
-            ) from None
+            raise TransientError(f"response is not valid JSON ({described})", http_status=status, **where)
         if status >= 500:
             self.stats.record(f"http_{status}")
             raise TransientError(f"server error HTTP {status}", http_status=status, **where)
@@ -499,7 +516,7 @@ class PgyClient:
             )
         code = body.get("code")
         message = body.get("message") if isinstance(body.get("message"), str) else None
-        message = redact(message, [self._token]) if message else message
+        message = redact(message, _REDACTOR.secrets) if message else message
         self.stats.record(str(code))
         ctx = {**where, "code": code if isinstance(code, int) else None, "service_message": message}
         if code == 0:
@@ -528,7 +545,7 @@ class PgyClient:
         n = state.attempt_number
         if isinstance(exc, RateLimitedError):
             if exc.retry_after_s is not None:
-                return min(exc.retry_after_s, self.backoff_max_s)
+                return min(exc.retry_after_s, self.max_retry_time_s)
             base = self.rate_limit_backoff_s * 2 ** (n - 1)
         else:
             base = self.backoff_initial_s * 2 ** (n - 1)
@@ -538,7 +555,7 @@ class PgyClient:
     def fetch_page(self, creator_id: str, page_number: int = 1, query: NotesQuery | None = None) -> Page:
         """Fetch one page, retrying transient failures; raise a typed error otherwise."""
         validate_creator_id(creator_id)
-        if not isinstance(page_number, int) or page_number < 1:
+        if isinstance(page_number, bool) or not isinstance(page_number, int) or page_number < 1:
             raise InvalidParameterError(f"invalid pageNumber {_shown(page_number)}: must be an integer >= 1")
         query = query or NotesQuery()
         params = query.params(creator_id, page_number)
@@ -562,7 +579,7 @@ class PgyClient:
             last = exc.last_attempt.exception()
             assert isinstance(last, ApiError)
             raise RetriesExhaustedError(
-                f"gave up after {attempts} attempts; last failure: {last.message}. The service may be "
+                f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}; last failure: {last.message}. The service may be "
                 "struggling: rerun later (pages already fetched are kept)",
                 attempts=attempts,
                 last_error=str(last),
