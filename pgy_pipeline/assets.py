@@ -33,7 +33,7 @@ from pgy_pipeline.partitions import (
     today_shanghai,
 )
 from pgy_pipeline.registry import CreatorRegistryResource
-from pgy_pipeline.resources import SIMULATED_WARNING, PgyApiResource
+from pgy_pipeline.resources import PgyApiResource
 from pgy_pipeline.spool import Spool
 from pgy_pipeline.storage import (
     PartitionKey,
@@ -102,8 +102,8 @@ def note_pages(
     keys = context_partition_keys(context)
     query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
     today = today_shanghai()
-    if pgy_api.simulated:
-        context.log.warning(SIMULATED_WARNING)
+    if pgy_api.simulated_warning:
+        context.log.warning(pgy_api.simulated_warning)
 
     with duckdb.get_connection() as conn:
         ensure_schema(conn)

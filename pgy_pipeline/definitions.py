@@ -24,7 +24,7 @@ from pgy_pipeline.automation import (
     snapshot_job,
 )
 from pgy_pipeline.registry import CreatorRegistryResource
-from pgy_pipeline.resources import SIMULATED_WARNING, PgyApiResource
+from pgy_pipeline.resources import NO_TOKEN_WARNING, PgyApiResource
 from pgy_pipeline.storage import PgyDuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,7 @@ pgy_api = PgyApiResource(
 duckdb_resource = PgyDuckDBResource(
     database=_env_or("PGY_DUCKDB_PATH", default_duckdb_path(_SIMULATED)),
     lock_wait_s=_env_number("PGY_DUCKDB_LOCK_WAIT_S", 120.0),
+    spool_dir=os.getenv("PGY_SPOOL_DIR") or "",
 )
 
 creator_registry = CreatorRegistryResource(
@@ -80,7 +81,7 @@ daily_snapshot_schedule = build_daily_snapshot_schedule(
 
 def _flag_simulated(spec: AssetSpec) -> AssetSpec:
     """Without a token, every asset fed by the API says in the UI that its data is simulated."""
-    return spec.replace_attributes(description=f"{SIMULATED_WARNING}\n\n{spec.description}")
+    return spec.replace_attributes(description=f"{NO_TOKEN_WARNING}\n\n{spec.description}")
 
 
 api_assets = [note_pages, notes, creator_engagement_metrics]

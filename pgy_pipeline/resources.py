@@ -18,9 +18,13 @@ from pgy_pipeline.client import DEFAULT_BASE_URL, PgyClient
 
 log = logging.getLogger(__name__)
 
-SIMULATED_WARNING = (
+NO_TOKEN_WARNING = (
     "SIMULATED DATA: JUSTONEAPI_TOKEN is not set, so the pipeline reads the built-in simulator of "
     "the Just One API endpoint, not Xiaohongshu. Set JUSTONEAPI_TOKEN for real data."
+)
+LOOPBACK_WARNING = (
+    "SIMULATED DATA: JUSTONEAPI_BASE_URL points at this machine ({base_url}), so the pipeline reads a "
+    "local simulator of the Just One API endpoint, not Xiaohongshu."
 )
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -37,7 +41,7 @@ def _demo_simulator_url() -> str:
             from pgy_pipeline.simulator import Simulator  # the simulator is only needed in this mode
 
             _demo_base_url = Simulator(token=DEMO_TOKEN).start()
-            log.warning(SIMULATED_WARNING)
+            log.warning(NO_TOKEN_WARNING)
         return _demo_base_url
 
 
@@ -71,6 +75,15 @@ class PgyApiResource(ConfigurableResource):
     def simulated(self) -> bool:
         """True when the data comes from a simulator rather than the real service."""
         return not self.token or urlsplit(self.base_url).hostname in _LOOPBACK_HOSTS
+
+    @property
+    def simulated_warning(self) -> str | None:
+        """Why the data is simulated, in words for a log line or the UI; None for real data."""
+        if not self.token:
+            return NO_TOKEN_WARNING
+        if self.simulated:
+            return LOOPBACK_WARNING.format(base_url=self.base_url)
+        return None
 
     @property
     def data_source(self) -> str:

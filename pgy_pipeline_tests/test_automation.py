@@ -66,23 +66,24 @@ def defs(api, duckdb_resource, registry_path) -> Definitions:
 
 
 def sensor_tick(sensor, instance, defs, cursor=None):
-    context = build_sensor_context(
+    # Entered as context managers so their resources and instance hooks are torn down after the tick.
+    with build_sensor_context(
         instance=instance,
         cursor=cursor,
         definitions=defs,
         resources={"creator_registry": defs.resources["creator_registry"]},
-    )
-    return sensor.evaluate_tick(context)
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def schedule_tick(instance, defs, when: datetime | None = None):
-    context = build_schedule_context(
+    with build_schedule_context(
         instance=instance,
         repository_def=defs.get_repository_def(),
         scheduled_execution_time=when or datetime.now(SHANGHAI),
         resources={"creator_registry": defs.resources["creator_registry"]},
-    )
-    return daily_snapshot_schedule.evaluate_tick(context)
+    ) as context:
+        return daily_snapshot_schedule.evaluate_tick(context)
 
 
 def launch(defs, instance, run_request):

@@ -1,0 +1,224 @@
+"""The team profile (deploy/dagster.postgres.yaml) against a real PostgreSQL server.
+
+Needs ``PGY_TEST_POSTGRES_URL`` (a server where the user may create databases): scripts/test.sh sets
+it when PostgreSQL's binaries are installed, by starting a throwaway server. Each test gets a fresh
+database on that server, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import duckdb
+import pytest
+import yaml
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
+
+from pgy_pipeline.errors import AuthError, QuotaExceededError
+from pgy_pipeline.guard import clear_guard, read_guard, trip_guard
+from pgy_pipeline.partitions import today_shanghai
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.storage import PgyDuckDBResource
+from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROFILE = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
+SERVER_URL = os.getenv("PGY_TEST_POSTGRES_URL", "")
+ASSET_KEYS = [
+    AssetKey(["raw", "note_pages"]),
+    AssetKey(["analytics", "notes"]),
+    AssetKey(["analytics", "creator_engagement_metrics"]),
+]
+
+NO_SERVER = (
+    "PGY_TEST_POSTGRES_URL is not set: no PostgreSQL server for the production-profile test "
+    "(scripts/test.sh starts a throwaway one when PostgreSQL's binaries are installed, e.g. "
+    "'apt-get install postgresql'; .ci/run does that)"
+)
+
+
+def _with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name``, with the psycopg2 driver named explicitly.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which dagster-postgres does not
+    install (it ships psycopg2-binary), so DAGSTER_PG_URL names the driver; see docs/production.md.
+    """
+    parts = urlsplit(url)
+    scheme = "postgresql+psycopg2" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme, path=f"/{name}"))
+
+
+def _libpq_url(url: str) -> str:
+    """The same URL for psycopg2.connect, which knows no SQLAlchemy driver suffix."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.split("+")[0]))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the test server; dropped at the end."""
+    if not SERVER_URL:
+        pytest.skip(NO_SERVER)
+    psycopg2 = pytest.importorskip(
+        "psycopg2", reason="psycopg2 comes with dagster-postgres: pip install -e '.[postgres]'"
+    )
+    name = f"pgy_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(_libpq_url(SERVER_URL))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(SERVER_URL, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture
+def pg_instance(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
+    """``DagsterInstance.get()`` on a DAGSTER_HOME holding the team profile, DAGSTER_PG_URL set."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROFILE, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_url)
+    # As a context manager, as Dagster's own entry points use it: entering also makes this instance's
+    # state storage the current one for definitions loaded meanwhile (materialize() loads some).
+    with DagsterInstance.get() as instance:
+        yield instance
+
+
+def _sql_count(url: str, sql: str, params: list) -> int:
+    import psycopg2
+
+    conn = psycopg2.connect(_libpq_url(url))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_profile_matches_single_machine_concurrency() -> None:
+    """The team profile keeps the run queue and pools of dagster.yaml, and no secret in the file."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    local = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    assert profile["concurrency"] == local["concurrency"]
+    assert profile["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+
+
+def test_instance_storage_is_postgres(pg_instance: DagsterInstance) -> None:
+    for storage in (pg_instance.run_storage, pg_instance.event_log_storage, pg_instance.schedule_storage):
+        assert "Postgres" in type(storage).__name__, type(storage)
+    assert pg_instance.event_log_storage.supports_global_concurrency_limits
+    assert type(pg_instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    concurrency = pg_instance.get_concurrency_config()  # what the run queue daemon reads
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
+    pools = concurrency.pool_config
+    assert pools.default_pool_limit == 1
+    assert pools.pool_granularity.value == "op"
+
+
+def test_range_run_recorded_in_postgres(
+    pg_instance: DagsterInstance, pg_url: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    creators = creator_ids(2, prefix="postgres")
+    for creator_id, n in zip(creators, [9, 3], strict=True):
+        simulator.set_note_count(creator_id, n)
+    pg_instance.add_dynamic_partitions("creators", creators)
+    assert (
+        _sql_count(
+            pg_url, "SELECT count(*) FROM dynamic_partitions WHERE partitions_def_name = %s", ["creators"]
+        )
+        == 2
+    )
+
+    db_path = str(tmp_path / "pgy.duckdb")
+    result = run_pipeline(
+        pg_instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=5.0), creators
+    )
+    assert result.success
+    day = today_shanghai().isoformat()
+    keys = {f"{c}|{day}" for c in creators}
+
+    # the instance reads the run and its materializations back from PostgreSQL
+    run = pg_instance.get_run_by_id(result.run_id)
+    assert run is not None and run.status == DagsterRunStatus.SUCCESS
+    for asset_key in ASSET_KEYS:
+        records = pg_instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=asset_key, asset_partitions=sorted(keys)), limit=10
+        ).records
+        assert {r.partition_key for r in records} == keys, asset_key
+        assert {r.run_id for r in records} == {result.run_id}
+
+    # ... and they are rows in its tables, seen through a separate connection
+    assert (
+        _sql_count(
+            pg_url, "SELECT count(*) FROM runs WHERE run_id = %s AND status = 'SUCCESS'", [result.run_id]
+        )
+        == 1
+    )
+    assert _sql_count(
+        pg_url,
+        "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        [result.run_id],
+    ) == len(ASSET_KEYS) * len(creators)
+
+    # the data itself went to DuckDB
+    with duckdb.connect(db_path, read_only=True) as conn:
+        notes = dict(
+            conn.execute(
+                "SELECT creator_id, count(*) FROM analytics.notes WHERE snapshot_date = ? GROUP BY 1", [day]
+            ).fetchall()
+        )
+        metrics = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT creator_id FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?",
+                [day],
+            ).fetchall()
+        }
+    assert notes == {c: len(simulator.notes_for(c)) for c in creators}
+    assert metrics == set(creators)
+    assert simulator.call_count() == 2 + 1  # 9 notes: 2 pages of 8; 3 notes: 1 page
+
+
+def test_guard_round_trip_on_postgres(pg_instance: DagsterInstance, pg_url: str) -> None:
+    assert read_guard(pg_instance) is None
+    today = today_shanghai()
+
+    state = trip_guard(pg_instance, QuotaExceededError("Daily Quota Exceeded", code=303), today=today)
+    assert state.until is not None
+    # another instance (another process, in production) sees it: it lives in PostgreSQL
+    with DagsterInstance.get() as other:
+        assert read_guard(other, today=today) == state
+        # the quota guard lifts by itself the next day
+        assert read_guard(other, today=today + timedelta(days=1)) is None
+    assert (
+        _sql_count(
+            pg_url, "SELECT count(*) FROM kvs WHERE key = %s AND value <> ''", ["pgy_pipeline/api_guard"]
+        )
+        == 1
+    )
+
+    clear_guard(pg_instance)
+    assert read_guard(pg_instance) is None
+
+    state = trip_guard(pg_instance, AuthError("Invalid or Inactive Token", code=100), today=today)
+    assert state.until is None
+    # an account guard stays until an operator clears it
+    assert read_guard(pg_instance, today=today + timedelta(days=1)) == state
+    clear_guard(pg_instance)
+    assert read_guard(pg_instance) is None

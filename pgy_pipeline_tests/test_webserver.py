@@ -1,0 +1,411 @@
+"""End to end under the real ``dagster dev``: webserver, daemon and code server as separate processes.
+
+The test starts ``dagster dev`` on the project's own ``workspace.yaml`` with a throwaway
+DAGSTER_HOME (a copy of the project's ``dagster.yaml``: run queue and pools), a simulator in this
+process standing in for Just One API, a temporary DuckDB file and a registry of three creators.
+Through GraphQL it checks that the code location loads, that the assets, sensors and schedule are
+there, that the registry sensor registers the creators, and that a backfill of today's partitions
+completes and lands in DuckDB with every creator fetched exactly once (the registry sensor's own
+first-snapshot run and the backfill both ask for the same partitions; the raw asset skips what is
+already stored, and the pgy_api pool runs one fetch at a time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+import yaml
+
+from pgy_pipeline.partitions import today_shanghai
+from pgy_pipeline.simulator import Simulator
+from pgy_pipeline_tests.conftest import creator_ids
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCATION = "pgy_pipeline"
+REPOSITORY = "__repository__"
+ASSETS = [
+    ["raw", "note_pages"],
+    ["analytics", "notes"],
+    ["analytics", "creator_engagement_metrics"],
+    ["analytics", "creators"],
+]
+SNAPSHOT_ASSETS = ASSETS[:3]
+SENSORS = {"creator_registry_sensor", "raw_pages_followup_sensor", "api_failure_sensor"}
+SCHEDULES = {"daily_snapshot_schedule"}
+NOTE_COUNTS = [5, 16, 21]  # pinned: 1, 2 and 3 pages of 8 (16 stops when the total is reached)
+UNFINISHED = {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(
+    what: str,
+    probe: Callable[[], Any],
+    timeout_s: float,
+    interval_s: float = 1.0,
+    describe: Callable[[], str] = lambda: "",
+) -> Any:
+    """Call ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}\n{describe()}")
+        time.sleep(interval_s)
+
+
+class DagsterDev:
+    """``dagster dev`` in its own process group, with a GraphQL client."""
+
+    def __init__(self, home: Path, env: dict[str, str], log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            cwd=REPO_ROOT,
+            env={**env, "DAGSTER_HOME": str(home)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.http = httpx.Client(timeout=30.0)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "--- dagster dev log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def gql(self, query: str, variables: dict | None = None) -> dict:
+        response = self.http.post(self.url, json={"query": query, "variables": variables or {}})
+        body = response.json()
+        assert not body.get("errors"), f"GraphQL errors: {body['errors']}"
+        return body["data"]
+
+    def is_up(self) -> bool:
+        if self.proc.poll() is not None:
+            pytest.fail(f"dagster dev exited with code {self.proc.returncode}\n{self.log_tail()}")
+        try:
+            return self.http.get(f"http://127.0.0.1:{self.port}/server_info", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM to the whole process group, then SIGKILL if it is still there after ``timeout_s``."""
+        self.http.close()
+        try:
+            pgid = os.getpgid(self.proc.pid)
+        except ProcessLookupError:
+            pgid = None
+        if pgid is not None and self.proc.poll() is None:
+            os.killpg(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        if pgid is not None:
+            try:  # the group may still hold children (code server, run workers) after dev itself exits
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, simulator: Simulator) -> Iterator[tuple[DagsterDev, list[str], Path]]:
+    creators = creator_ids(3, prefix="webserver")
+    for creator_id, n in zip(creators, NOTE_COUNTS, strict=True):
+        simulator.set_note_count(creator_id, n)
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    registry = tmp_path / "creators.yaml"
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "creators": [
+                    {"id": c, "name": f"web test creator {i}", "tags": ["test"]}
+                    for i, c in enumerate(creators)
+                ]
+            },
+            allow_unicode=True,
+        )
+    )
+    db_path = tmp_path / "pgy.duckdb"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PGY_", "JUSTONEAPI_", "MOTHERDUCK_", "DAGSTER_"))
+    }
+    env.update(
+        JUSTONEAPI_TOKEN=simulator.token,
+        JUSTONEAPI_BASE_URL=simulator.base_url,
+        JUSTONEAPI_MAX_RPS="1000",
+        JUSTONEAPI_TIMEOUT_S="10",
+        PGY_DUCKDB_PATH=str(db_path),
+        PGY_CREATORS_FILE=str(registry),
+        PYTHONUNBUFFERED="1",
+    )
+    dev = DagsterDev(home, env, tmp_path / "dagster_dev.log")
+    try:
+        yield dev, creators, db_path
+    finally:
+        dev.stop()
+
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename
+    ... on Workspace { locationEntries { name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message stack } } } }
+    ... on PythonError { message } } }
+"""
+REPOSITORY_QUERY = """
+query ($selector: RepositorySelector!) {
+  repositoryOrError(repositorySelector: $selector) { __typename
+    ... on Repository { name
+      assetNodes { assetKey { path } }
+      sensors { name sensorState { status } }
+      schedules { name scheduleState { status } } }
+    ... on PythonError { message } } }
+"""
+PARTITIONS_QUERY = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) { __typename
+    ... on AssetNode { partitionKeysByDimension { name partitionKeys } } } }
+"""
+ADD_PARTITION = """
+mutation ($selector: RepositorySelector!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: "creators", partitionKey: $key) {
+    __typename ... on Error { message } } }
+"""
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) { __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message } } }
+"""
+BACKFILL_QUERY = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { __typename
+    ... on PartitionBackfill { id status numPartitions error { message }
+      runs { runId status } }
+    ... on Error { message } } }
+"""
+RUNS_QUERY = """
+{ runsOrError { __typename
+    ... on Runs { results { runId jobName status tags { key value } } } } }
+"""
+RUN_FAILURE_EVENTS = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) { __typename
+    ... on EventConnection { events { __typename
+      ... on MessageEvent { message }
+      ... on ExecutionStepFailureEvent { error { message } } } } } }
+"""
+
+
+def _runs(dev: DagsterDev) -> list[dict]:
+    return dev.gql(RUNS_QUERY)["runsOrError"]["results"]
+
+
+def _describe_runs(dev: DagsterDev) -> str:
+    try:
+        runs = _runs(dev)
+    except Exception as exc:  # only for a failure message
+        return f"(runs unavailable: {exc})\n{dev.log_tail()}"
+    lines = [
+        f"{r['runId'][:8]} {r['jobName']} {r['status']} "
+        + ", ".join(
+            f"{t['key']}={t['value']}" for t in r["tags"] if t["key"].startswith(("pgy/", "dagster/"))
+        )
+        for r in runs
+    ]
+    return "runs:\n" + "\n".join(lines) + "\n" + dev.log_tail()
+
+
+def _failure_text(dev: DagsterDev, run_id: str) -> str:
+    events = dev.gql(RUN_FAILURE_EVENTS, {"runId": run_id})["logsForRun"].get("events", [])
+    return "\n".join(
+        (e.get("error") or {}).get("message") or e.get("message", "")
+        for e in events
+        if e["__typename"] in {"ExecutionStepFailureEvent", "RunFailureEvent"}
+    )
+
+
+@pytest.mark.timeout(600)
+def test_dagster_dev_loads_registers_and_backfills(dagster_dev, simulator: Simulator) -> None:
+    dev, creators, db_path = dagster_dev
+    started = time.monotonic()
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+
+    # (a) the webserver answers and the code location loads without a PythonError
+    _wait_for("the webserver to answer", dev.is_up, 90, 0.5, dev.log_tail)
+
+    def loaded_entry() -> dict | None:
+        data = dev.gql(WORKSPACE_QUERY)["workspaceOrError"]
+        assert data["__typename"] == "Workspace", data
+        entries = {e["name"]: e for e in data["locationEntries"]}
+        assert LOCATION in entries, f"no code location {LOCATION!r}: {sorted(entries)}"
+        entry = entries[LOCATION]
+        return entry if entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"] else None
+
+    entry = _wait_for("the code location to load", loaded_entry, 120, 0.5, dev.log_tail)
+    location = entry["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", (
+        f"code location failed to load: {location.get('message')}\n{location.get('stack') and ''.join(location['stack'])}"
+    )
+
+    # (b) assets, sensors and the schedule are all there
+    repo = dev.gql(REPOSITORY_QUERY, {"selector": selector})["repositoryOrError"]
+    assert repo["__typename"] == "Repository", repo
+    asset_keys = {tuple(n["assetKey"]["path"]) for n in repo["assetNodes"]}
+    assert {tuple(k) for k in ASSETS} <= asset_keys, asset_keys
+    assert SENSORS <= {s["name"] for s in repo["sensors"]}, repo["sensors"]
+    assert SCHEDULES <= {s["name"] for s in repo["schedules"]}, repo["schedules"]
+    assert all(s["sensorState"]["status"] == "RUNNING" for s in repo["sensors"] if s["name"] in SENSORS), (
+        repo["sensors"]
+    )
+
+    # (c) the registry sensor (running by default under the daemon) registers the three creators
+    def registered() -> list[str]:
+        node = dev.gql(PARTITIONS_QUERY, {"key": {"path": ASSETS[0]}})["assetNodeOrError"]
+        dims = {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
+        return dims.get("creator", [])
+
+    deadline = time.monotonic() + 75
+    while set(creators) - set(registered()) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    added_by_test = [c for c in creators if c not in registered()]
+    for creator_id in added_by_test:  # fallback: the sensor was too slow
+        result = dev.gql(ADD_PARTITION, {"selector": selector, "key": creator_id})["addDynamicPartition"]
+        assert result["__typename"] == "AddDynamicPartitionSuccess", result
+    assert registered() == creators, f"creators registered out of order: {registered()}"
+    sensor_registered_s = time.monotonic() - started
+
+    # (d) a backfill of today's three partitions completes
+    day = today_shanghai().isoformat()
+    launched = dev.gql(
+        LAUNCH_BACKFILL,
+        {
+            "params": {
+                "assetSelection": [{"path": p} for p in SNAPSHOT_ASSETS],
+                "partitionNames": [f"{c}|{day}" for c in creators],
+                "title": "webserver test backfill",
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    def backfill_done() -> dict | None:
+        backfill = dev.gql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        assert backfill["__typename"] == "PartitionBackfill", backfill
+        return backfill if backfill["status"] not in {"REQUESTED", "CANCELING", "FAILING"} else None
+
+    backfill = _wait_for("the backfill to finish", backfill_done, 300, 1.0, lambda: _describe_runs(dev))
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, (
+        f"backfill ended {backfill['status']}: {backfill.get('error')}\n{_describe_runs(dev)}"
+    )
+    assert backfill["runs"], "the backfill completed without launching a run"
+
+    # every run (registry job, the sensor's first snapshot, the backfill's) finishes, and none fails
+    def all_runs_finished() -> list[dict] | None:
+        runs = _runs(dev)
+        return runs if runs and not any(r["status"] in UNFINISHED for r in runs) else None
+
+    runs = _wait_for("every run to finish", all_runs_finished, 180, 1.0, lambda: _describe_runs(dev))
+    failed = {
+        r["runId"]: f"{r['jobName']}: {_failure_text(dev, r['runId'])}"
+        for r in runs
+        if r["status"] != "SUCCESS"
+    }
+    assert not failed, f"runs did not succeed: {failed}\n{_describe_runs(dev)}"
+    triggers = {t["value"] for r in runs for t in r["tags"] if t["key"] == "pgy/trigger"}
+    if not added_by_test:
+        assert "new-creators" in triggers, (
+            f"the registry sensor launched no first snapshot\n{_describe_runs(dev)}"
+        )
+
+    # DuckDB holds today's rows for all three creators, matching the simulator
+    def open_read_only() -> duckdb.DuckDBPyConnection | None:
+        try:
+            return duckdb.connect(str(db_path), read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                return None
+            raise
+
+    conn = _wait_for("a read-only DuckDB connection", open_read_only, 60, 0.5)
+    try:
+
+        def per_creator(sql: str) -> dict[str, int]:
+            return dict(conn.execute(sql, [day]).fetchall())
+
+        pages = per_creator(
+            "SELECT creator_id, count(*) FROM raw.note_pages WHERE snapshot_date = ? GROUP BY 1"
+        )
+        notes = per_creator(
+            "SELECT creator_id, count(*) FROM analytics.notes WHERE snapshot_date = ? GROUP BY 1"
+        )
+        metrics = per_creator(
+            "SELECT creator_id, count(*) FROM analytics.creator_engagement_metrics WHERE snapshot_date = ? GROUP BY 1"
+        )
+        registry_rows = conn.execute("SELECT count(*) FROM analytics.creators").fetchone()[0]
+    finally:
+        conn.close()
+
+    page_size = simulator.page_size
+    expected_pages = {c: max(1, math.ceil(len(simulator.notes_for(c)) / page_size)) for c in creators}
+    expected_notes = {c: len(simulator.notes_for(c)) for c in creators}
+    assert expected_notes == dict(zip(creators, NOTE_COUNTS, strict=True))
+    assert pages == expected_pages
+    assert notes == expected_notes
+    assert set(metrics) == set(creators) and all(n > 0 for n in metrics.values()), metrics
+    assert registry_rows == len(creators)
+
+    # no creator fetched twice: the sensor's first snapshot and the backfill asked for the same keys
+    assert {c: simulator.call_count(c) for c in creators} == expected_pages, simulator.stats()
+    assert simulator.call_count() == sum(expected_pages.values())
+
+    print(
+        f"\ncreators registered after {sensor_registered_s:.1f} s "
+        f"({'by the test' if added_by_test else 'by the registry sensor'}); "
+        f"backfill and all runs done after {time.monotonic() - started:.1f} s; {len(runs)} run(s)"
+    )
