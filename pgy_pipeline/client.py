@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -202,22 +203,23 @@ class Pacer:
             raise InvalidParameterError(f"max_rps must be positive, got {max_rps!r}")
         if max_concurrency < 1:
             raise InvalidParameterError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
-        # A 2% margin: requests spaced exactly 1/rps apart arrive with network jitter, and the
-        # service's one-second window would then now and then see rps + 1 requests.
-        self.interval = 0.0 if max_rps is None else 1.02 / max_rps
+        # A 3% margin: requests leave exactly 1/rps apart but reach the service with a little jitter,
+        # and its one-second window would then now and then see rps + 1 requests.
+        self.interval = 0.0 if max_rps is None else 1.03 / max_rps
         self.max_concurrency = max_concurrency
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._lock = threading.Lock()
-        self._next_start = 0.0
+        self._gate = threading.Lock()
+        self._last_release = -math.inf
 
     def __enter__(self) -> Pacer:
         self._slots.acquire()
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            self._next_start = start + self.interval
-        if start > now:
-            time.sleep(start - now)
+        # The gate is held while sleeping, so releases happen one after another and each is timed
+        # from the previous one's actual release: a thread that wakes late never squeezes the next.
+        with self._gate:
+            wait = self._last_release + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_release = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -409,3 +409,92 @@ def test_dagster_dev_loads_registers_and_backfills(dagster_dev, simulator: Simul
         f"({'by the test' if added_by_test else 'by the registry sensor'}); "
         f"backfill and all runs done after {time.monotonic() - started:.1f} s; {len(runs)} run(s)"
     )
+
+
+LIMIT_RPS = 4.0
+LIMIT_CONCURRENCY = 2
+LATENCY_S = 0.3
+
+
+@pytest.mark.timeout(600)
+def test_concurrent_runs_share_the_api_limits_and_the_duckdb_file(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    """Two backfills of two runs each, at once: together they stay within the configured request
+    rate and concurrency (the pgy_api pool runs one fetching step at a time), and no run fails on
+    DuckDB's single-writer lock (the pgy_duckdb pool and the bounded lock wait)."""
+    creators = creator_ids(8, prefix="limits")
+    for creator_id in creators:
+        simulator.set_note_count(creator_id, 24)  # 3 pages each
+    simulator.latency_s = LATENCY_S
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    registry = tmp_path / "creators.yaml"
+    registry.write_text("creators: []\n")  # partitions are added below, so no sensor run interferes
+    db_path = tmp_path / "pgy.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env.update(
+        JUSTONEAPI_TOKEN=simulator.token,
+        JUSTONEAPI_BASE_URL=simulator.base_url,
+        JUSTONEAPI_MAX_RPS=str(LIMIT_RPS),
+        JUSTONEAPI_MAX_CONCURRENCY=str(LIMIT_CONCURRENCY),
+        PGY_DUCKDB_PATH=str(db_path),
+        PGY_CREATORS_FILE=str(registry),
+    )
+    dev = DagsterDev(home, env, tmp_path / "dagster_dev.log")
+    try:
+        _wait_for("the webserver to answer", dev.is_up, 90, 0.5, dev.log_tail)
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+
+        def location_loaded() -> bool:
+            entries = dev.gql(WORKSPACE_QUERY)["workspaceOrError"].get("locationEntries", [])
+            return any(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
+
+        _wait_for("the code location to load", location_loaded, 120, 0.5, dev.log_tail)
+        for creator_id in creators:
+            added = dev.gql(ADD_PARTITION, {"selector": selector, "key": creator_id})["addDynamicPartition"]
+            assert added["__typename"] == "AddDynamicPartitionSuccess", added
+        day = today_shanghai().isoformat()
+        backfills = []
+        # Each backfill covers two blocks of two neighbours: two runs, each able to fetch at the limit.
+        for group in (creators[0:2] + creators[4:6], creators[2:4] + creators[6:8]):
+            launched = dev.gql(
+                LAUNCH_BACKFILL,
+                {
+                    "params": {
+                        "assetSelection": [{"path": p} for p in SNAPSHOT_ASSETS],
+                        "partitionNames": [f"{c}|{day}" for c in group],
+                    }
+                },
+            )["launchPartitionBackfill"]
+            assert launched["__typename"] == "LaunchBackfillSuccess", launched
+            backfills.append(launched["backfillId"])
+
+        def finished() -> list[dict] | None:
+            states = [dev.gql(BACKFILL_QUERY, {"id": b})["partitionBackfillOrError"] for b in backfills]
+            if any(s["status"] in {"REQUESTED", "CANCELING", "FAILING"} for s in states):
+                return None
+            runs = _runs(dev)
+            return runs if len(runs) >= 4 and not any(r["status"] in UNFINISHED for r in runs) else None
+
+        runs = _wait_for("both backfills' runs to finish", finished, 400, 1.0, lambda: _describe_runs(dev))
+        failed = {r["runId"]: _failure_text(dev, r["runId"]) for r in runs if r["status"] != "SUCCESS"}
+        assert not failed, f"runs failed: {failed}\n{_describe_runs(dev)}"
+        from_backfills = [r for r in runs if any(t["key"] == "dagster/backfill" for t in r["tags"])]
+        assert len(from_backfills) == 4  # plus the registry sync run
+    finally:
+        dev.stop()
+
+    calls = sorted(c.at for c in simulator.calls)
+    assert len(calls) == 8 * 3  # every creator fetched once, at the minimum calls
+    busiest_second = max(sum(1 for t in calls if start <= t < start + 1.0) for start in calls)
+    in_flight = max(sum(1 for t in calls if start - LATENCY_S < t <= start) for start in calls)
+    print(f"\n{len(calls)} calls; busiest second {busiest_second}; most in flight {in_flight}")
+    # One spare request of tolerance for arrival jitter; without the pool, four runs each pacing at
+    # the limit would reach about four times the rate and the concurrency.
+    assert busiest_second <= LIMIT_RPS + 1
+    assert in_flight <= LIMIT_CONCURRENCY
+    with duckdb.connect(str(db_path), read_only=True) as conn:
+        notes = dict(conn.execute("SELECT creator_id, count(*) FROM analytics.notes GROUP BY 1").fetchall())
+    assert notes == {c: 24 for c in creators}
