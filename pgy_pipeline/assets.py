@@ -124,7 +124,9 @@ def note_pages(
     todo = [k for k in keys if config.refresh or k not in stored]
     pages_by_key, from_spool = {}, []
     for key in todo:
-        spooled = None if config.refresh else spool.load(*key)
+        # Spooled pages were fetched after anything stored (the spool is cleared on every write), so
+        # even a refresh takes them rather than paying for the same pages again.
+        spooled = spool.load(*key)
         if spooled is not None:
             pages_by_key[key] = spooled
             from_spool.append(key)
@@ -262,7 +264,7 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
             )
             SELECT r.creator_id, r.snapshot_date, r.total, coalesce(l.notes, 0) AS notes, r.totals_seen
             FROM reported r LEFT JOIN loaded l USING (creator_id, snapshot_date)
-            WHERE r.total IS DISTINCT FROM coalesce(l.notes, 0)
+            WHERE r.total IS DISTINCT FROM coalesce(l.notes, 0) OR r.totals_seen > 1
             ORDER BY 1, 2
             """
         ).fetchall()
@@ -288,7 +290,8 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
             description=(
                 "notes loaded equal the API's total in every partition"
                 if not reconcile
-                else "notes loaded differ from the API's total (usually notes added or removed while paging)"
+                else "notes loaded differ from the API's total, or the total changed while paging "
+                "(notes added or removed meanwhile): some notes may have been missed"
             ),
             metadata={
                 "mismatches": MetadataValue.json(

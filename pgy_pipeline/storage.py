@@ -81,7 +81,9 @@ class PgyDuckDBResource(DuckDBResource):
                 conn = duckdb.connect(
                     self.database,
                     read_only=False,
-                    config={"custom_user_agent": "pgy_pipeline", **self.connection_config},
+                    # A bounded memory limit: DuckDB spills to disk beyond it instead of taking up to
+                    # 80% of the machine, which matters on a small worker or a shared Kubernetes node.
+                    config={"custom_user_agent": "pgy_pipeline", "memory_limit": "1GB", **self.connection_config},
                 )
                 break
             except duckdb.IOException as exc:
@@ -91,7 +93,7 @@ class PgyDuckDBResource(DuckDBResource):
                     raise DuckDBLockedError(
                         f"DuckDB file {self.database} stayed locked for {self.lock_wait_s:g} s by "
                         f"{_lock_holder(str(exc))}. DuckDB allows one writer and no readers while it "
-                        "writes: close that session (or open it only between runs) and rerun; pages "
+                        "writes: close that session (or open it only between runs) and rerun; any pages "
                         "already fetched are kept in the spool and will not be fetched again."
                     ) from None
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -103,8 +105,22 @@ class PgyDuckDBResource(DuckDBResource):
 
 
 def _lock_holder(message: str) -> str:
-    match = re.search(r"Conflicting lock is held in (.+?)(?: by user|\.|$)", message)
+    """'the process /usr/bin/python3 (PID 123)' from DuckDB's lock error, or 'another process'."""
+    match = re.search(r"Conflicting lock is held in (.+?\(PID \d+\))", message)
     return f"the process {match.group(1)}" if match else "another process"
+
+
+# A \uD800-\uDFFF escape that is not half of a pair: Python's json accepts it, DuckDB's JSON does not.
+_LONE_SURROGATE = re.compile(
+    r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<![\\]u[dD][89abAB][0-9a-fA-F]{2})(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def json_for_duckdb(text: str) -> str:
+    """``text`` with lone surrogate escapes replaced by U+FFFD's, the only change DuckDB needs to
+    store a body Python's json module accepted (one such note must not fail the whole load)."""
+    return _LONE_SURROGATE.sub(r"\\ufffd", text) if "\\u" in text else text
 
 
 @contextmanager
@@ -174,7 +190,7 @@ def pages_table(pages_by_key: dict[PartitionKey, list[Page]]) -> pa.Table:
             cols["code"].append(p.code)
             cols["total"].append(p.total)
             cols["item_count"].append(len(p.items))
-            cols["body"].append(p.body_text)
+            cols["body"].append(json_for_duckdb(p.body_text))
     return pa.table(cols, schema=RAW_PAGES_SCHEMA)
 
 

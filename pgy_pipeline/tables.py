@@ -19,7 +19,12 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("code", "INTEGER", "Business code of the response (always 0: failures are not stored)."),
         ("total", "INTEGER", "data.total as reported on this page."),
         ("item_count", "INTEGER", "Number of items in data.list on this page."),
-        ("body", "JSON", "The response body verbatim, unknown fields included."),
+        (
+            "body",
+            "JSON",
+            "The response body verbatim, unknown fields included (a lone UTF-16 surrogate escape, "
+            "half an emoji, which DuckDB's JSON cannot hold, becomes \\ufffd).",
+        ),
     ],
     "analytics.notes": [
         ("creator_id", "VARCHAR", "Xiaohongshu user id of the creator."),

@@ -2,90 +2,99 @@
 -- Runs inside the caller's transaction, after the partitions' old rows are deleted.
 -- Every list item lands in exactly one place: analytics.notes (first occurrence of each noteId)
 -- or analytics.note_rejects (not an object, no noteId, or a repeat), so nothing is dropped silently.
+-- Each item's JSON is parsed once (one json_extract of every field), and only typed columns are kept
+-- in the temporary tables; a rejected item's JSON is read back from its page (rejects are rare).
+
+-- A count must be a whole number >= 0; anything else becomes NULL and is named in quality_issues.
+-- (a cast to HUGEINT rounds 12.5 to 13, so the value must also equal itself as a DOUBLE).
+CREATE OR REPLACE TEMP MACRO _whole(t) AS
+    CASE WHEN TRY_CAST(t AS DOUBLE) = TRY_CAST(t AS HUGEINT) THEN TRY_CAST(t AS HUGEINT) END;
+CREATE OR REPLACE TEMP MACRO _count(t) AS
+    CASE WHEN _whole(t) BETWEEN 0 AND 9223372036854775807 THEN _whole(t)::BIGINT END;
+-- v: the field's JSON value, NULL when the key is missing
+CREATE OR REPLACE TEMP MACRO _count_issue(v, field) AS
+    CASE
+        WHEN v IS NULL THEN field || ' missing'
+        WHEN (v ->> '$') IS NULL THEN NULL
+        WHEN _whole(v ->> '$') IS NULL THEN field || ' is not a whole number: ' || left(v ->> '$', 40)
+        WHEN _whole(v ->> '$') < 0 THEN field || ' is negative: ' || (v ->> '$')
+        WHEN _whole(v ->> '$') > 9223372036854775807 THEN field || ' is out of range: ' || (v ->> '$')
+        WHEN json_type(v) = 'VARCHAR' THEN field || ' was sent as text'
+    END;
+CREATE OR REPLACE TEMP MACRO _typed_issue(v, field, typed) AS
+    CASE
+        WHEN v IS NULL THEN field || ' missing'
+        WHEN (v ->> '$') IS NOT NULL AND typed IS NULL THEN field || ' could not be read: ' || left(v ->> '$', 40)
+    END;
 
 CREATE OR REPLACE TEMP TABLE _items AS
 SELECT
-    p.creator_id,
-    p.snapshot_date,
-    p.page_number,
-    p.fetched_at,
-    u.item,
-    CASE WHEN json_type(u.item) = 'OBJECT' THEN nullif(u.item ->> 'noteId', '') END AS note_id,
-    row_number() OVER (
-        PARTITION BY p.creator_id, p.snapshot_date ORDER BY p.page_number, u.idx
-    )::INTEGER AS list_position
-FROM raw.note_pages AS p
-JOIN _keys AS k USING (creator_id, snapshot_date),
-    unnest(CAST(coalesce(json_extract(p.body, '$.data.list'), '[]') AS JSON[])) WITH ORDINALITY AS u(item, idx);
+    creator_id, snapshot_date, page_number, fetched_at, idx, item_type,
+    CASE WHEN item_type = 'OBJECT' THEN nullif(f[1] ->> '$', '') END AS note_id,
+    (items_before + idx)::INTEGER AS list_position,
+    f[2] ->> '$'                                   AS title,
+    TRY_CAST(f[3] ->> '$' AS DATE)                 AS published_date,
+    TRY_CAST(f[4] ->> '$' AS BOOLEAN)              AS is_video,
+    TRY_CAST(f[5] ->> '$' AS BOOLEAN)              AS is_advertise,
+    f[6] ->> '$'                                   AS brand_name,
+    _count(f[7] ->> '$')                           AS read_num,
+    _count(f[8] ->> '$')                           AS like_num,
+    _count(f[9] ->> '$')                           AS collect_num,
+    _count(f[10] ->> '$')                          AS third_read_user_num,
+    f[11] ->> '$'                                  AS img_url,
+    list_filter([
+        _count_issue(f[7], 'readNum'),
+        _count_issue(f[8], 'likeNum'),
+        _count_issue(f[9], 'collectNum'),
+        _count_issue(f[10], 'thirdReadUserNum'),
+        _typed_issue(f[3], 'date', TRY_CAST(f[3] ->> '$' AS DATE)),
+        _typed_issue(f[4], 'isVideo', TRY_CAST(f[4] ->> '$' AS BOOLEAN)),
+        _typed_issue(f[5], 'isAdvertise', TRY_CAST(f[5] ->> '$' AS BOOLEAN)),
+        _typed_issue(f[2], 'title', f[2] ->> '$')
+    ], lambda x: x IS NOT NULL)                    AS quality_issues
+FROM (
+    SELECT
+        p.creator_id, p.snapshot_date, p.page_number, p.fetched_at, p.items_before, u.idx,
+        json_type(u.item) AS item_type,
+        json_extract(u.item, ['$.noteId', '$.title', '$.date', '$.isVideo', '$.isAdvertise', '$.brandName',
+                              '$.readNum', '$.likeNum', '$.collectNum', '$.thirdReadUserNum', '$.imgUrl']) AS f
+    FROM (
+        -- one row per page: its list, and how many items the partition's earlier pages hold
+        SELECT creator_id, snapshot_date, page_number, fetched_at, list,
+               coalesce(sum(len(list)) OVER (PARTITION BY creator_id, snapshot_date ORDER BY page_number
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS items_before
+        FROM (
+            SELECT p.creator_id, p.snapshot_date, p.page_number, p.fetched_at,
+                   CAST(coalesce(json_extract(p.body, '$.data.list'), '[]') AS JSON[]) AS list
+            FROM raw.note_pages AS p
+            JOIN _keys AS k USING (creator_id, snapshot_date)
+        )
+    ) AS p,
+        unnest(p.list) WITH ORDINALITY AS u(item, idx)
+);
 
 CREATE OR REPLACE TEMP TABLE _ranked AS
-SELECT
-    *,
-    min(list_position) OVER (PARTITION BY creator_id, snapshot_date, note_id) AS first_position
+SELECT *, min(list_position) OVER (PARTITION BY creator_id, snapshot_date, note_id) AS first_position
 FROM _items;
 
 INSERT INTO analytics.note_rejects
 SELECT
-    creator_id,
-    snapshot_date,
-    page_number,
-    list_position,
+    r.creator_id, r.snapshot_date, r.page_number, r.list_position,
     CASE
-        WHEN json_type(item) <> 'OBJECT' THEN 'list item is not a JSON object'
-        WHEN note_id IS NULL THEN 'noteId missing, null or empty'
-        ELSE 'repeat of noteId already kept at list position ' || first_position
+        WHEN r.item_type IS DISTINCT FROM 'OBJECT' THEN 'list item is not a JSON object'
+        WHEN r.note_id IS NULL THEN 'noteId missing, null or empty'
+        ELSE 'repeat of noteId already kept at list position ' || r.first_position
     END AS reason,
-    item
-FROM _ranked
-WHERE note_id IS NULL OR list_position <> first_position;
-
--- A count must be a whole number >= 0; anything else becomes NULL and is named in quality_issues.
-CREATE OR REPLACE TEMP MACRO _count(t) AS
-    CASE WHEN TRY_CAST(t AS HUGEINT) BETWEEN 0 AND 9223372036854775807 THEN TRY_CAST(t AS BIGINT) END;
-CREATE OR REPLACE TEMP MACRO _count_issue(item, field) AS
-    CASE
-        WHEN NOT json_exists(item, '$.' || field) THEN field || ' missing'
-        WHEN (item ->> field) IS NULL THEN NULL
-        WHEN TRY_CAST(item ->> field AS HUGEINT) IS NULL THEN field || ' is not a whole number: ' || left(item ->> field, 40)
-        WHEN TRY_CAST(item ->> field AS HUGEINT) < 0 THEN field || ' is negative: ' || (item ->> field)
-        WHEN TRY_CAST(item ->> field AS HUGEINT) > 9223372036854775807 THEN field || ' is out of range: ' || (item ->> field)
-        WHEN json_type(item -> field) = 'VARCHAR' THEN field || ' was sent as text'
-    END;
-CREATE OR REPLACE TEMP MACRO _typed_issue(item, field, typed) AS
-    CASE
-        WHEN NOT json_exists(item, '$.' || field) THEN field || ' missing'
-        WHEN (item ->> field) IS NOT NULL AND typed IS NULL THEN field || ' could not be read: ' || left(item ->> field, 40)
-    END;
+    nullif(json_extract(p.body, '$.data.list[' || (r.idx - 1) || ']'), 'null') AS item
+FROM _ranked AS r
+JOIN raw.note_pages AS p USING (creator_id, snapshot_date, page_number)
+WHERE r.note_id IS NULL OR r.list_position <> r.first_position;
 
 INSERT INTO analytics.notes
 SELECT
-    creator_id,
-    snapshot_date,
-    note_id,
-    item ->> 'title'                                   AS title,
-    TRY_CAST(item ->> 'date' AS DATE)                  AS published_date,
-    TRY_CAST(item ->> 'isVideo' AS BOOLEAN)            AS is_video,
-    TRY_CAST(item ->> 'isAdvertise' AS BOOLEAN)        AS is_advertise,
-    item ->> 'brandName'                               AS brand_name,
-    _count(item ->> 'readNum')                         AS read_num,
-    _count(item ->> 'likeNum')                         AS like_num,
-    _count(item ->> 'collectNum')                      AS collect_num,
-    _count(item ->> 'likeNum') + _count(item ->> 'collectNum') AS interaction_num,
-    _count(item ->> 'thirdReadUserNum')                AS third_read_user_num,
-    item ->> 'imgUrl'                                  AS img_url,
-    list_position,
-    page_number,
-    fetched_at,
-    list_filter([
-        _count_issue(item, 'readNum'),
-        _count_issue(item, 'likeNum'),
-        _count_issue(item, 'collectNum'),
-        _count_issue(item, 'thirdReadUserNum'),
-        _typed_issue(item, 'date', TRY_CAST(item ->> 'date' AS DATE)),
-        _typed_issue(item, 'isVideo', TRY_CAST(item ->> 'isVideo' AS BOOLEAN)),
-        _typed_issue(item, 'isAdvertise', TRY_CAST(item ->> 'isAdvertise' AS BOOLEAN)),
-        _typed_issue(item, 'title', item ->> 'title')
-    ], lambda x: x IS NOT NULL)                             AS quality_issues
+    creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
+    read_num, like_num, collect_num, like_num + collect_num AS interaction_num, third_read_user_num, img_url,
+    list_position, page_number, fetched_at, quality_issues
 FROM _ranked
 WHERE note_id IS NOT NULL AND list_position = first_position;
 

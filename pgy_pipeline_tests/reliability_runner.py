@@ -1,0 +1,154 @@
+"""Run the pipeline in a separate process, for the crash and concurrency tests of the reliability suite.
+
+    python -m pgy_pipeline_tests.reliability_runner --home DAGSTER_HOME --db FILE --base-url URL \
+        --creators ID,ID,... [--day YYYY-MM-DD] [--refresh] [--assets raw|all] [--lock-wait S] \
+        [--pause-before-commit replace_raw_pages|rebuild_notes|rebuild_metrics]
+
+The token comes from ``JUSTONEAPI_TOKEN`` (never from the command line, which ``ps`` shows). The run is
+one range run (``materialize`` with the range tags) on the persistent instance in ``--home``, so the
+test process sees the same runs, partitions and storage.
+
+It prints one JSON object per line on stdout, flushed at once, so a test can act on them:
+
+* ``{"event": "ready", "pid": ...}`` once imports are done;
+* ``{"event": "write_begin", "fn": ...}`` / ``{"event": "write_end", "fn": ...}`` around each DuckDB
+  partition write (``replace_raw_pages``, ``rebuild_notes``, ``rebuild_metrics``);
+* ``{"event": "paused_before_commit", "fn": ...}`` when ``--pause-before-commit`` names that write: the
+  transaction has deleted the old rows and inserted the new ones, and the process then sleeps before
+  ``COMMIT`` until it is killed (the most damaging moment to die);
+* ``{"event": "result", "success": ..., "failures": [...], "run_id": ...}`` at the end.
+
+The hooks wrap package functions from outside (monkeypatching in this process only); the package has
+no test hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+
+warnings.filterwarnings("ignore")
+
+_state = threading.local()
+_print_lock = threading.Lock()
+
+
+def emit(event: str, **fields) -> None:
+    with _print_lock:
+        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+        sys.stdout.flush()
+
+
+def install_hooks(pause_fn: str | None) -> None:
+    import pgy_pipeline.assets as assets
+    import pgy_pipeline.storage as storage
+
+    def wrap(name: str):
+        original = getattr(storage, name)
+
+        def wrapper(*args, **kwargs):
+            _state.fn = name
+            emit("write_begin", fn=name, t=time.time())
+            try:
+                result = original(*args, **kwargs)
+            finally:
+                _state.fn = None
+            emit("write_end", fn=name, t=time.time())
+            return result
+
+        setattr(storage, name, wrapper)
+        setattr(assets, name, wrapper)
+
+    for name in ("replace_raw_pages", "rebuild_notes", "rebuild_metrics"):
+        wrap(name)
+
+    if pause_fn:
+
+        @contextmanager
+        def transaction(conn):  # storage.transaction, with a pause just before COMMIT
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if getattr(_state, "fn", None) == pause_fn:
+                emit("paused_before_commit", fn=pause_fn, t=time.time())
+                time.sleep(3600)
+            conn.execute("COMMIT")
+
+        storage.transaction = transaction
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgy_pipeline_tests.reliability_runner")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--creators", required=True, help="comma-separated, contiguous in registration order")
+    parser.add_argument("--day", default=None)
+    parser.add_argument("--refresh", action="store_true")
+    parser.add_argument("--assets", choices=["raw", "all"], default="all")
+    parser.add_argument("--lock-wait", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--max-concurrency", type=int, default=4)
+    parser.add_argument("--pause-before-commit", default=None)
+    args = parser.parse_args(argv)
+
+    install_hooks(args.pause_before_commit)
+
+    from dagster import DagsterInstance, materialize
+
+    from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
+    from pgy_pipeline.partitions import today_shanghai
+    from pgy_pipeline.resources import PgyApiResource
+    from pgy_pipeline.storage import PgyDuckDBResource
+
+    emit("ready", pid=os.getpid())
+    creators = args.creators.split(",")
+    day = args.day or today_shanghai().isoformat()
+    api = PgyApiResource(
+        token=os.environ["JUSTONEAPI_TOKEN"],
+        base_url=args.base_url,
+        timeout_s=args.timeout,
+        max_rps=1000.0,
+        max_concurrency=args.max_concurrency,
+        backoff_initial_s=0.01,
+        rate_limit_backoff_s=0.01,
+    )
+    duckdb = PgyDuckDBResource(database=args.db, lock_wait_s=args.lock_wait)
+    selected = [note_pages] if args.assets == "raw" else [note_pages, notes, creator_engagement_metrics]
+    run_config = {"ops": {"raw__note_pages": {"config": {"refresh": True}}}} if args.refresh else None
+    with DagsterInstance.local_temp(args.home) as instance:
+        result = materialize(
+            selected,
+            instance=instance,
+            resources={"pgy_api": api, "duckdb": duckdb},
+            tags={
+                "dagster/asset_partition_range_start": f"{creators[0]}|{day}",
+                "dagster/asset_partition_range_end": f"{creators[-1]}|{day}",
+            },
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        failures = []
+        for event in result.all_events:
+            if event.is_step_failure:
+                err = event.step_failure_data.error
+                texts = []
+                while err is not None:
+                    texts.append(err.message)
+                    err = err.cause
+                failures.append("\n".join(texts))
+        emit("result", success=result.success, failures=failures, run_id=result.run_id)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

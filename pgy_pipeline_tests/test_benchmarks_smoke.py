@@ -1,0 +1,162 @@
+"""Each benchmark at tiny size: the report's structure and its correctness figures. No timing assertions.
+
+The full suite is ``python -m benchmarks.run`` (see docs/benchmarks.md); this keeps it runnable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import fetch, report
+from benchmarks.run import parse_args, run
+
+
+@pytest.fixture(scope="module")
+def smoke() -> dict[str, Any]:
+    """Every benchmark once, at ``--smoke`` sizes (3 creators, 2,000 notes, 20 creators x 1 and 3 days)."""
+    args = parse_args(["--smoke"])
+    return {"args": args, "results": run(args, log=lambda *_: None)}
+
+
+def _creators_with_notes(args) -> int:
+    counts = fetch.note_counts(fetch.creator_ids(args.creators, prefix="fetch"), args.max_notes)
+    return sum(1 for n in counts.values() if n > 0)
+
+
+def test_fetch_pipeline_makes_exactly_the_minimum_calls_and_loses_nothing(smoke):
+    r = smoke["results"]["fetch"]
+    p = r["runs"]["pipeline"]
+    assert p["success"] is True
+    assert p["notes_expected"] > 0
+    assert p["notes_lost"]["max"] == 0
+    assert p["calls"]["max"] == r["min_calls"]
+    assert p["calls_302"]["max"] == 0
+    assert p["calls_past_last_page"]["max"] == 0
+    assert p["metric_rows"] == smoke["args"].creators * 9  # 3 windows x 3 segments
+    assert {"raw__note_pages", "analytics__notes", "analytics__creator_engagement_metrics"} <= set(
+        p["steps_s"]
+    )
+    for key in (
+        "wall_s",
+        "fetch_s",
+        "wall_over_bound",
+        "fetch_over_bound",
+        "before_fetch_s",
+        "after_fetch_s",
+    ):
+        assert p[key]["n"] == 1 and p[key]["median"] is not None
+
+
+def test_fetch_sample_loop_wastes_one_empty_page_per_creator_with_notes(smoke):
+    r = smoke["results"]["fetch"]
+    s = r["runs"]["sample_loop"]
+    wasted = _creators_with_notes(smoke["args"])
+    assert s["notes_lost"]["max"] == 0
+    assert s["calls_past_last_page"]["max"] == wasted
+    assert s["calls"]["max"] == r["min_calls"] + wasted
+    assert s["wall_over_pipeline"] > 0
+
+
+def test_fetch_dlt_rest_api(smoke):
+    pytest.importorskip("dlt")
+    r = smoke["results"]["fetch"]
+    wasted = _creators_with_notes(smoke["args"])
+    for kind in ("dlt", "dlt_parallel"):
+        d = r["runs"][kind]
+        assert d["success"] is True, d["errors"]
+        assert d["notes_lost"]["max"] == 0  # tiny run, well under the rate limit
+        assert d["calls_past_last_page"]["max"] == wasted
+
+
+def test_fetch_counts_notes_lost_to_302_answers(tmp_path: Path):
+    """The instrument itself: an unpaced client over the limit gets 302s, and the lost notes are counted."""
+    creators = fetch.creator_ids(4, prefix="lossy")
+    counts = {c: 20 for c in creators}  # 3 pages each
+    res = fetch.run_alternative(
+        "sample_loop", creators, counts, latency_s=0.0, rate_rps=2.0, page_size=8, workdir=tmp_path
+    )
+    assert res["calls_302"] >= 1
+    assert res["notes_lost"] > 0
+    assert res["creators_short"] >= 1
+    assert res["notes_expected"] == 80
+
+
+def test_orchestration(smoke):
+    o = smoke["results"]["orchestration"]
+    assert o["range_run_s"]["n"] == 1 and o["per_creator_run_s"]["n"] == 1
+    assert o["extrapolated"] is True  # 1 of 2 one-creator runs timed
+    assert o["ratio_per_creator_over_range"] > 0
+    assert 0 <= o["range_non_fetch_share"]["median"] <= 1
+
+
+def test_normalize_keeps_every_note(smoke):
+    n = smoke["results"]["normalize"]
+    assert n["setup"]["notes"] == 2000
+    assert n["notes_lost"] == 0
+    for variant in ("pipeline", "plain_sql", "plain_sql_json_transform"):
+        assert n["variants"][variant]["rows"] == 2000
+        assert n["variants"][variant]["peak_rss_mb"]["median"] > 0
+    assert n["variants"]["pipeline"]["rejects"] == 0
+    assert n["pipeline_over_plain"]["n"] == 1
+
+
+def test_metrics_history(smoke):
+    m = smoke["results"]["metrics"]
+    creators = smoke["args"].metrics_creators
+    assert set(m["by_history"]) == {"1", "3"}
+    for r in m["by_history"].values():
+        assert r["metric_rows"] == creators * 9
+        assert r["rows_with_previous"] == creators * 9  # every creator has an earlier snapshot to compare
+        assert r["rows_scanned"]["analytics.notes"] > 0
+    assert m["ratio_longest_over_shortest"] > 0
+
+
+def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
+    machine = {
+        "date": "2026-01-01 00:00 UTC",
+        "revision": "abc123",
+        "cpu_model": "test",
+        "cpus": 2,
+        "cpus_usable": 2,
+        "memory_gib": 1.0,
+        "os": "Linux",
+        "python": "3.11",
+        "versions": {"dagster": "x"},
+        "load_before": 1.0,
+        "load_after": 1.0,
+    }
+    path = tmp_path / "benchmarks.md"
+    first = report.write(path, smoke["results"], machine, "python -m benchmarks.run --smoke", 1.0)
+    for heading in (
+        "## Machine",
+        "## Targets",
+        "## 1. Fetch",
+        "## 2. Orchestration",
+        "## 3. Load and normalize",
+        "## 4. Metrics",
+        "## How to run",
+    ):
+        assert heading in first
+    assert "Before and after" not in first
+    keys = {r["key"] for r in report.verdicts(smoke["results"])}
+    assert {
+        "fetch_over_bound",
+        "wall_over_bound",
+        "calls_302",
+        "calls_over_min",
+        "notes_lost",
+        "faster_than_sample_loop",
+        "orchestration_ratio",
+        "normalize_over_plain",
+        "normalize_peak_rss",
+        "metrics_flat",
+    } <= keys
+    second = report.write(path, smoke["results"], {**machine, "date": "2026-01-02 00:00 UTC"}, "again", 1.0)
+    assert "## Before and after" in second
+    history = json.loads(re.search(r"<!-- benchmarks-history\n(.*?)\n-->", second, re.S).group(1))
+    assert [h["date"] for h in history] == ["2026-01-01 00:00 UTC", "2026-01-02 00:00 UTC"]
