@@ -83,7 +83,11 @@ class PgyDuckDBResource(DuckDBResource):
                     read_only=False,
                     # A bounded memory limit: DuckDB spills to disk beyond it instead of taking up to
                     # 80% of the machine, which matters on a small worker or a shared Kubernetes node.
-                    config={"custom_user_agent": "pgy_pipeline", "memory_limit": "1GB", **self.connection_config},
+                    config={
+                        "custom_user_agent": "pgy_pipeline",
+                        "memory_limit": "1GB",
+                        **self.connection_config,
+                    },
                 )
                 break
             except duckdb.IOException as exc:
@@ -219,8 +223,10 @@ def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[Partit
     return table.num_rows
 
 
-def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
-    """Rebuild ``analytics.notes`` and ``analytics.note_rejects`` from raw pages, in one transaction.
+def _rebuild_from_raw(
+    conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey], tables: tuple[str, ...], sql_name: str
+) -> set[PartitionKey]:
+    """Replace the ``keys`` partitions of ``tables`` by running ``sql/<sql_name>``, in one transaction.
 
     Only partitions that have raw pages are touched; the others are returned, untouched.
     """
@@ -228,29 +234,20 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
     present = stored_raw_keys(conn, keys)
     _register_keys(conn, present)
     with transaction(conn):
-        conn.execute("DELETE FROM analytics.notes WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        conn.execute(
-            "DELETE FROM analytics.note_rejects WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
-        )
-        conn.execute(sql_file("notes.sql"))
+        for table in tables:
+            conn.execute(f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+        conn.execute(sql_file(sql_name))
     return keys - present
+
+
+def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
+    """Rebuild ``analytics.notes`` and ``analytics.note_rejects`` from raw pages; returns keys without any."""
+    return _rebuild_from_raw(conn, keys, ("analytics.notes", "analytics.note_rejects"), "notes.sql")
 
 
 def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
-    """Rebuild ``analytics.creator_engagement_metrics`` for ``keys`` from notes, in one transaction.
-
-    Only partitions that have raw pages are touched; the others are returned, untouched.
-    """
-    keys = set(keys)
-    present = stored_raw_keys(conn, keys)
-    _register_keys(conn, present)
-    with transaction(conn):
-        conn.execute(
-            "DELETE FROM analytics.creator_engagement_metrics "
-            "WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
-        )
-        conn.execute(sql_file("metrics.sql"))
-    return keys - present
+    """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
+    return _rebuild_from_raw(conn, keys, ("analytics.creator_engagement_metrics",), "metrics.sql")
 
 
 def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:

@@ -40,156 +40,271 @@ class Scenario:
 
 S = Scenario
 SCENARIOS = [
-    S("1-transient", 1, "Transient faults, once each on page k: 301, 500 (twice), 302, HTTP 429, HTTP 502, "
-      "HTTP 503 (twice), HTML body, truncated body, body trickling past the 1.5 s timeout, no answer within "
-      "the timeout, dropped connection",
-      "Retried within bounds (5 attempts, backoff); every note stored exactly once; the run succeeds.",
-      "{creators} creators, {pages} pages: {calls} calls = {pages} + {retries} retries (one per injected "
-      "failure); {notes}/{expected_notes} notes, {duplicates} duplicates; run {seconds} s.",
-      "test_reliability_faults::test_transient_faults_are_retried_within_bounds_and_every_note_lands_once"),
-    S("1-terminal", 1, "Faults that never stop (301, 500, 302, HTTP 429/502/504, HTML, truncated, dropped) "
-      "and terminal codes 400 and an unknown 777, on page 2 of a refresh over stored partitions",
-      "Retries stop at the bound (3 attempts here); 400 and unknown codes cost one call; the error names "
-      "creator, page, code and the service's message; no partial partition; other partitions untouched.",
-      "calls on the failing page: {calls_on_failing_page}; {failed}/{creators} creators failed, each named "
-      "with its reason; partitions changed: {partitions_changed}; the healthy creator was refreshed.",
-      "test_reliability_faults::test_faults_that_persist_and_terminal_codes_cost_bounded_calls_and_leave_old_rows"),
-    *[S(f"1-account-{code}", 1, f"Account code {code} on page 2 of a refresh",
-        "No retry, no further call (circuit breaker), the guard stops later runs; specific message; stored "
-        "partitions unchanged.",
-        "{calls} calls in the run ({error}), {calls_while_guarded} calls in the next run (guard: {guard}); "
-        "partitions changed: {partitions_changed}.",
-        "test_reliability_faults::test_account_codes_stop_every_call_keep_old_rows_and_set_the_guard")
-      for code in (100, 303, 600, 601)],
-    S("2-drift", 2, "Drift while paging: 3 notes published before page 2; page 2 repeating a note of page "
-      "1; total 2 too high; total 3 too low",
-      "No duplicate; every item received is a note or a reject; the discrepancy is reported (list_drift "
-      "metadata and the reconciliation check).",
-      "{_drift}",
-      "test_reliability_drift::test_drift_is_reported_and_nothing_is_duplicated_or_dropped"),
-    S("2-removed", 2, "Drift: the 2 newest notes deleted before page 2",
-      "The reconciliation check warns when the list changed while paging.",
-      "{calls} calls; {notes} notes stored = total {total}, but {missing} live notes never seen and "
-      "{stale} deleted ones kept; list_drift: {list_drift}; reconciliation check passed: {check_passed}.",
-      "test_reliability_drift::test_notes_removed_while_paging_are_flagged_by_the_reconciliation_check"),
-    S("3-odd-data", 3, "Odd data: nulls in every nullable field, missing and unknown fields, counts as "
-      "text, negative, huge, empty and 10,000-character titles, emoji, quotes, backslashes, newlines, NUL, "
-      "SQL-looking text, items that are not objects or have no id, a repeated id",
-      "Raw bodies byte for byte; each value typed, or NULL and named in quality_issues; other items in "
-      "note_rejects with a reason; nothing dropped.",
-      "{items} items over {pages} pages: {raw_bodies_verbatim} bodies stored byte for byte; {notes} notes "
-      "({notes_with_quality_issues} with quality issues), {rejects} rejects, {dropped} dropped.",
-      "test_reliability_odd_data::test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes"),
-    S("3-fractional", 3, "A count sent as 12.5 (and 0.4)",
-      "Not a whole number: NULL and named in quality_issues, never altered silently.",
-      "read_num = {read_num}, like_num = {like_num}, quality_issues = {issues}.",
-      "test_reliability_odd_data::test_fractional_count_is_not_rounded_silently"),
-    S("3-surrogate", 3, "A title cut inside an emoji (lone UTF-16 surrogate \\ud83d) in one creator's body",
-      "The other creators of the run are written; the odd body is stored or refused by name; reruns are "
-      "not stuck.",
-      "first run succeeded: {first_run_success}; pages of the healthy creator written: "
-      "{good_creator_raw_pages}; error: {message}; rerun succeeded: {rerun_success} ({rerun_calls} calls, "
-      "{spooled_after_rerun} creators still spooled).",
-      "test_reliability_odd_data::test_broken_unicode_in_one_body_does_not_block_the_others"),
-    S("4-kill-paging", 4, "SIGKILL while a page request is in flight (creator 2 of 3, page 3 of 5)",
-      "Nothing of the run in DuckDB; complete scans kept in the spool; the rerun pays only for the cut scan.",
-      "{calls_before_kill} calls before the kill; partitions in DuckDB after it: {partitions_after_kill}; "
-      "spooled: {spooled_after_kill}; rerun: {rerun_calls} calls, {rerun_from_spool} partitions from the "
-      "spool; {rows_raw} raw rows, {notes} notes in the end.",
-      "test_reliability_crash::test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_is_missing"),
-    S("4-kill-commit-replace_raw_pages", 4, "SIGKILL inside the raw write transaction (after DELETE and "
-      "INSERT, before COMMIT), refreshing stored partitions",
-      "Previous rows intact in every table; pages kept in the spool; a rerun completes.",
-      "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill}; "
-      "rerun (refresh): {rerun_calls} calls for the {rerun_pages} pages already in the spool.",
-      "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows"),
-    S("4-kill-commit-rebuild_notes", 4, "SIGKILL inside the notes transaction, before COMMIT",
-      "Raw committed, notes and metrics keep their previous rows; the rebuild needs no call.",
-      "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill} (raw "
-      "only); rebuild: {rerun_calls} calls.",
-      "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows"),
-    S("4-kill-random", 4, "SIGKILL at random moments of the raw, notes and metrics writes, restarting "
-      "after each kill until a run completes (24 creators)",
-      "After every kill each partition is whole or absent in every table; each page paid for once.",
-      "{kills} kills ({kills_inside_a_transaction} inside a transaction): {moments}; {calls} calls for "
-      "{pages} pages; {rows_raw} raw rows, {notes} notes in the end.",
-      "test_reliability_crash::test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition"),
-    S("4-stuck-slot", 4, "After a SIGKILL, the killed run's pool slot",
-      "A run killed outright does not block later runs for ever.",
-      "slots held by the killed run: {slots_held_by_killed_run} (run status {run_status}); run_monitoring "
-      "enabled: {run_monitoring}; free_slots_after_run_end_seconds: {free_slots_after_run_end_seconds}.",
-      "test_reliability_crash::test_a_killed_run_does_not_hold_the_api_pool_for_ever"),
-    *[S(f"5-holder-{mode}", 5, f"A {label} DuckDB session opened in another process while the pages "
-        "arrive (lock wait 1 s)",
-        "The write fails after the wait, naming the holder; pages stay in the spool; the rerun writes them "
-        "with no call.",
-        "{calls} calls for {pages} pages; holder's PID named: {holder_pid_named}; spooled: {spooled}; "
-        "rerun: {rerun_calls} calls, {rerun_from_spool} partitions from the spool, {notes} notes.",
-        "test_reliability_concurrency::test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun_pays_nothing")
-      for mode, label in (("ro", "read-only"), ("rw", "read-write"))],
-    S("5-holder-before", 5, "A read-only session already open when the run starts",
-      "Fails before any call, naming the holder.",
-      "{calls} calls; holder's PID named: {holder_pid_named}.",
-      "test_reliability_concurrency::test_a_session_open_before_the_run_fails_it_before_any_call"),
-    S("5-lock-pid", 5, "The lock error's text",
-      "Names the process that holds the file (its PID).",
-      "holder PID {holder_pid}; the error says: \u201c...{shown}\u201d.",
-      "test_reliability_concurrency::test_the_lock_error_names_the_process_that_holds_the_file"),
-    S("5-holder-brief", 5, "A read-only session that closes within the wait",
-      "The run waits and succeeds.",
-      "held {hold_s} s, wait bound {lock_wait_s} s: run succeeded in {run_seconds} s; {calls} calls for "
-      "{pages} pages.",
-      "test_reliability_concurrency::test_a_session_that_closes_within_the_wait_only_delays_the_run"),
-    S("5-refresh-spool", 5, "A refresh run whose write failed (lock), rerun with refresh",
-      "Pages already paid for are written from the spool, not fetched again.",
-      "first run: {first_calls} calls, {spooled} creators spooled; rerun: {rerun_calls} calls.",
-      "test_reliability_concurrency::test_refresh_rerun_writes_the_pages_spooled_by_a_failed_write"),
-    S("5-several-runs", 5, "Three runs at once in three processes: a backfill of two blocks and a run over "
-      "both (overlapping), one instance with the project's pools, one DuckDB file",
-      "All complete; no lock failure; each page paid for once.",
-      "{runs} runs succeeded; {calls} calls for {pages} pages; {notes} notes; {seconds} s.",
-      "test_reliability_concurrency::test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_once"),
-    S("6-creator-ids", 6, "Creator ids with a pipe, comma, spaces, SQL, 10,000 characters, full-width digits, "
-      "emoji (as partitions and in the registry file)",
-      "Refused by name before any call or SQL.",
-      "{bad_ids} ids refused in one message, {calls} calls, DuckDB opened: {duckdb_opened}; registry: "
-      "{registry_rows_skipped} rows skipped by name, {registry_rows_kept} kept.",
-      "test_reliability_bad_input::test_malformed_creator_ids_are_refused_by_name_before_any_call"),
-    S("6-registry", 6, "A registry file that is not YAML, has no creators list, a non-list, or is not UTF-8",
-      "Nothing changes; the sensor tick and the asset say why.",
-      "{files} files: {calls} calls, {rows_changed} rows changed; messages: {messages}.",
-      "test_reliability_bad_input::test_a_registry_file_that_cannot_be_used_changes_nothing_and_says_why"),
-    S("6-run-config", 6, "Invalid enum values in run config (4 fields), a wrong type, a misspelt key",
-      "Refused naming the field and the allowed values, before any call.",
-      "{invalid_values} invalid values and {wrong_shapes} wrong shapes refused; {calls} calls; DuckDB "
-      "opened: {duckdb_opened}.",
-      "test_reliability_bad_input::test_invalid_run_config_is_refused_before_any_call"),
-    S("6-past-date", 6, "A range from yesterday to today, and tomorrow",
-      "Refused before any call, naming the keys and what to do instead.",
-      "{calls} calls, {partitions_written} partitions written; refused: {refused}.",
-      "test_reliability_bad_input::test_a_past_snapshot_date_is_refused_before_any_call"),
-    S("6-environment", 6, "JUSTONEAPI_TIMEOUT_S=sixty",
-      "The definitions refuse to load, naming the variable.",
-      "exit code {exit_code}: \u201c{message}\u201d.",
-      "test_reliability_bad_input::test_a_bad_number_in_the_environment_is_named_at_load"),
-    S("7-secrets", 7, "A full CLI run (dagster asset materialize) with a token full of URL-special "
-      "characters, echoed back by the service in two error messages, a retry and a failing creator",
-      "The token's bytes are nowhere: DuckDB, spool, Dagster storage, compute logs, stdout, stderr, "
-      "exception texts, run config.",
-      "{calls} calls; searched {files_searched} files, {duckdb_rows_searched} DuckDB rows, "
-      "{events_searched} events, in {encodings_searched} encodings: found {token_found} times.",
-      "test_reliability_secrets::test_the_token_is_found_nowhere_after_a_full_run"),
-    S("8-soak", 8, "Soak: {creators} creators in one range run, random faults at a low rate (seeded), 4 creators "
-      "failing for good",
-      "Every partition complete and correct or failed with a reason; totals reconcile; a rerun pays only "
-      "for the failures; bounded in time.",
-      "{pages} pages, {notes} notes: {calls} calls, {retries} retries (faults hit: {faults_hit}); "
-      "{complete} complete, {failed_with_reason} failed with a reason ({calls_on_failures} calls spent on "
-      "them); rerun: {rerun_calls} calls; first run {fetch_run_seconds} s, all {total_seconds} s.",
-      "test_reliability_soak::test_soak_every_partition_complete_or_failed_with_a_reason"),
+    S(
+        "1-transient",
+        1,
+        "Transient faults, once each on page k: 301, 500 (twice), 302, HTTP 429, HTTP 502, "
+        "HTTP 503 (twice), HTML body, truncated body, body trickling past the 1.5 s timeout, no answer within "
+        "the timeout, dropped connection",
+        "Retried within bounds (5 attempts, backoff); every note stored exactly once; the run succeeds.",
+        "{creators} creators, {pages} pages: {calls} calls = {pages} + {retries} retries (one per injected "
+        "failure); {notes}/{expected_notes} notes, {duplicates} duplicates; run {seconds} s.",
+        "test_reliability_faults::test_transient_faults_are_retried_within_bounds_and_every_note_lands_once",
+    ),
+    S(
+        "1-terminal",
+        1,
+        "Faults that never stop (301, 500, 302, HTTP 429/502/504, HTML, truncated, dropped) "
+        "and terminal codes 400 and an unknown 777, on page 2 of a refresh over stored partitions",
+        "Retries stop at the bound (3 attempts here); 400 and unknown codes cost one call; the error names "
+        "creator, page, code and the service's message; no partial partition; other partitions untouched.",
+        "calls on the failing page: {calls_on_failing_page}; {failed}/{creators} creators failed, each named "
+        "with its reason; partitions changed: {partitions_changed}; the healthy creator was refreshed.",
+        "test_reliability_faults::test_faults_that_persist_and_terminal_codes_cost_bounded_calls_and_leave_old_rows",
+    ),
+    *[
+        S(
+            f"1-account-{code}",
+            1,
+            f"Account code {code} on page 2 of a refresh",
+            "No retry, no further call (circuit breaker), the guard stops later runs; specific message; stored "
+            "partitions unchanged.",
+            "{calls} calls in the run ({error}), {calls_while_guarded} calls in the next run (guard: {guard}); "
+            "partitions changed: {partitions_changed}.",
+            "test_reliability_faults::test_account_codes_stop_every_call_keep_old_rows_and_set_the_guard",
+        )
+        for code in (100, 303, 600, 601)
+    ],
+    S(
+        "2-drift",
+        2,
+        "Drift while paging: 3 notes published before page 2; page 2 repeating a note of page "
+        "1; total 2 too high; total 3 too low",
+        "No duplicate; every item received is a note or a reject; the discrepancy is reported (list_drift "
+        "metadata and the reconciliation check).",
+        "{_drift}",
+        "test_reliability_drift::test_drift_is_reported_and_nothing_is_duplicated_or_dropped",
+    ),
+    S(
+        "2-removed",
+        2,
+        "Drift: the 2 newest notes deleted before page 2",
+        "The reconciliation check warns when the list changed while paging.",
+        "{calls} calls; {notes} notes stored = total {total}, but {missing} live notes never seen and "
+        "{stale} deleted ones kept; list_drift: {list_drift}; reconciliation check passed: {check_passed}.",
+        "test_reliability_drift::test_notes_removed_while_paging_are_flagged_by_the_reconciliation_check",
+    ),
+    S(
+        "3-odd-data",
+        3,
+        "Odd data: nulls in every nullable field, missing and unknown fields, counts as "
+        "text, negative, huge, empty and 10,000-character titles, emoji, quotes, backslashes, newlines, NUL, "
+        "SQL-looking text, items that are not objects or have no id, a repeated id",
+        "Raw bodies byte for byte; each value typed, or NULL and named in quality_issues; other items in "
+        "note_rejects with a reason; nothing dropped.",
+        "{items} items over {pages} pages: {raw_bodies_verbatim} bodies stored byte for byte; {notes} notes "
+        "({notes_with_quality_issues} with quality issues), {rejects} rejects, {dropped} dropped.",
+        "test_reliability_odd_data::test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes",
+    ),
+    S(
+        "3-fractional",
+        3,
+        "A count sent as 12.5 (and 0.4)",
+        "Not a whole number: NULL and named in quality_issues, never altered silently.",
+        "read_num = {read_num}, like_num = {like_num}, quality_issues = {issues}.",
+        "test_reliability_odd_data::test_fractional_count_is_not_rounded_silently",
+    ),
+    S(
+        "3-surrogate",
+        3,
+        "A title cut inside an emoji (lone UTF-16 surrogate \\ud83d) in one creator's body",
+        "The other creators of the run are written; the odd body is stored or refused by name; reruns are "
+        "not stuck.",
+        "first run succeeded: {first_run_success}; pages of the healthy creator written: "
+        "{good_creator_raw_pages}; error: {message}; rerun succeeded: {rerun_success} ({rerun_calls} calls, "
+        "{spooled_after_rerun} creators still spooled).",
+        "test_reliability_odd_data::test_broken_unicode_in_one_body_does_not_block_the_others",
+    ),
+    S(
+        "4-kill-paging",
+        4,
+        "SIGKILL while a page request is in flight (creator 2 of 3, page 3 of 5)",
+        "Nothing of the run in DuckDB; complete scans kept in the spool; the rerun pays only for the cut scan.",
+        "{calls_before_kill} calls before the kill; partitions in DuckDB after it: {partitions_after_kill}; "
+        "spooled: {spooled_after_kill}; rerun: {rerun_calls} calls, {rerun_from_spool} partitions from the "
+        "spool; {rows_raw} raw rows, {notes} notes in the end.",
+        "test_reliability_crash::test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_is_missing",
+    ),
+    S(
+        "4-kill-commit-replace_raw_pages",
+        4,
+        "SIGKILL inside the raw write transaction (after DELETE and "
+        "INSERT, before COMMIT), refreshing stored partitions",
+        "Previous rows intact in every table; pages kept in the spool; a rerun completes.",
+        "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill}; "
+        "rerun (refresh): {rerun_calls} calls for the {rerun_pages} pages already in the spool.",
+        "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows",
+    ),
+    S(
+        "4-kill-commit-rebuild_notes",
+        4,
+        "SIGKILL inside the notes transaction, before COMMIT",
+        "Raw committed, notes and metrics keep their previous rows; the rebuild needs no call.",
+        "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill} (raw "
+        "only); rebuild: {rerun_calls} calls.",
+        "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows",
+    ),
+    S(
+        "4-kill-random",
+        4,
+        "SIGKILL at random moments of the raw, notes and metrics writes, restarting "
+        "after each kill until a run completes (24 creators)",
+        "After every kill each partition is whole or absent in every table; each page paid for once.",
+        "{kills} kills ({kills_inside_a_transaction} inside a transaction): {moments}; {calls} calls for "
+        "{pages} pages; {rows_raw} raw rows, {notes} notes in the end.",
+        "test_reliability_crash::test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition",
+    ),
+    S(
+        "4-stuck-slot",
+        4,
+        "After a SIGKILL, the killed run's pool slot",
+        "A run killed outright does not block later runs for ever.",
+        "slots held by the killed run: {slots_held_by_killed_run} (run status {run_status}); run_monitoring "
+        "enabled: {run_monitoring}; free_slots_after_run_end_seconds: {free_slots_after_run_end_seconds}.",
+        "test_reliability_crash::test_a_killed_run_does_not_hold_the_api_pool_for_ever",
+    ),
+    *[
+        S(
+            f"5-holder-{mode}",
+            5,
+            f"A {label} DuckDB session opened in another process while the pages arrive (lock wait 1 s)",
+            "The write fails after the wait, naming the holder; pages stay in the spool; the rerun writes them "
+            "with no call.",
+            "{calls} calls for {pages} pages; holder's PID named: {holder_pid_named}; spooled: {spooled}; "
+            "rerun: {rerun_calls} calls, {rerun_from_spool} partitions from the spool, {notes} notes.",
+            "test_reliability_concurrency::test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun_pays_nothing",
+        )
+        for mode, label in (("ro", "read-only"), ("rw", "read-write"))
+    ],
+    S(
+        "5-holder-before",
+        5,
+        "A read-only session already open when the run starts",
+        "Fails before any call, naming the holder.",
+        "{calls} calls; holder's PID named: {holder_pid_named}.",
+        "test_reliability_concurrency::test_a_session_open_before_the_run_fails_it_before_any_call",
+    ),
+    S(
+        "5-lock-pid",
+        5,
+        "The lock error's text",
+        "Names the process that holds the file (its PID).",
+        "holder PID {holder_pid}; the error says: \u201c...{shown}\u201d.",
+        "test_reliability_concurrency::test_the_lock_error_names_the_process_that_holds_the_file",
+    ),
+    S(
+        "5-holder-brief",
+        5,
+        "A read-only session that closes within the wait",
+        "The run waits and succeeds.",
+        "held {hold_s} s, wait bound {lock_wait_s} s: run succeeded in {run_seconds} s; {calls} calls for "
+        "{pages} pages.",
+        "test_reliability_concurrency::test_a_session_that_closes_within_the_wait_only_delays_the_run",
+    ),
+    S(
+        "5-refresh-spool",
+        5,
+        "A refresh run whose write failed (lock), rerun with refresh",
+        "Pages already paid for are written from the spool, not fetched again.",
+        "first run: {first_calls} calls, {spooled} creators spooled; rerun: {rerun_calls} calls.",
+        "test_reliability_concurrency::test_refresh_rerun_writes_the_pages_spooled_by_a_failed_write",
+    ),
+    S(
+        "5-several-runs",
+        5,
+        "Three runs at once in three processes: a backfill of two blocks and a run over "
+        "both (overlapping), one instance with the project's pools, one DuckDB file",
+        "All complete; no lock failure; each page paid for once.",
+        "{runs} runs succeeded; {calls} calls for {pages} pages; {notes} notes; {seconds} s.",
+        "test_reliability_concurrency::test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_once",
+    ),
+    S(
+        "6-creator-ids",
+        6,
+        "Creator ids with a pipe, comma, spaces, SQL, 10,000 characters, full-width digits, "
+        "emoji (as partitions and in the registry file)",
+        "Refused by name before any call or SQL.",
+        "{bad_ids} ids refused in one message, {calls} calls, DuckDB opened: {duckdb_opened}; registry: "
+        "{registry_rows_skipped} rows skipped by name, {registry_rows_kept} kept.",
+        "test_reliability_bad_input::test_malformed_creator_ids_are_refused_by_name_before_any_call",
+    ),
+    S(
+        "6-registry",
+        6,
+        "A registry file that is not YAML, has no creators list, a non-list, or is not UTF-8",
+        "Nothing changes; the sensor tick and the asset say why.",
+        "{files} files: {calls} calls, {rows_changed} rows changed; messages: {messages}.",
+        "test_reliability_bad_input::test_a_registry_file_that_cannot_be_used_changes_nothing_and_says_why",
+    ),
+    S(
+        "6-run-config",
+        6,
+        "Invalid enum values in run config (4 fields), a wrong type, a misspelt key",
+        "Refused naming the field and the allowed values, before any call.",
+        "{invalid_values} invalid values and {wrong_shapes} wrong shapes refused; {calls} calls; DuckDB "
+        "opened: {duckdb_opened}.",
+        "test_reliability_bad_input::test_invalid_run_config_is_refused_before_any_call",
+    ),
+    S(
+        "6-past-date",
+        6,
+        "A range from yesterday to today, and tomorrow",
+        "Refused before any call, naming the keys and what to do instead.",
+        "{calls} calls, {partitions_written} partitions written; refused: {refused}.",
+        "test_reliability_bad_input::test_a_past_snapshot_date_is_refused_before_any_call",
+    ),
+    S(
+        "6-environment",
+        6,
+        "JUSTONEAPI_TIMEOUT_S=sixty",
+        "The definitions refuse to load, naming the variable.",
+        "exit code {exit_code}: \u201c{message}\u201d.",
+        "test_reliability_bad_input::test_a_bad_number_in_the_environment_is_named_at_load",
+    ),
+    S(
+        "7-secrets",
+        7,
+        "A full CLI run (dagster asset materialize) with a token full of URL-special "
+        "characters, echoed back by the service in two error messages, a retry and a failing creator",
+        "The token's bytes are nowhere: DuckDB, spool, Dagster storage, compute logs, stdout, stderr, "
+        "exception texts, run config.",
+        "{calls} calls; searched {files_searched} files, {duckdb_rows_searched} DuckDB rows, "
+        "{events_searched} events, in {encodings_searched} encodings: found {token_found} times.",
+        "test_reliability_secrets::test_the_token_is_found_nowhere_after_a_full_run",
+    ),
+    S(
+        "8-soak",
+        8,
+        "Soak: {creators} creators in one range run, random faults at a low rate (seeded), 4 creators "
+        "failing for good",
+        "Every partition complete and correct or failed with a reason; totals reconcile; a rerun pays only "
+        "for the failures; bounded in time.",
+        "{pages} pages, {notes} notes: {calls} calls, {retries} retries (faults hit: {faults_hit}); "
+        "{complete} complete, {failed_with_reason} failed with a reason ({calls_on_failures} calls spent on "
+        "them); rerun: {rerun_calls} calls; first run {fetch_run_seconds} s, all {total_seconds} s.",
+        "test_reliability_soak::test_soak_every_partition_complete_or_failed_with_a_reason",
+    ),
 ]
-GROUPS = {1: "Faults", 2: "Drift", 3: "Odd data", 4: "Crash", 5: "Concurrency", 6: "Bad input from people",
-          7: "Secrets", 8: "Soak"}
+GROUPS = {
+    1: "Faults",
+    2: "Drift",
+    3: "Odd data",
+    4: "Crash",
+    5: "Concurrency",
+    6: "Bad input from people",
+    7: "Secrets",
+    8: "Soak",
+}
 
 
 class _Figures(dict):
@@ -211,8 +326,10 @@ def _drift(figures: dict) -> str:
     parts = []
     for label, f in figures.items():
         if isinstance(f, dict):
-            parts.append(f"*{label}*: {f['calls']} calls, {f['notes']} notes (total said {f['total']}), "
-                         f"{f['rejects']} rejects, {f['missing']} not seen, reported")
+            parts.append(
+                f"*{label}*: {f['calls']} calls, {f['notes']} notes (total said {f['total']}), "
+                f"{f['rejects']} rejects, {f['missing']} not seen, reported"
+            )
     return "; ".join(parts) + f"; clean control: {figures.get('clean_control')} notes, nothing reported."
 
 
@@ -264,7 +381,12 @@ def render(figures: dict, results: dict[str, tuple[str, str]], meta: dict) -> st
     ]
     open_defects = []
     for group, name in GROUPS.items():
-        lines += [f"## {group}. {name}", "", "| scenario | promised | observed | result |", "|---|---|---|---|"]
+        lines += [
+            f"## {group}. {name}",
+            "",
+            "| scenario | promised | observed | result |",
+            "|---|---|---|---|",
+        ]
         for s in (x for x in SCENARIOS if x.group == group):
             status, message = results.get(s.test, ("not run", ""))
             if status == "xfailed":
@@ -312,15 +434,31 @@ def main(argv: list[str] | None = None) -> int:
     seconds = "?"
     summary = ""
     if args.run:
-        tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pgy_pipeline_tests").glob("test_reliability_*.py"))
+        tests = sorted(
+            str(p.relative_to(ROOT)) for p in (ROOT / "pgy_pipeline_tests").glob("test_reliability_*.py")
+        )
         env = {**os.environ, "PGY_RELIABILITY_REPORT": str(figures_path)}
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_path}", *tests],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={junit_path}",
+                *tests,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         seconds = f"{time.monotonic() - started:.0f}"
-        summary = next((line.strip("= ") for line in reversed(proc.stdout.splitlines()) if " in " in line), "")
+        summary = next(
+            (line.strip("= ") for line in reversed(proc.stdout.splitlines()) if " in " in line), ""
+        )
         print(proc.stdout[-3000:])
         if proc.returncode != 0:
             print("the reliability suite failed; the document shows it", file=sys.stderr)
@@ -334,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
+        f"{platform.python_version()}",
         "summary": summary or "no results",
         "seconds": seconds,
     }

@@ -33,7 +33,12 @@ from pgy_pipeline.partitions import today_shanghai
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORT_ENV = "PGY_RELIABILITY_REPORT"
-TABLES = ["raw.note_pages", "analytics.notes", "analytics.note_rejects", "analytics.creator_engagement_metrics"]
+TABLES = [
+    "raw.note_pages",
+    "analytics.notes",
+    "analytics.note_rejects",
+    "analytics.creator_engagement_metrics",
+]
 
 
 # -- figures for docs/reliability.md ---------------------------------------------------------------
@@ -66,8 +71,13 @@ def dump(db_path: str, tables: list[str] = TABLES) -> dict[str, list[tuple]]:
     if not Path(db_path).exists():
         return {t: [] for t in tables}
     with duckdb.connect(db_path, read_only=True) as conn:
-        have = {f"{s}.{n}" for s, n in conn.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() if t in have else [] for t in tables}
+        have = {
+            f"{s}.{n}"
+            for s, n in conn.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+        }
+        return {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() if t in have else [] for t in tables
+        }
 
 
 def kept(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> bool:
@@ -76,7 +86,11 @@ def kept(before: dict[str, list[tuple]], after: dict[str, list[tuple]]) -> bool:
 
 
 def partition_rows(db_path: str, table: str, creator: str, day: date) -> list[tuple]:
-    return query(db_path, f"SELECT * FROM {table} WHERE creator_id = ? AND snapshot_date = ? ORDER BY ALL", [creator, day])
+    return query(
+        db_path,
+        f"SELECT * FROM {table} WHERE creator_id = ? AND snapshot_date = ? ORDER BY ALL",
+        [creator, day],
+    )
 
 
 def counts(db_path: str, table: str, day: date | None = None) -> dict[str, int]:
@@ -84,7 +98,9 @@ def counts(db_path: str, table: str, day: date | None = None) -> dict[str, int]:
     if not Path(db_path).exists():
         return {}
     try:
-        rows = query(db_path, f"SELECT creator_id, count(*) FROM {table} WHERE snapshot_date = ? GROUP BY 1", [day])
+        rows = query(
+            db_path, f"SELECT creator_id, count(*) FROM {table} WHERE snapshot_date = ? GROUP BY 1", [day]
+        )
     except duckdb.CatalogException:  # the schema is not there yet
         return {}
     return dict(rows)
@@ -138,10 +154,21 @@ def step_failure_texts(instance: DagsterInstance, run_id: str) -> list[str]:
 class RunnerProcess:
     """``python -m pgy_pipeline_tests.reliability_runner`` with its JSON events read in a thread."""
 
-    def __init__(self, *, home: Path, db: str, base_url: str, creators: list[str], token: str, **options) -> None:
+    def __init__(
+        self, *, home: Path, db: str, base_url: str, creators: list[str], token: str, **options
+    ) -> None:
         args = [
-            sys.executable, "-m", "pgy_pipeline_tests.reliability_runner",
-            "--home", str(home), "--db", db, "--base-url", base_url, "--creators", ",".join(creators),
+            sys.executable,
+            "-m",
+            "pgy_pipeline_tests.reliability_runner",
+            "--home",
+            str(home),
+            "--db",
+            db,
+            "--base-url",
+            base_url,
+            "--creators",
+            ",".join(creators),
         ]
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")
@@ -155,7 +182,12 @@ class RunnerProcess:
         self.stderr_path = Path(db).with_suffix(f".runner{time.monotonic_ns()}.stderr")
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True, cwd=str(REPO_ROOT),
+            args,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            text=True,
+            cwd=str(REPO_ROOT),
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -182,16 +214,20 @@ class RunnerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                pytest.fail(f"runner never printed {event} {match or ''} within {timeout_s:g} s; "
-                            f"events: {self.events}\nstderr tail:\n{self.stderr_tail()}")
+                pytest.fail(
+                    f"runner never printed {event} {match or ''} within {timeout_s:g} s; "
+                    f"events: {self.events}\nstderr tail:\n{self.stderr_tail()}"
+                )
             try:
                 item = self._queue.get(timeout=min(remaining, 0.5))
             except queue.Empty:
                 continue
             if item is None:
                 self._queue.put(None)
-                pytest.fail(f"runner exited ({self.proc.wait()}) before {event}; events: {self.events}\n"
-                            f"stderr tail:\n{self.stderr_tail()}")
+                pytest.fail(
+                    f"runner exited ({self.proc.wait()}) before {event}; events: {self.events}\n"
+                    f"stderr tail:\n{self.stderr_tail()}"
+                )
             self.events.append(item)
             if item["event"] == event and all(item.get(k) == v for k, v in match.items()):
                 return item
@@ -270,7 +306,10 @@ class Holder:
     def __init__(self, db_path: str, mode: str, hold_s: float = 0.0, open_now: bool = True) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", self.SCRIPT, db_path, mode, str(hold_s)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.pid = self.proc.pid
         self._expect("started")

@@ -36,7 +36,9 @@ BAD_IDS = {
 }
 
 
-def test_malformed_creator_ids_are_refused_by_name_before_any_call(instance, simulator, db_path, duckdb_resource):
+def test_malformed_creator_ids_are_refused_by_name_before_any_call(
+    instance, simulator, db_path, duckdb_resource
+):
     good = creator_ids(2, prefix="goodinput")
     instance.add_dynamic_partitions("creators", [good[0], *BAD_IDS.values(), good[1]])
     result = run_pipeline(instance, fast_api(simulator), duckdb_resource, good)  # a range over all of them
@@ -61,12 +63,14 @@ def test_malformed_creator_ids_are_refused_by_name_before_any_call(instance, sim
 
     # the same ids in the registry file: each bad row named and skipped, the good ones registered
     registry = Path(db_path).parent / "creators.yaml"
-    rows = "".join(f"  - id: {value!r}\n" if "'" not in value else f'  - id: "{value}"\n'
-                   for value in BAD_IDS.values())
+    rows = "".join(
+        f"  - id: {value!r}\n" if "'" not in value else f'  - id: "{value}"\n' for value in BAD_IDS.values()
+    )
     registry.write_text(f"creators:\n  - id: {good[0]}\n{rows}  - id: {good[1]}\n", encoding="utf-8")
     resource = CreatorRegistryResource(path=str(registry))
     tick = creator_registry_sensor.evaluate_tick(
-        build_sensor_context(instance=instance, resources={"creator_registry": resource}))
+        build_sensor_context(instance=instance, resources={"creator_registry": resource})
+    )
     requests = tick.dynamic_partitions_requests or []
     added = [k for r in requests for k in getattr(r, "partition_keys", [])]
     assert not set(added) & set(BAD_IDS.values())
@@ -75,8 +79,14 @@ def test_malformed_creator_ids_are_refused_by_name_before_any_call(instance, sim
     assert [c.creator_id for c in parsed.creators] == good
     assert len(parsed.problems) == len(BAD_IDS)
     assert all("invalid creator id" in p for p in parsed.problems)
-    record("6-creator-ids", bad_ids=len(BAD_IDS), calls=0, duckdb_opened=False,
-           registry_rows_skipped=len(parsed.problems), registry_rows_kept=len(parsed.creators))
+    record(
+        "6-creator-ids",
+        bad_ids=len(BAD_IDS),
+        calls=0,
+        duckdb_opened=False,
+        registry_rows_skipped=len(parsed.problems),
+        registry_rows_kept=len(parsed.creators),
+    )
 
 
 REGISTRY_TEXTS = {
@@ -104,9 +114,13 @@ def test_a_registry_file_that_cannot_be_used_changes_nothing_and_says_why(
         else:
             registry.write_text(text, encoding="utf-8")
         tick = creator_registry_sensor.evaluate_tick(
-            build_sensor_context(instance=instance, resources={"creator_registry": resource}))
+            build_sensor_context(instance=instance, resources={"creator_registry": resource})
+        )
         assert not tick.run_requests and not tick.dynamic_partitions_requests, name
-        assert words in tick.skip_message and "Nothing was changed" in tick.skip_message, (name, tick.skip_message)
+        assert words in tick.skip_message and "Nothing was changed" in tick.skip_message, (
+            name,
+            tick.skip_message,
+        )
         result = materialize([creators_asset], instance=instance, raise_on_error=False, resources=resources)
         assert not result.success, name
         message = "\n".join(step_failure_messages(result))
@@ -120,7 +134,10 @@ def test_a_registry_file_that_cannot_be_used_changes_nothing_and_says_why(
 
 ENUMS = {
     "advertise_switch": ("organic", "invalid advertiseSwitch 'organic': must be one of ALL | ORGANIC_ONLY"),
-    "order_type": ("HOTTEST", "invalid orderType 'HOTTEST': must be one of LATEST | MOST_READ | MOST_INTERACT"),
+    "order_type": (
+        "HOTTEST",
+        "invalid orderType 'HOTTEST': must be one of LATEST | MOST_READ | MOST_INTERACT",
+    ),
     "note_type": ("", "invalid noteType '': must be one of ALL | COOPERATION | PHOTO_TEXT | VIDEO"),
     "is_third_platform": ("no", "invalid isThirdPlatform 'no': must be one of NO | YES"),
 }
@@ -130,16 +147,29 @@ def test_invalid_run_config_is_refused_before_any_call(instance, simulator, duck
     ids = creator_ids(1, prefix="enum")
     instance.add_dynamic_partitions("creators", ids)
     for field, (value, words) in ENUMS.items():
-        result = run_pipeline(instance, fast_api(simulator), duckdb_resource, ids,
-                              run_config={"ops": {"raw__note_pages": {"config": {field: value}}}})
+        result = run_pipeline(
+            instance,
+            fast_api(simulator),
+            duckdb_resource,
+            ids,
+            run_config={"ops": {"raw__note_pages": {"config": {field: value}}}},
+        )
         assert not result.success, field
         message = "\n".join(step_failure_messages(result))
         assert "InvalidParameterError" in message and words in message and "No API call was made" in message
     # values of the wrong type, and misspelt keys, are refused by Dagster before the run starts
-    for config, words in [({"refresh": "sometimes"}, "refresh"), ({"advertise_swich": "ALL"}, "advertise_swich")]:
+    for config, words in [
+        ({"refresh": "sometimes"}, "refresh"),
+        ({"advertise_swich": "ALL"}, "advertise_swich"),
+    ]:
         with pytest.raises(DagsterInvalidConfigError) as info:
-            run_pipeline(instance, fast_api(simulator), duckdb_resource, ids,
-                         run_config={"ops": {"raw__note_pages": {"config": config}}})
+            run_pipeline(
+                instance,
+                fast_api(simulator),
+                duckdb_resource,
+                ids,
+                run_config={"ops": {"raw__note_pages": {"config": config}}},
+            )
         assert words in str(info.value)
     assert simulator.call_count() == 0
     assert not Path(db_path).exists()
@@ -155,8 +185,13 @@ def test_a_past_snapshot_date_is_refused_before_any_call(instance, simulator, du
         "dagster/asset_partition_range_start": f"{ids[0]}|{yesterday}",
         "dagster/asset_partition_range_end": f"{ids[1]}|{TODAY.isoformat()}",
     }
-    result = materialize(ALL_ASSETS, instance=instance, tags=tags, raise_on_error=False,
-                         resources={"pgy_api": fast_api(simulator), "duckdb": duckdb_resource})
+    result = materialize(
+        ALL_ASSETS,
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
+        resources={"pgy_api": fast_api(simulator), "duckdb": duckdb_resource},
+    )
     assert not result.success
     message = "\n".join(step_failure_messages(result))
     assert "PastSnapshotDateError" in message
@@ -173,16 +208,34 @@ def test_a_past_snapshot_date_is_refused_before_any_call(instance, simulator, du
     assert f"{ids[0]}|{tomorrow}" in ahead_message and "No API call was made" in ahead_message
     assert simulator.call_count() == 0
     assert counts(db_path, "raw.note_pages") == {}
-    record("6-past-date", calls=0, partitions_written=0,
-           refused="the range yesterday..today (2 past keys named, today's 2 not fetched either), and tomorrow's 2 keys")
+    record(
+        "6-past-date",
+        calls=0,
+        partitions_written=0,
+        refused="the range yesterday..today (2 past keys named, today's 2 not fetched either), and tomorrow's 2 keys",
+    )
 
 
 def test_a_bad_number_in_the_environment_is_named_at_load(tmp_path):
-    env = {**os.environ, "JUSTONEAPI_TIMEOUT_S": "sixty", "PYTHONPATH": str(REPO_ROOT),
-           "PGY_DUCKDB_PATH": str(tmp_path / "x.duckdb")}
+    env = {
+        **os.environ,
+        "JUSTONEAPI_TIMEOUT_S": "sixty",
+        "PYTHONPATH": str(REPO_ROOT),
+        "PGY_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
+    }
     env.pop("JUSTONEAPI_TOKEN", None)
-    proc = subprocess.run([sys.executable, "-c", "import pgy_pipeline.definitions"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import pgy_pipeline.definitions"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "environment variable JUSTONEAPI_TIMEOUT_S='sixty' is not a valid float" in proc.stderr
-    record("6-environment", exit_code=proc.returncode, message="JUSTONEAPI_TIMEOUT_S='sixty' is not a valid float")
+    record(
+        "6-environment",
+        exit_code=proc.returncode,
+        message="JUSTONEAPI_TIMEOUT_S='sixty' is not a valid float",
+    )

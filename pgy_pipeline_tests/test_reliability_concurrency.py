@@ -114,10 +114,17 @@ def test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun
     assert spooled(db_path) == set()
     meta = rerun.asset_materializations_for_node("raw__note_pages")[0].metadata
     assert meta["partitions_from_spool"].value == len(ids) and meta["api_calls"].value == 0
-    record(f"5-holder-{mode}", calls=paid, pages=pages, lock_wait_s=1.0,
-           holder_pid_named=f"(PID {holder.pid})" in message,
-           spooled=len(ids), rerun_calls=0, rerun_from_spool=len(ids),
-           notes=sum(counts(db_path, "analytics.notes").values()))
+    record(
+        f"5-holder-{mode}",
+        calls=paid,
+        pages=pages,
+        lock_wait_s=1.0,
+        holder_pid_named=f"(PID {holder.pid})" in message,
+        spooled=len(ids),
+        rerun_calls=0,
+        rerun_from_spool=len(ids),
+        notes=sum(counts(db_path, "analytics.notes").values()),
+    )
 
 
 def test_a_session_open_before_the_run_fails_it_before_any_call(instance, simulator, db_path):
@@ -125,8 +132,9 @@ def test_a_session_open_before_the_run_fails_it_before_any_call(instance, simula
     PgyDuckDBResource(database=db_path).get_connection().__enter__().close()  # the file exists
     holder = Holder(db_path, "ro")
     try:
-        result = run_pipeline(instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=0.5),
-                              ids)
+        result = run_pipeline(
+            instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=0.5), ids
+        )
     finally:
         holder.release()
     assert not result.success
@@ -142,14 +150,19 @@ def test_the_lock_error_names_the_process_that_holds_the_file(instance, simulato
     PgyDuckDBResource(database=db_path).get_connection().__enter__().close()
     holder = Holder(db_path, "rw")
     try:
-        result = run_pipeline(instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=0.2),
-                              ids)
+        result = run_pipeline(
+            instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=0.2), ids
+        )
     finally:
         holder.release()
     message = "\n".join(step_failure_messages(result))
     shown = next((line for line in message.splitlines() if "stayed locked" in line), "")
-    record("5-lock-pid", holder_pid=holder.pid, shown=shown.split(". DuckDB allows")[0][-80:],
-           calls=simulator.call_count())
+    record(
+        "5-lock-pid",
+        holder_pid=holder.pid,
+        shown=shown.split(". DuckDB allows")[0][-80:],
+        calls=simulator.call_count(),
+    )
     assert f"(PID {holder.pid})" in message, message
 
 
@@ -159,8 +172,9 @@ def test_a_session_that_closes_within_the_wait_only_delays_the_run(instance, sim
     holder = Holder(db_path, "ro", hold_s=1.5)
     started = time.monotonic()
     try:
-        result = run_pipeline(instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=20),
-                              ids)
+        result = run_pipeline(
+            instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=20), ids
+        )
     finally:
         holder.wait_closed()
     seconds = time.monotonic() - started
@@ -177,8 +191,9 @@ def test_refresh_rerun_writes_the_pages_spooled_by_a_failed_write(instance, simu
     simulator.reset_stats()
     simulator.add_fault("latency", page=1, times=1, seconds=1.0)
     holder = Holder(db_path, "ro", open_now=False)
-    thread, box = in_background(lambda: run_pipeline(instance, fast_api(simulator), resource, ids,
-                                                     run_config=REFRESH))
+    thread, box = in_background(
+        lambda: run_pipeline(instance, fast_api(simulator), resource, ids, run_config=REFRESH)
+    )
     try:
         wait_for_calls(simulator, 1)
         holder.open()
@@ -195,7 +210,9 @@ def test_refresh_rerun_writes_the_pages_spooled_by_a_failed_write(instance, simu
     assert simulator.call_count() == 0  # the refreshed pages were already paid for
 
 
-def test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_once(tmp_path, simulator, db_path):
+def test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_once(
+    tmp_path, simulator, db_path
+):
     """A backfill of two blocks (two runs) and a third run over both blocks, launched together in three
     processes on one instance (the project's dagster.yaml: one fetching step and one notes step at a
     time across runs) and one DuckDB file."""
@@ -206,8 +223,12 @@ def test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_
     pages = sum(pages_needed(n, simulator.page_size) for n in note_counts)
     blocks = [ids[:3], ids[3:], ids]
     started = time.monotonic()
-    procs = [RunnerProcess(home=home, db=db_path, base_url=simulator.base_url, creators=b, token=TEST_TOKEN,
-                           lock_wait=60) for b in blocks]
+    procs = [
+        RunnerProcess(
+            home=home, db=db_path, base_url=simulator.base_url, creators=b, token=TEST_TOKEN, lock_wait=60
+        )
+        for b in blocks
+    ]
     try:
         results = [p.result(180) for p in procs]
     finally:
@@ -216,13 +237,22 @@ def test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_
     seconds = time.monotonic() - started
     assert all(r["success"] for r in results), [r["failures"] for r in results]
     assert simulator.call_count() == pages  # overlapping runs did not fetch anything twice
-    assert all(simulator.call_count(c) == pages_needed(n, simulator.page_size)
-               for c, n in zip(ids, note_counts, strict=True))
+    assert all(
+        simulator.call_count(c) == pages_needed(n, simulator.page_size)
+        for c, n in zip(ids, note_counts, strict=True)
+    )
     assert notes_complete(db_path, simulator, ids)
     assert counts(db_path, "analytics.creator_engagement_metrics") == {c: 9 for c in ids}
     assert spooled(db_path) == set()
     runs = instance.get_runs()
     assert len(runs) == 3 and all(r.is_success for r in runs)
     instance.dispose()
-    record("5-several-runs", runs=3, creators=len(ids), pages=pages, calls=simulator.call_count(),
-           notes=sum(counts(db_path, "analytics.notes").values()), seconds=round(seconds, 1))
+    record(
+        "5-several-runs",
+        runs=3,
+        creators=len(ids),
+        pages=pages,
+        calls=simulator.call_count(),
+        notes=sum(counts(db_path, "analytics.notes").values()),
+        seconds=round(seconds, 1),
+    )

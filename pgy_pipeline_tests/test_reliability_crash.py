@@ -109,17 +109,26 @@ def setup_creators(pinstance, simulator, prefix, note_counts):
 
 
 def runner(home, db_path, simulator, ids, **options) -> RunnerProcess:
-    return RunnerProcess(home=home, db=db_path, base_url=simulator.base_url, creators=ids, token=TEST_TOKEN,
-                         **options)
+    return RunnerProcess(
+        home=home, db=db_path, base_url=simulator.base_url, creators=ids, token=TEST_TOKEN, **options
+    )
 
 
 def assert_complete(db_path, simulator, ids, day=TODAY):
     for c in ids:
         want = sorted(n["noteId"] for n in simulator.notes_for(c))
-        got = sorted(r[0] for r in query(db_path, "SELECT note_id FROM analytics.notes WHERE creator_id = ? "
-                                         "AND snapshot_date = ?", [c, day]))
+        got = sorted(
+            r[0]
+            for r in query(
+                db_path,
+                "SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ?",
+                [c, day],
+            )
+        )
         assert got == want, c
-        assert counts(db_path, "raw.note_pages", day).get(c, 0) == pages_needed(len(want), simulator.page_size)
+        assert counts(db_path, "raw.note_pages", day).get(c, 0) == pages_needed(
+            len(want), simulator.page_size
+        )
         assert counts(db_path, "analytics.creator_engagement_metrics", day).get(c, 0) == 9
 
 
@@ -137,7 +146,9 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
     proc = runner(home, db_path, simulator, ids)
     try:
         deadline = time.monotonic() + 60
-        while not (any(c.user_id == slow and c.page == 3 for c in simulator.calls) and len(spooled(db_path)) == 2):
+        while not (
+            any(c.user_id == slow and c.page == 3 for c in simulator.calls) and len(spooled(db_path)) == 2
+        ):
             assert time.monotonic() < deadline, (simulator.stats(), proc.stderr_tail())
             time.sleep(0.05)
         proc.kill()
@@ -153,8 +164,9 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
 
     simulator.clear_faults()
     simulator.reset_stats()
-    result = run_pipeline(pinstance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=5),
-                          ids)
+    result = run_pipeline(
+        pinstance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=5), ids
+    )
     assert result.success, step_failure_messages(result)
     assert simulator.call_count() == simulator.call_count(slow) == 5  # only the creator cut mid-scan
     assert_complete(db_path, simulator, ids)
@@ -162,14 +174,23 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
     assert spooled(db_path) == set()
     meta = result.asset_materializations_for_node("raw__note_pages")[0].metadata
     assert meta["partitions_from_spool"].value == 2
-    record("4-kill-paging", calls_before_kill=paid, partitions_after_kill=0, spooled_after_kill=2,
-           rerun_calls=simulator.call_count(), rerun_from_spool=2, pages_total=10,
-           rows_raw=sum(counts(db_path, "raw.note_pages").values()),
-           notes=sum(counts(db_path, "analytics.notes").values()))
+    record(
+        "4-kill-paging",
+        calls_before_kill=paid,
+        partitions_after_kill=0,
+        spooled_after_kill=2,
+        rerun_calls=simulator.call_count(),
+        rerun_from_spool=2,
+        pages_total=10,
+        rows_raw=sum(counts(db_path, "raw.note_pages").values()),
+        notes=sum(counts(db_path, "analytics.notes").values()),
+    )
 
 
 @pytest.mark.parametrize("write", ["replace_raw_pages", "rebuild_notes"])
-def test_kill_inside_the_write_transaction_keeps_the_previous_rows(home, pinstance, simulator, db_path, write):
+def test_kill_inside_the_write_transaction_keeps_the_previous_rows(
+    home, pinstance, simulator, db_path, write
+):
     """Killed after DELETE and INSERT ran, just before COMMIT: the partition keeps its previous rows."""
     ids = setup_creators(pinstance, simulator, f"commit{write}", [20, 9, 30])
     store_snapshot(simulator, db_path, ids, TODAY, hour=8)  # today's earlier snapshot
@@ -201,22 +222,31 @@ def test_kill_inside_the_write_transaction_keeps_the_previous_rows(home, pinstan
     if write == "replace_raw_pages":
         result = run_pipeline(pinstance, fast_api(simulator), resource, ids, run_config=REFRESH)
     else:
-        result = run_pipeline(pinstance, fast_api(simulator), resource, ids,
-                              assets=[notes, creator_engagement_metrics])
+        result = run_pipeline(
+            pinstance, fast_api(simulator), resource, ids, assets=[notes, creator_engagement_metrics]
+        )
     assert result.success, step_failure_messages(result)
     assert_complete(db_path, simulator, ids)
     # the new snapshot replaced the old one whole, and notes come from the raw pages now stored
     assert dump(db_path)["analytics.notes"] != before["analytics.notes"]
-    assert query(db_path, "SELECT count(*) FROM analytics.notes n LEFT JOIN raw.note_pages p "
-                 "USING (creator_id, snapshot_date, page_number) WHERE p.fetched_at IS DISTINCT FROM n.fetched_at"
-                 ) == [(0,)]
+    assert query(
+        db_path,
+        "SELECT count(*) FROM analytics.notes n LEFT JOIN raw.note_pages p "
+        "USING (creator_id, snapshot_date, page_number) WHERE p.fetched_at IS DISTINCT FROM n.fetched_at",
+    ) == [(0,)]
     assert spooled(db_path) == set()
-    record(f"4-kill-commit-{write}", calls_before_kill=fetched, tables_changed_by_kill=sum(
-        after_kill[t] != before[t] for t in before), rerun_calls=simulator.call_count(),
-        rerun_pages=9)
+    record(
+        f"4-kill-commit-{write}",
+        calls_before_kill=fetched,
+        tables_changed_by_kill=sum(after_kill[t] != before[t] for t in before),
+        rerun_calls=simulator.call_count(),
+        rerun_pages=9,
+    )
 
 
-def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(home, pinstance, simulator, db_path):
+def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(
+    home, pinstance, simulator, db_path
+):
     """Kill the run at random moments inside its DuckDB writes, restarting after each kill, until a run
     completes. After every kill each partition is all there or not there at all, in every table, and in
     the end every page was paid for exactly once."""
@@ -248,12 +278,17 @@ def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(h
             proc.close()
         in_flight = not any(e["event"] == "write_end" and e["fn"] == write for e in events)
         inside += in_flight
-        moments.append(f"{write} +{delay * 1000:.0f} ms: " + ("inside the transaction" if in_flight else "after it"))
+        moments.append(
+            f"{write} +{delay * 1000:.0f} ms: " + ("inside the transaction" if in_flight else "after it")
+        )
         # after the kill: every partition whole or absent, in every table
         raw = counts(db_path, "raw.note_pages")
         assert all(raw[c] == pages[c] for c in raw) and len(raw) in (0, len(ids))  # one transaction per run
         note_rows = counts(db_path, "analytics.notes")
-        assert all(note_rows[c] == note_counts[ids.index(c)] for c in note_rows) and len(note_rows) in (0, len(ids))
+        assert all(note_rows[c] == note_counts[ids.index(c)] for c in note_rows) and len(note_rows) in (
+            0,
+            len(ids),
+        )
         metric_rows = counts(db_path, "analytics.creator_engagement_metrics")
         assert all(v == 9 for v in metric_rows.values()) and len(metric_rows) in (0, len(ids))
         assert set(metric_rows) <= set(note_rows) <= set(raw)
@@ -265,10 +300,17 @@ def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(h
     assert_complete(db_path, simulator, ids)
     assert kept(yesterday, dump(db_path))
     assert simulator.call_count() == sum(pages.values())  # every page paid for exactly once
-    record("4-kill-random", kills=len(moments), kills_inside_a_transaction=inside, moments=moments,
-           calls=simulator.call_count(), pages=sum(pages.values()), partitions=len(ids),
-           rows_raw=sum(counts(db_path, "raw.note_pages").values()),
-           notes=sum(counts(db_path, "analytics.notes").values()))
+    record(
+        "4-kill-random",
+        kills=len(moments),
+        kills_inside_a_transaction=inside,
+        moments=moments,
+        calls=simulator.call_count(),
+        pages=sum(pages.values()),
+        partitions=len(ids),
+        rows_raw=sum(counts(db_path, "raw.note_pages").values()),
+        notes=sum(counts(db_path, "analytics.notes").values()),
+    )
 
 
 def test_a_killed_run_does_not_hold_the_api_pool_for_ever(home, pinstance, simulator, db_path, monkeypatch):
@@ -291,10 +333,16 @@ def test_a_killed_run_does_not_hold_the_api_pool_for_ever(home, pinstance, simul
         proc.close()
     held = pinstance.event_log_storage.get_concurrency_info("pgy_api").claimed_slots
     (run,) = pinstance.get_runs()
-    record("4-stuck-slot", slots_held_by_killed_run=len(held), run_status=run.status.value,
-           run_monitoring=pinstance.run_monitoring_enabled,
-           free_slots_after_run_end_seconds=pinstance.run_monitoring_settings.get("free_slots_after_run_end_seconds"),
-           max_runtime_seconds=pinstance.run_monitoring_max_runtime_seconds)
+    record(
+        "4-stuck-slot",
+        slots_held_by_killed_run=len(held),
+        run_status=run.status.value,
+        run_monitoring=pinstance.run_monitoring_enabled,
+        free_slots_after_run_end_seconds=pinstance.run_monitoring_settings.get(
+            "free_slots_after_run_end_seconds"
+        ),
+        max_runtime_seconds=pinstance.run_monitoring_max_runtime_seconds,
+    )
     assert [s.run_id for s in held] == [run.run_id]  # the dead run holds the only pgy_api slot
 
     # What Dagster can do by itself with the project's dagster.yaml:
@@ -306,6 +354,9 @@ def test_a_killed_run_does_not_hold_the_api_pool_for_ever(home, pinstance, simul
     pinstance.report_run_failed(run, "run worker killed")
     later = get_current_datetime() + timedelta(seconds=timeout + 1)
     monkeypatch.setattr(slot_monitor, "get_current_datetime", lambda: later)
-    list(slot_monitor.execute_concurrency_slots_iteration(SimpleNamespace(instance=pinstance),
-                                                           logging.getLogger("test")))
+    list(
+        slot_monitor.execute_concurrency_slots_iteration(
+            SimpleNamespace(instance=pinstance), logging.getLogger("test")
+        )
+    )
     assert not pinstance.event_log_storage.get_concurrency_info("pgy_api").claimed_slots

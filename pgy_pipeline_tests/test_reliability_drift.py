@@ -41,20 +41,32 @@ def run_with_drift(instance, simulator, duckdb_resource, prefix, faults):
     assert result.success, step_failure_messages(result)  # drift is reported, it does not fail the run
     meta = result.asset_materializations_for_node("raw__note_pages")[0].metadata
     drift = meta["list_drift"].value if "list_drift" in meta else {}
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "notes_reconcile_with_total"]
+    (check,) = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "notes_reconcile_with_total"
+    ]
     mismatched = {m["partition"].split("|")[0]: m for m in check.metadata["mismatches"].value}
-    unique = [c for c in result.get_asset_check_evaluations() if c.check_name == "note_ids_unique_and_present"]
+    unique = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "note_ids_unique_and_present"
+    ]
     assert unique and unique[0].passed
     return ids, before, drift, check, mismatched
 
 
 def observe(db_path, simulator, creator, before):
-    stored = [r[0] for r in query(
-        db_path, "SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ?", [creator, TODAY])]
+    stored = [
+        r[0]
+        for r in query(
+            db_path,
+            "SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ?",
+            [creator, TODAY],
+        )
+    ]
     rejects = query(db_path, "SELECT reason FROM analytics.note_rejects WHERE creator_id = ?", [creator])
     items, total = query(
-        db_path, "SELECT sum(item_count), arg_max(total, page_number) FROM raw.note_pages WHERE creator_id = ?",
-        [creator])[0]
+        db_path,
+        "SELECT sum(item_count), arg_max(total, page_number) FROM raw.note_pages WHERE creator_id = ?",
+        [creator],
+    )[0]
     now = {n["noteId"] for n in simulator.notes_for(creator)}
     return {
         "calls": simulator.call_count(creator),
@@ -77,14 +89,20 @@ DRIFT = [
 ]
 
 
-def test_drift_is_reported_and_nothing_is_duplicated_or_dropped(instance, simulator, duckdb_resource, db_path):
-    ids, before, drift, check, mismatched = run_with_drift(instance, simulator, duckdb_resource, "drift", DRIFT)
+def test_drift_is_reported_and_nothing_is_duplicated_or_dropped(
+    instance, simulator, duckdb_resource, db_path
+):
+    ids, before, drift, check, mismatched = run_with_drift(
+        instance, simulator, duckdb_resource, "drift", DRIFT
+    )
     assert not check.passed  # the reconciliation check warns
     figures = {}
     for creator, (label, *_rest) in zip(ids, DRIFT, strict=False):
         seen = observe(db_path, simulator, creator, before[creator])
         assert seen["notes"] == seen["distinct"], label  # no duplicates
-        assert seen["items"] == seen["notes"] + seen["rejects"], label  # every item received is kept somewhere
+        assert seen["items"] == seen["notes"] + seen["rejects"], (
+            label
+        )  # every item received is kept somewhere
         assert creator in drift and drift[creator], label  # list_drift says what happened
         assert creator in mismatched, label  # and the reconciliation check names the partition
         assert mismatched[creator]["notes"] == seen["notes"] and mismatched[creator]["total"] == seen["total"]
@@ -104,15 +122,20 @@ def test_drift_is_reported_and_nothing_is_duplicated_or_dropped(instance, simula
     assert high["calls"] == 4 and high["notes"] == NOTES and high["missing"] == 0
     # a total that is too low: paging stops at the total... but only on a full page boundary
     assert low["notes"] == NOTES and low["missing"] == 0 and low["calls"] == 3
-    record("2-drift", **{label: {k: v for k, v in f.items() if k != "before"} for label, f in figures.items()},
-           clean_control=clean["notes"])
+    record(
+        "2-drift",
+        **{label: {k: v for k, v in f.items() if k != "before"} for label, f in figures.items()},
+        clean_control=clean["notes"],
+    )
 
 
 def test_notes_removed_while_paging_are_flagged_by_the_reconciliation_check(
     instance, simulator, duckdb_resource, db_path
 ):
     faults = [("2 newest notes deleted while paging (before page 2)", "remove_notes", 2, 1, {"n": 2})]
-    ids, before, drift, check, mismatched = run_with_drift(instance, simulator, duckdb_resource, "removed", faults)
+    ids, before, drift, check, mismatched = run_with_drift(
+        instance, simulator, duckdb_resource, "removed", faults
+    )
     seen = observe(db_path, simulator, ids[0], before[ids[0]])
     record("2-removed", **seen, list_drift=drift.get(ids[0], []), check_passed=check.passed)
     assert seen["notes"] == seen["distinct"] and seen["items"] == seen["notes"] + seen["rejects"]

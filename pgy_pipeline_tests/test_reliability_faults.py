@@ -83,13 +83,17 @@ def test_transient_faults_are_retried_within_bounds_and_every_note_lands_once(
     for creator, (kind, _, times, page, _) in zip(ids, TRANSIENT, strict=False):
         assert calls_on(simulator, creator, page) == 1 + times, kind  # retried exactly as often as it failed
         assert simulator.call_count(creator) == PAGES + times, kind
-        attempts = dict(query(db_path, "SELECT page_number, attempts FROM raw.note_pages WHERE creator_id = ?",
-                              [creator]))
+        attempts = dict(
+            query(db_path, "SELECT page_number, attempts FROM raw.note_pages WHERE creator_id = ?", [creator])
+        )
         assert attempts == {p: (1 + times if p == page else 1) for p in range(1, PAGES + 1)}, kind
     # every note exactly once, equal to what the service holds
     for creator in ids:
-        stored = query(db_path, "SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ?",
-                       [creator, TODAY])
+        stored = query(
+            db_path,
+            "SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ?",
+            [creator, TODAY],
+        )
         assert sorted(r[0] for r in stored) == sorted(n["noteId"] for n in simulator.notes_for(creator))
     assert query(db_path, "SELECT count(*) FROM analytics.note_rejects")[0][0] == 0
     meta = raw_meta(result)
@@ -105,8 +109,11 @@ def test_transient_faults_are_retried_within_bounds_and_every_note_lands_once(
 
     record(
         "1-transient",
-        faults=", ".join(f"{k}{'=' + str(p.get('code', p.get('status', ''))) if p.get('code') or p.get('status') else ''}"
-                         f" x{t} on page {pg}" for k, p, t, pg, _ in TRANSIENT),
+        faults=", ".join(
+            f"{k}{'=' + str(p.get('code', p.get('status', ''))) if p.get('code') or p.get('status') else ''}"
+            f" x{t} on page {pg}"
+            for k, p, t, pg, _ in TRANSIENT
+        ),
         creators=len(ids),
         pages=len(ids) * PAGES,
         calls=simulator.call_count(),
@@ -130,10 +137,18 @@ PERSISTENT = [
     ("html", {}, 3, ["gave up after 3 attempts", "not valid JSON", "<!DOCTYPE html>"]),
     ("truncated", {}, 3, ["gave up after 3 attempts", "not valid JSON"]),
     ("drop", {}, 3, ["gave up after 3 attempts", "connection failed"]),
-    ("code", {"code": 400, "message": "Invalid Parameters: userId"}, 1,
-     ["InvalidRequestError", "rejected the request's parameters (400)", "Invalid Parameters: userId"]),
-    ("code", {"code": 777, "message": "新的错误"}, 1,
-     ["UnexpectedResponseError", "undocumented business code 777", "新的错误"]),
+    (
+        "code",
+        {"code": 400, "message": "Invalid Parameters: userId"},
+        1,
+        ["InvalidRequestError", "rejected the request's parameters (400)", "Invalid Parameters: userId"],
+    ),
+    (
+        "code",
+        {"code": 777, "message": "新的错误"},
+        1,
+        ["UnexpectedResponseError", "undocumented business code 777", "新的错误"],
+    ),
 ]
 
 
@@ -166,11 +181,16 @@ def test_faults_that_persist_and_terminal_codes_cost_bounded_calls_and_leave_old
         assert "page 2" in lines[creator]
         # no partial partition: the previous rows of every table are there, unchanged
         for table in before:
-            assert partition_rows(db_path, table, creator, TODAY) == before_rows[creator][table], (label, table)
+            assert partition_rows(db_path, table, creator, TODAY) == before_rows[creator][table], (
+                label,
+                table,
+            )
         figures[label] = expected_calls
     healthy = ids[-1]
     assert simulator.call_count(healthy) == PAGES
-    new_fetch = query(db_path, "SELECT max(fetched_at) FROM raw.note_pages WHERE creator_id = ?", [healthy])[0][0]
+    new_fetch = query(db_path, "SELECT max(fetched_at) FROM raw.note_pages WHERE creator_id = ?", [healthy])[
+        0
+    ][0]
     old_fetch = max(r[4] for r in before_rows[healthy]["raw.note_pages"])
     assert new_fetch > old_fetch  # the healthy creator was refreshed in the same run
     assert spooled(db_path) == set()  # failed scans are never spooled; the written one was discarded

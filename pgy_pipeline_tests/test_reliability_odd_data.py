@@ -36,7 +36,7 @@ def frozen_clock(simulator):
 
 def note(n: int, **fields) -> dict:
     base = {
-        "noteId": f"{0x6a000000 + n:08x}{n:016x}",
+        "noteId": f"{0x6A000000 + n:08x}{n:016x}",
         "title": f"普通笔记 {n}",
         "date": "2026-03-01",
         "isVideo": False,
@@ -52,9 +52,12 @@ def note(n: int, **fields) -> dict:
     return base
 
 
-LONG_TITLE = ("长标题🎉 with ASCII, \"quotes\" and \\ backslash\n" * 300)[:10_000]
+LONG_TITLE = ('长标题🎉 with ASCII, "quotes" and \\ backslash\n' * 300)[:10_000]
 ODD_NOTES = [
-    {"noteId": note(1)["noteId"], **{k: None for k in note(1) if k != "noteId"}},  # null in every nullable field
+    {
+        "noteId": note(1)["noteId"],
+        **{k: None for k in note(1) if k != "noteId"},
+    },  # null in every nullable field
     {"noteId": note(2)["noteId"]},  # every other field missing
     note(3, unknownField={"nested": [1, "二", None]}, 另一个字段=True, readNumV2=5),  # unknown fields
     note(4, readNum="1234", likeNum="56", collectNum="007", thirdReadUserNum="0"),  # numbers as text
@@ -116,8 +119,21 @@ def expected_body(items: list, total: int) -> str:
 
 
 def stored_notes(db_path: str, creator: str) -> dict[str, dict]:
-    cols = ["note_id", "title", "published_date", "is_video", "is_advertise", "brand_name", "read_num",
-            "like_num", "collect_num", "interaction_num", "third_read_user_num", "img_url", "quality_issues"]
+    cols = [
+        "note_id",
+        "title",
+        "published_date",
+        "is_video",
+        "is_advertise",
+        "brand_name",
+        "read_num",
+        "like_num",
+        "collect_num",
+        "interaction_num",
+        "third_read_user_num",
+        "img_url",
+        "quality_issues",
+    ]
     rows = query(db_path, f"SELECT {', '.join(cols)} FROM analytics.notes WHERE creator_id = ?", [creator])
     return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
 
@@ -135,8 +151,12 @@ def test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes(
 
     # raw: every body byte for byte as served, unknown fields included
     size = simulator.page_size
-    pages = query(db_path, "SELECT page_number, body::VARCHAR, item_count, total FROM raw.note_pages "
-                  "WHERE creator_id = ? ORDER BY page_number", [odd])
+    pages = query(
+        db_path,
+        "SELECT page_number, body::VARCHAR, item_count, total FROM raw.note_pages "
+        "WHERE creator_id = ? ORDER BY page_number",
+        [odd],
+    )
     served = [items[i : i + size] for i in range(0, len(items), size)] + [[]]  # then the empty page
     assert len(pages) == len(served)
     for (page, body, item_count, total), chunk in zip(pages, served, strict=True):
@@ -147,8 +167,12 @@ def test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes(
 
     # notes: each item exactly once, in notes or in rejects
     notes = stored_notes(db_path, odd)
-    rejects = query(db_path, "SELECT list_position, reason, item::VARCHAR FROM analytics.note_rejects "
-                    "WHERE creator_id = ? ORDER BY list_position", [odd])
+    rejects = query(
+        db_path,
+        "SELECT list_position, reason, item::VARCHAR FROM analytics.note_rejects "
+        "WHERE creator_id = ? ORDER BY list_position",
+        [odd],
+    )
     assert len(notes) + len(rejects) == len(items)
     assert [r[0] for r in rejects] == list(range(len(ODD_NOTES) + 1, len(items) + 1))
     for (_, reason, item_text), (item, why) in zip(rejects, REJECTS, strict=True):
@@ -159,8 +183,9 @@ def test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes(
     for item in ODD_NOTES:
         row = notes[item["noteId"]]
         issues = row["quality_issues"]
-        for field, column in zip(COUNTS, ["read_num", "like_num", "collect_num", "third_read_user_num"],
-                                 strict=True):
+        for field, column in zip(
+            COUNTS, ["read_num", "like_num", "collect_num", "third_read_user_num"], strict=True
+        ):
             value, issue = expected_count(item, field)
             assert row[column] == value, (item["noteId"], field, item.get(field), row[column])
             if issue:
@@ -181,7 +206,9 @@ def test_odd_values_are_stored_verbatim_in_raw_and_typed_or_flagged_in_notes(
         elif raw_date == "2026-03-01":
             assert row["published_date"] == date(2026, 3, 1)
         else:
-            assert row["published_date"] is None and any(i.startswith("date could not be read") for i in issues)
+            assert row["published_date"] is None and any(
+                i.startswith("date could not be read") for i in issues
+            )
         flagged += bool(issues)
     null_row = notes[ODD_NOTES[0]["noteId"]]
     assert null_row["quality_issues"] == []  # nulls stay nulls, and are not issues
@@ -227,7 +254,8 @@ def test_broken_unicode_in_one_body_does_not_block_the_others(
     # The simulator writes non-ASCII as UTF-8; escape it instead, as many JSON writers do, so that the
     # lone surrogate travels as the six characters \ud83d.
     monkeypatch.setattr(
-        simulator_module, "_json_bytes",
+        simulator_module,
+        "_json_bytes",
         lambda obj: json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
     )
     simulator.set_notes(bad, [note(1, title="emoji cut in half \ud83d"), note(2)])
@@ -242,16 +270,20 @@ def test_broken_unicode_in_one_body_does_not_block_the_others(
         "3-surrogate",
         first_run_success=result.success,
         good_creator_raw_pages=stored.get(good, 0),
-        message=next((line for line in message.splitlines()[1:] if line.strip() and "Stack Trace" not in line),
-                     "")[:160],
+        message=next(
+            (line for line in message.splitlines()[1:] if line.strip() and "Stack Trace" not in line), ""
+        )[:160],
         rerun_success=rerun.success,
         rerun_calls=simulator.call_count(),
         spooled_after_rerun=len(spooled(db_path)),
     )
     assert stored.get(good, 0) == 2  # the healthy creator is written
     if bad in stored:  # stored, with only the half emoji replaced by U+FFFD (DuckDB cannot hold it)
-        body = query(db_path, "SELECT body::VARCHAR FROM raw.note_pages WHERE creator_id = ? AND page_number = 1",
-                     [bad])[0][0]
+        body = query(
+            db_path,
+            "SELECT body::VARCHAR FROM raw.note_pages WHERE creator_id = ? AND page_number = 1",
+            [bad],
+        )[0][0]
         assert "\\ud83d" not in body and "emoji cut in half \\ufffd" in body
         titles = query(db_path, "SELECT title FROM analytics.notes WHERE creator_id = ?", [bad])
         assert ("emoji cut in half \ufffd",) in titles

@@ -80,10 +80,18 @@ def test_the_token_is_found_nowhere_after_a_full_run(tmp_path, sim):
     for c, n in zip(ids, [20, 9, 0, 12], strict=True):
         sim.set_note_count(c, n)
     # the service echoes the token in its messages: retried once, dropped once, and refused for good
-    sim.add_fault("code", user_id=ids[0], page=2, times=1, code=301, message=f"collect failed for token={TOKEN}")
+    sim.add_fault(
+        "code", user_id=ids[0], page=2, times=1, code=301, message=f"collect failed for token={TOKEN}"
+    )
     sim.add_fault("drop", user_id=ids[1], page=1, times=1)
-    sim.add_fault("code", user_id=ids[3], page=1, times=None, code=400,
-                  message=f"Invalid Parameters: token {TOKEN} may not read {ids[3]}")
+    sim.add_fault(
+        "code",
+        user_id=ids[3],
+        page=1,
+        times=None,
+        code=400,
+        message=f"Invalid Parameters: token {TOKEN} may not read {ids[3]}",
+    )
     registry = tmp_path / "creators.yaml"
     registry.write_text("creators:\n" + "".join(f"  - id: {c}\n" for c in ids), encoding="utf-8")
     instance = open_instance(home)
@@ -102,10 +110,24 @@ def test_the_token_is_found_nowhere_after_a_full_run(tmp_path, sim):
     }
     day = TODAY.isoformat()
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pgy_pipeline.definitions",
-         "--select", "raw/note_pages,analytics/notes,analytics/creator_engagement_metrics",
-         "--partition-range", f"{ids[0]}|{day}...{ids[-1]}|{day}"],
-        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "pgy_pipeline.definitions",
+            "--select",
+            "raw/note_pages,analytics/notes,analytics/creator_engagement_metrics",
+            "--partition-range",
+            f"{ids[0]}|{day}...{ids[-1]}|{day}",
+        ],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     out, err = proc.stdout, proc.stderr
     # the run happened: pages fetched with the token, one creator failed, the others were written
@@ -147,13 +169,25 @@ def test_the_token_is_found_nowhere_after_a_full_run(tmp_path, sim):
             for entry in instance.all_logs(run.run_id):
                 events += 1
                 search(f"event {entry.dagster_event_type}", repr(entry))
-        failure_texts = [repr(e) for run in instance.get_runs() for e in instance.all_logs(run.run_id)
-                         if e.dagster_event_type and "FAILURE" in str(e.dagster_event_type)]
+        failure_texts = [
+            repr(e)
+            for run in instance.get_runs()
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event_type and "FAILURE" in str(e.dagster_event_type)
+        ]
     finally:
         instance.dispose()
     assert failure_texts and any("***" in t for t in failure_texts)  # the echoed token was redacted there
     assert searched_files > 5 and rows > 0 and events > 10
-    record("7-secrets", files_searched=searched_files, duckdb_rows_searched=rows, events_searched=events,
-           encodings_searched=len(NEEDLES), token_found=len(found), calls=sim.call_count(),
-           failed_creators=1, echoed_by_service=2)
+    record(
+        "7-secrets",
+        files_searched=searched_files,
+        duckdb_rows_searched=rows,
+        events_searched=events,
+        encodings_searched=len(NEEDLES),
+        token_found=len(found),
+        calls=sim.call_count(),
+        failed_creators=1,
+        echoed_by_service=2,
+    )
     assert not found, found

@@ -69,7 +69,9 @@ def test_soak_every_partition_complete_or_failed_with_a_reason(instance, simulat
     assert not result.success
     message = "\n".join(step_failure_messages(result))
     assert f"{len(doomed)} of {CREATORS} creator(s) failed" in message
-    named = {m.group(1): line for line in message.splitlines() if (m := re.match(r"- ([0-9a-f]{24}): ", line))}
+    named = {
+        m.group(1): line for line in message.splitlines() if (m := re.match(r"- ([0-9a-f]{24}): ", line))
+    }
     assert set(named) == set(doomed)  # exactly the doomed ones failed, each with its reason
     for c, (_, _, words) in doomed.items():
         assert words in named[c], named[c]
@@ -106,8 +108,11 @@ def test_soak_every_partition_complete_or_failed_with_a_reason(instance, simulat
     assert {r.user_id for r in simulator.calls} == set(doomed)
     assert simulator.call_count() == sum(pages_needed(note_counts[c], simulator.page_size) for c in doomed)
     # every partition complete and correct: each creator's notes, in list order, as the service holds them
-    stored_ids = dict(query(db_path, "SELECT creator_id, list(note_id ORDER BY list_position) "
-                            "FROM analytics.notes GROUP BY 1"))
+    stored_ids = dict(
+        query(
+            db_path, "SELECT creator_id, list(note_id ORDER BY list_position) FROM analytics.notes GROUP BY 1"
+        )
+    )
     for c in ids:
         assert stored_ids.get(c, []) == [n["noteId"] for n in simulator.notes_for(c)], c
     assert sum(counts(db_path, "analytics.notes").values()) == sum(note_counts.values())
