@@ -170,8 +170,10 @@ def note_pages(
             state = trip_guard(context.instance, account)
             context.log.error(state.describe())
 
-    with duckdb.get_connection() as conn:
-        rows = replace_raw_pages(conn, pages_by_key)
+    rows = 0
+    if pages_by_key:
+        with duckdb.get_connection() as conn:
+            rows = replace_raw_pages(conn, pages_by_key)
     for key in pages_by_key:
         spool.discard(*key)
 
@@ -203,8 +205,9 @@ def note_pages(
         lines = [f"- {c}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
         raise Failure(
             description=(
-                f"{len(failures)} of {len(keys)} creator(s) failed; the other {len(pages_by_key)} were "
-                "written. Rerun to fetch only the failed ones.\n" + "\n".join(lines)
+                f"{len(failures)} of {len(keys)} creator(s) failed; {len(pages_by_key)} written, "
+                f"{len(keys) - len(todo)} already stored. Rerun to fetch only the failed ones.\n"
+                + "\n".join(lines)
             ),
             metadata={
                 **metadata,
