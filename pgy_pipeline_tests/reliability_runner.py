@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from pgy_pipeline.partitions import today_shanghai
     from pgy_pipeline.resources import PgyApiResource
     from pgy_pipeline.storage import PgyDuckDBResource
+    from pgy_pipeline_tests.conftest import range_tags, step_failure_messages
 
     emit("ready", pid=os.getpid())
     creators = args.creators.split(",")
@@ -130,22 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             selected,
             instance=instance,
             resources={"pgy_api": api, "duckdb": duckdb},
-            tags={
-                "dagster/asset_partition_range_start": f"{creators[0]}|{day}",
-                "dagster/asset_partition_range_end": f"{creators[-1]}|{day}",
-            },
+            tags=range_tags(creators, day),
             run_config=run_config,
             raise_on_error=False,
         )
-        failures = []
-        for event in result.all_events:
-            if event.is_step_failure:
-                err = event.step_failure_data.error
-                texts = []
-                while err is not None:
-                    texts.append(err.message)
-                    err = err.cause
-                failures.append("\n".join(texts))
+        failures = step_failure_messages(result)
         emit("result", success=result.success, failures=failures, run_id=result.run_id)
     return 0 if result.success else 1
 
