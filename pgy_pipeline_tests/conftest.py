@@ -113,15 +113,15 @@ def run_pipeline(
     )
 
 
+def error_chain_text(err) -> str:
+    """A serialized Dagster error's message and every cause's, one per line."""
+    texts = []
+    while err is not None:
+        texts.append(err.message)
+        err = err.cause
+    return "\n".join(texts)
+
+
 def step_failure_messages(result: ExecuteInProcessResult) -> list[str]:
     """Every step failure's error text (message plus cause), for assertions on what a person sees."""
-    out = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            err = event.step_failure_data.error
-            texts = []
-            while err is not None:
-                texts.append(err.message)
-                err = err.cause
-            out.append("\n".join(texts))
-    return out
+    return [error_chain_text(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]

@@ -136,16 +136,10 @@ def step_failure_texts(instance: DagsterInstance, run_id: str) -> list[str]:
     """Step failure messages of a stored run, cause chains included."""
     from dagster import DagsterEventType
 
-    out = []
+    from pgy_pipeline_tests.conftest import error_chain_text
+
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
-    for rec in records:
-        err = rec.event_log_entry.dagster_event.step_failure_data.error
-        texts = []
-        while err is not None:
-            texts.append(err.message)
-            err = err.cause
-        out.append("\n".join(texts))
-    return out
+    return [error_chain_text(r.event_log_entry.dagster_event.step_failure_data.error) for r in records]
 
 
 # -- a pipeline run in another process --------------------------------------------------------------
