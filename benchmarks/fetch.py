@@ -146,11 +146,10 @@ def run_pipeline(
 ) -> dict[str, Any]:
     from dagster import DagsterInstance, materialize
 
-    from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
-    from pgy_pipeline.client import reset_circuit_breakers
-    from pgy_pipeline.partitions import today_shanghai
-    from pgy_pipeline.resources import PgyApiResource
-    from pgy_pipeline.storage import PgyDuckDBResource
+    from pgy_pipeline.api.client import reset_circuit_breakers
+    from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+    from pgy_pipeline.orchestration.partitions import today_shanghai
+    from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 
     reset_circuit_breakers()
     day = today_shanghai()

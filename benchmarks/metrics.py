@@ -72,7 +72,7 @@ FROM range($creators) AS t(c), range($pages) AS q(p)
 def build(db_path: Path, creators: int, history: int) -> dict[str, Any]:
     import duckdb
 
-    from pgy_pipeline.storage import ensure_schema
+    from pgy_pipeline.warehouse.storage import ensure_schema
 
     origin = LAST_DATE - timedelta(days=400)
     pages = -(-NOTES_PER_SNAPSHOT // PAGE_SIZE)
@@ -107,7 +107,8 @@ def build(db_path: Path, creators: int, history: int) -> dict[str, Any]:
 
 def measure_once(db_path: Path) -> dict[str, Any]:
     """One timed ``rebuild_metrics`` for the last date's keys, on a fresh connection (as a run opens one)."""
-    from pgy_pipeline.storage import PgyDuckDBResource, rebuild_metrics
+    from pgy_pipeline.orchestration.resources import PgyDuckDBResource
+    from pgy_pipeline.warehouse.storage import rebuild_metrics
 
     with PgyDuckDBResource(database=str(db_path)).get_connection() as conn:
         keys = [
@@ -139,9 +140,10 @@ def rows_scanned(db_path: Path) -> dict[str, int]:
     import duckdb
     import pyarrow as pa
 
-    from pgy_pipeline.storage import sql_file
+    from pgy_pipeline.warehouse.sql_files import sql_file
 
-    select = sql_file("metrics.sql").split("INSERT INTO analytics.creator_engagement_metrics", 1)[1]
+    # the statement's query: everything from its WITH on (the INSERT names its columns before it)
+    select = "WITH\n" + sql_file("metrics.sql").split("\nWITH\n", 1)[1]
     with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(db_path), read_only=True) as conn:
         creators = [
             c

@@ -5,7 +5,7 @@ shaped like the endpoint's: ``{"code": 0, "data": {"list": [8 notes], "total": n
 titles, long image URLs, nulls), one snapshot date, 200 notes per creator. Then, each in a fresh
 process on its own copy of the file (so each has its own peak RSS):
 
-* **pipeline**: ``pgy_pipeline.storage.rebuild_notes(conn, every key)``: typed notes, list positions,
+* **pipeline**: ``pgy_pipeline.warehouse.storage.rebuild_notes(conn, every key)``: typed notes, list positions,
   deduplication, rejects and quality issues, in one transaction;
 * **plain SQL**: what DuckDB does with one ``CREATE TABLE AS SELECT`` over the same pages, the same
   typed columns, no checks: ``unnest`` of ``data.list`` and ``->>`` per field.
@@ -133,7 +133,7 @@ def generate(db_path: Path, n_notes: int) -> dict[str, Any]:
     """Raw pages for ``n_notes`` notes (rounded to whole creators of 200) into a new DuckDB file."""
     import duckdb
 
-    from pgy_pipeline.storage import ensure_schema
+    from pgy_pipeline.warehouse.storage import ensure_schema
 
     creators = max(1, round(n_notes / NOTES_PER_CREATOR))
     pages = NOTES_PER_CREATOR // PAGE_SIZE
@@ -170,7 +170,8 @@ def _worker(variant: str, db_path: str) -> dict[str, Any]:
     from benchmarks.common import peak_rss_mb
 
     if variant == "pipeline":
-        from pgy_pipeline.storage import PgyDuckDBResource, rebuild_notes
+        from pgy_pipeline.orchestration.resources import PgyDuckDBResource
+        from pgy_pipeline.warehouse.storage import rebuild_notes
 
         with PgyDuckDBResource(database=db_path).get_connection() as conn:
             keys = [

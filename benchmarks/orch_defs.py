@@ -1,6 +1,6 @@
 """Definitions for the orchestration benchmark's ``dagster asset materialize`` runs.
 
-The three partitioned assets with the pipeline's own resources, pointed by the environment at the
+The pipeline's whole graph (``build_defs``) with its own resources, pointed by the environment at the
 benchmark's simulator and DuckDB file: ``PGY_BENCH_SIM_URL``, ``PGY_BENCH_TOKEN``, ``PGY_BENCH_DB``.
 Dagster's default executor (multiprocess, one process per step), as in the project's jobs, unless
 ``PGY_BENCH_EXECUTOR=in_process`` (the smoke test's choice, for speed).
@@ -11,27 +11,27 @@ from __future__ import annotations
 import os
 import warnings
 
-from dagster import Definitions, in_process_executor, multiprocess_executor
+from dagster import in_process_executor, multiprocess_executor
 
-from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
-from pgy_pipeline.resources import PgyApiResource
-from pgy_pipeline.storage import PgyDuckDBResource
+from pgy_pipeline.definitions import Settings, build_defs
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
-defs = Definitions(
-    executor=in_process_executor
-    if os.environ.get("PGY_BENCH_EXECUTOR") == "in_process"
-    else multiprocess_executor,
-    assets=[note_pages, notes, creator_engagement_metrics],
-    resources={
-        "pgy_api": PgyApiResource(
+defs = build_defs(
+    Settings(
+        pgy_api=PgyApiResource(
             token=os.environ.get("PGY_BENCH_TOKEN", "unset"),
             base_url=os.environ.get("PGY_BENCH_SIM_URL", "http://127.0.0.1:9"),
             max_rps=10_000.0,
             max_concurrency=4,
             timeout_s=30.0,
         ),
-        "duckdb": PgyDuckDBResource(database=os.environ.get("PGY_BENCH_DB", "/tmp/pgy-bench-orch.duckdb")),
-    },
+        duckdb=PgyDuckDBResource(database=os.environ.get("PGY_BENCH_DB", "/tmp/pgy-bench-orch.duckdb")),
+        creator_registry=CreatorRegistryResource(path=os.environ.get("PGY_BENCH_REGISTRY", "creators.yaml")),
+    ),
+    executor=in_process_executor
+    if os.environ.get("PGY_BENCH_EXECUTOR") == "in_process"
+    else multiprocess_executor,
 )

@@ -64,7 +64,7 @@ def run(
 ) -> dict[str, Any]:
     from dagster import DagsterInstance
 
-    from pgy_pipeline.partitions import today_shanghai
+    from pgy_pipeline.orchestration.partitions import today_shanghai
 
     creators = creator_ids(n_creators, prefix="orch")
     counts = note_counts(creators, max_notes)

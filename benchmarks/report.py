@@ -651,7 +651,7 @@ def _findings(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
             "Normalize: `notes.sql` re-parses each item's JSON for every field and every quality check "
             "(dozens of `->>`/`json_exists` calls per note), and its first statement computes `row_number()` "
             "over the unnested items, so DuckDB materializes every item's JSON for the window; with no "
-            "`memory_limit` DuckDB may use 80% of RAM. Fix: (pgy_pipeline/sql/notes.sql) extract all fields "
+            "`memory_limit` DuckDB may use 80% of RAM. Fix: (pgy_pipeline/warehouse/sql/notes.sql) extract all fields "
             "once with `json_extract(item, ['$.noteId', '$.title', ...])` and write the quality-issue macros over "
             "those values, compute list positions from per-page offsets (`sum(len(list))` over the pages, not "
             "a window over items), keep only typed columns in the temp tables and look a rejected item's JSON "

@@ -1,18 +1,23 @@
 """The whole graph in one place: every asset, check, job, schedule, sensor and resource.
 
-Configuration comes from the environment, read here once at load time and handed to resources as
-``EnvVar`` where a value is secret or operator-owned; assets never read the environment.
+``defs`` is built by :func:`build_defs`, which tests and benchmarks call too with resources of their
+own. Configuration comes from the environment, read here once at load time by
+:meth:`Settings.from_env` and handed to resources (as ``EnvVar`` where a value is secret or
+operator-owned); assets never read the environment.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dagster import AssetSpec, Definitions, EnvVar, map_asset_specs
+from dagster import AssetsDefinition, AssetSpec, Definitions, EnvVar, ExecutorDefinition, map_asset_specs
 
-from pgy_pipeline.assets import creator_engagement_metrics, creators, note_pages, notes
-from pgy_pipeline.automation import (
+from pgy_pipeline.orchestration.assets import creator_engagement_metrics, creators, note_pages, notes
+from pgy_pipeline.orchestration.automation import (
     DEFAULT_SNAPSHOT_CRON,
     analytics_rebuild_job,
     api_failure_sensor,
@@ -23,27 +28,40 @@ from pgy_pipeline.automation import (
     raw_pages_followup_sensor,
     snapshot_job,
 )
-from pgy_pipeline.registry import CreatorRegistryResource
-from pgy_pipeline.resources import NO_TOKEN_WARNING, PgyApiResource
-from pgy_pipeline.storage import PgyDuckDBResource
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env_or(name: str, default: str) -> str | EnvVar:
+def _env_or(environ: Mapping[str, str], name: str, default: str) -> str | EnvVar:
     """``EnvVar(name)`` when the variable is set (resolved at run time, never shown), else the default."""
-    return EnvVar(name) if os.getenv(name) else default
+    return EnvVar(name) if environ.get(name) else default
 
 
-def _env_number(name: str, default: float, kind: type = float) -> float:
-    """A numeric setting from the environment, with an error that names the variable."""
-    raw = os.getenv(name)
+def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from the environment, with an error that names the variable."""
+    raw = environ.get(name)
     if not raw:
         return default
     try:
-        value = kind(raw)
+        value = float(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"environment variable {name}={raw!r} is not a valid float") from None
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be positive")
+    return value
+
+
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from the environment, with an error that names the variable."""
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a valid int") from None
     if value <= 0:
         raise ValueError(f"environment variable {name}={raw!r} must be positive")
     return value
@@ -54,29 +72,41 @@ def default_duckdb_path(simulated: bool) -> str:
     return str(PROJECT_ROOT / "data" / ("pgy_demo.duckdb" if simulated else "pgy.duckdb"))
 
 
-_SIMULATED = not os.getenv("JUSTONEAPI_TOKEN")
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator configures, read from the environment once."""
 
-pgy_api = PgyApiResource(
-    token=_env_or("JUSTONEAPI_TOKEN", ""),
-    base_url=_env_or("JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
-    timeout_s=_env_number("JUSTONEAPI_TIMEOUT_S", 60.0),
-    # The real service's limit is not published: 2 requests/s is a safe start. The local simulator
-    # of the demo has no limit worth respecting, so the demo runs faster.
-    max_rps=_env_number("JUSTONEAPI_MAX_RPS", 20.0 if _SIMULATED else 2.0),
-    max_concurrency=_env_number("JUSTONEAPI_MAX_CONCURRENCY", 4, int),
-)
-duckdb_resource = PgyDuckDBResource(
-    database=_env_or("PGY_DUCKDB_PATH", default_duckdb_path(_SIMULATED)),
-    lock_wait_s=_env_number("PGY_DUCKDB_LOCK_WAIT_S", 120.0),
-    spool_dir=os.getenv("PGY_SPOOL_DIR") or "",
-)
+    pgy_api: PgyApiResource
+    duckdb: PgyDuckDBResource
+    creator_registry: CreatorRegistryResource
+    snapshot_cron: str = DEFAULT_SNAPSHOT_CRON
+    simulated: bool = True
 
-creator_registry = CreatorRegistryResource(
-    path=os.getenv("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
-)
-daily_snapshot_schedule = build_daily_snapshot_schedule(
-    os.getenv("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON
-)
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        simulated = not env.get("JUSTONEAPI_TOKEN")
+        return cls(
+            pgy_api=PgyApiResource(
+                token=_env_or(env, "JUSTONEAPI_TOKEN", ""),
+                base_url=_env_or(env, "JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
+                timeout_s=_env_float(env, "JUSTONEAPI_TIMEOUT_S", 60.0),
+                # The real service's limit is not published: 2 requests/s is a safe start. The local
+                # simulator of the demo has no limit worth respecting, so the demo runs faster.
+                max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 2.0),
+                max_concurrency=_env_int(env, "JUSTONEAPI_MAX_CONCURRENCY", 4),
+            ),
+            duckdb=PgyDuckDBResource(
+                database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),
+                lock_wait_s=_env_float(env, "PGY_DUCKDB_LOCK_WAIT_S", 120.0),
+                spool_dir=env.get("PGY_SPOOL_DIR") or "",
+            ),
+            creator_registry=CreatorRegistryResource(
+                path=env.get("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
+            ),
+            snapshot_cron=env.get("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON,
+            simulated=simulated,
+        )
 
 
 def _flag_simulated(spec: AssetSpec) -> AssetSpec:
@@ -84,15 +114,32 @@ def _flag_simulated(spec: AssetSpec) -> AssetSpec:
     return spec.replace_attributes(description=f"{NO_TOKEN_WARNING}\n\n{spec.description}")
 
 
-api_assets = [note_pages, notes, creator_engagement_metrics]
-if _SIMULATED:
-    api_assets = map_asset_specs(_flag_simulated, api_assets)
+def build_defs(
+    settings: Settings | None = None, *, executor: ExecutorDefinition | None = None, **resource_overrides: Any
+) -> Definitions:
+    """The whole graph with ``settings`` (default: from the environment); keyword arguments replace
+    resources by name (``pgy_api=..., duckdb=...``), as tests and benchmarks do."""
+    settings = settings or Settings.from_env()
+    api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics]
+    if settings.simulated:
+        api_assets = list(map_asset_specs(_flag_simulated, api_assets))
+    resources: dict[str, Any] = {
+        "pgy_api": settings.pgy_api,
+        "duckdb": settings.duckdb,
+        "creator_registry": settings.creator_registry,
+        **resource_overrides,
+    }
+    return Definitions(
+        assets=[*api_assets, creators],
+        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
+        schedules=[build_daily_snapshot_schedule(settings.snapshot_cron)],
+        sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
+        resources=resources,
+        executor=executor,
+        metadata={
+            "data_source": "simulator (JUSTONEAPI_TOKEN unset)" if settings.simulated else "justoneapi"
+        },
+    )
 
-defs = Definitions(
-    assets=[*api_assets, creators],
-    jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
-    schedules=[daily_snapshot_schedule],
-    sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
-    resources={"pgy_api": pgy_api, "duckdb": duckdb_resource, "creator_registry": creator_registry},
-    metadata={"data_source": "simulator (JUSTONEAPI_TOKEN unset)" if _SIMULATED else "justoneapi"},
-)
+
+defs = build_defs()

@@ -20,8 +20,11 @@ The tree, by what a person does about it::
     │       └── InsufficientBalanceError 601
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
-    ├── DataSourceMismatchError ...... simulated and real data would mix in one DuckDB file
-    └── DuckDBLockedError ............ another process held the DuckDB file past the wait bound
+    └── WarehouseError ............... the DuckDB file cannot be used as it is
+        ├── DataSourceMismatchError .. simulated and real data would mix in one DuckDB file
+        ├── DuckDBLockedError ........ another process held the DuckDB file past the wait bound
+        ├── SchemaVersionError ....... the file was written by a newer release than the code
+        └── MigrationError ........... a schema migration failed; the file kept its old version
 
 Each error carries the business ``code`` (or HTTP status), the service's ``service_message``,
 the ``creator_id`` and the ``page`` it concerns, and its ``str()`` says what to do next.
@@ -29,6 +32,8 @@ Nothing here ever holds the API token.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class PgyError(Exception):
@@ -66,11 +71,11 @@ class PgyError(Exception):
             where.append(f"service said: {self.service_message!r}")
         return self.message + (f" [{'; '.join(where)}]" if where else "")
 
-    def __reduce__(self):  # keep keyword fields when pickled across processes
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword fields when pickled across processes
         return (_rebuild, (type(self), self.message, self.__dict__))
 
 
-def _rebuild(cls: type[PgyError], message: str, state: dict) -> PgyError:
+def _rebuild(cls: type[PgyError], message: str, state: dict[str, Any]) -> PgyError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)
@@ -104,7 +109,7 @@ class TransientError(ApiError):
 class RateLimitedError(TransientError):
     """The service said to slow down (code 302 or HTTP 429)."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 
@@ -112,7 +117,7 @@ class RateLimitedError(TransientError):
 class RetriesExhaustedError(ApiError):
     """A transient failure that kept happening until the retry budget ran out."""
 
-    def __init__(self, message: str, *, attempts: int, last_error: str, **kwargs) -> None:
+    def __init__(self, message: str, *, attempts: int, last_error: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.attempts = attempts
         self.last_error = last_error
@@ -154,9 +159,21 @@ class ApiGuardError(PgyError):
     """API calls are paused by the stored quota/account guard."""
 
 
-class DataSourceMismatchError(PgyError):
+class WarehouseError(PgyError):
+    """The DuckDB file cannot be used as it is."""
+
+
+class DataSourceMismatchError(WarehouseError):
     """Simulated and real data would be mixed in one DuckDB file."""
 
 
-class DuckDBLockedError(PgyError):
+class DuckDBLockedError(WarehouseError):
     """Another process kept the DuckDB file locked for longer than the configured wait."""
+
+
+class SchemaVersionError(WarehouseError):
+    """The DuckDB file's schema version is newer than this code knows."""
+
+
+class MigrationError(WarehouseError):
+    """A schema migration failed; the upgrade was rolled back."""

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, instance_for_test, materialize
 
-from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
-from pgy_pipeline.client import reset_circuit_breakers
-from pgy_pipeline.partitions import today_shanghai
-from pgy_pipeline.resources import PgyApiResource
+from pgy_pipeline.api.client import reset_circuit_breakers
+from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.orchestration.partitions import today_shanghai
+from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline.storage import PgyDuckDBResource
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 

@@ -46,8 +46,8 @@ def emit(event: str, **fields) -> None:
 
 
 def install_hooks(pause_fn: str | None) -> None:
-    import pgy_pipeline.assets as assets
-    import pgy_pipeline.storage as storage
+    import pgy_pipeline.orchestration.assets as assets
+    import pgy_pipeline.warehouse.storage as storage
 
     def wrap(name: str):
         original = getattr(storage, name)
@@ -69,19 +69,15 @@ def install_hooks(pause_fn: str | None) -> None:
         wrap(name)
 
     if pause_fn:
+        committing = storage.transaction
 
         @contextmanager
-        def transaction(conn):  # storage.transaction, with a pause just before COMMIT
-            conn.execute("BEGIN TRANSACTION")
-            try:
+        def transaction(conn):  # storage.transaction, with a pause inside it, just before COMMIT
+            with committing(conn):
                 yield
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            if getattr(_state, "fn", None) == pause_fn:
-                emit("paused_before_commit", fn=pause_fn, t=time.time())
-                time.sleep(3600)
-            conn.execute("COMMIT")
+                if getattr(_state, "fn", None) == pause_fn:
+                    emit("paused_before_commit", fn=pause_fn, t=time.time())
+                    time.sleep(3600)
 
         storage.transaction = transaction
 
@@ -105,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance, materialize
 
-    from pgy_pipeline.assets import creator_engagement_metrics, note_pages, notes
-    from pgy_pipeline.partitions import today_shanghai
-    from pgy_pipeline.resources import PgyApiResource
-    from pgy_pipeline.storage import PgyDuckDBResource
+    from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+    from pgy_pipeline.orchestration.partitions import today_shanghai
+    from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
     from pgy_pipeline_tests.conftest import range_tags, step_failure_messages
 
     emit("ready", pid=os.getpid())

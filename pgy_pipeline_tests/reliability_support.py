@@ -29,7 +29,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from pgy_pipeline.partitions import today_shanghai
+from pgy_pipeline.orchestration.partitions import today_shanghai
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORT_ENV = "PGY_RELIABILITY_REPORT"

@@ -21,10 +21,10 @@ import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 
 from pgy_pipeline.errors import AuthError, QuotaExceededError
-from pgy_pipeline.guard import clear_guard, read_guard, trip_guard
-from pgy_pipeline.partitions import today_shanghai
+from pgy_pipeline.orchestration.guard import clear_guard, read_guard, trip_guard
+from pgy_pipeline.orchestration.partitions import today_shanghai
+from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.simulator import Simulator
-from pgy_pipeline.storage import PgyDuckDBResource
 from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInvalidConfigError, build_sensor_context, materialize
 
-from pgy_pipeline.assets import creators as creators_asset
-from pgy_pipeline.automation import creator_registry_sensor
-from pgy_pipeline.partitions import today_shanghai
-from pgy_pipeline.registry import CreatorRegistryResource
+from pgy_pipeline.orchestration.assets import creators as creators_asset
+from pgy_pipeline.orchestration.automation import creator_registry_sensor
+from pgy_pipeline.orchestration.partitions import today_shanghai
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline_tests.conftest import ALL_ASSETS, creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import REPO_ROOT, counts, dump, query, record
 

@@ -15,9 +15,9 @@ from datetime import time as dtime
 
 import pytest
 
-from pgy_pipeline.automation import failure_cause
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
-from pgy_pipeline.storage import PgyDuckDBResource
+from pgy_pipeline.orchestration.automation import failure_cause
+from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import (
     Holder,
@@ -96,7 +96,9 @@ def test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun
         assert not result.success
         message = "\n".join(step_failure_messages(result))
         assert "DuckDBLockedError" in message
-        assert "stayed locked for 1 s by the process" in message  # the PID: see the xfail test below
+        assert (
+            "stayed locked for 1 s by the process" in message
+        )  # the PID: see test_the_lock_error_names_the_process_that_holds_the_file
         assert "pages already fetched are kept in the spool" in message
         assert failure_cause([message]) == "DuckDB file locked by another process"
         paid = simulator.call_count()
@@ -113,7 +115,9 @@ def test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun
     assert notes_complete(db_path, simulator, ids)
     assert spooled(db_path) == set()
     meta = rerun.asset_materializations_for_node("raw__note_pages")[0].metadata
-    assert meta["partitions_from_spool"].value == len(ids) and meta["api_calls"].value == 0
+    assert (
+        meta["run_total/partitions_from_spool"].value == len(ids) and meta["run_total/api_calls"].value == 0
+    )
     record(
         f"5-holder-{mode}",
         calls=paid,

@@ -23,11 +23,11 @@ from datetime import time as dtime
 import pytest
 from dagster import DagsterRunStatus
 
-from pgy_pipeline.assets import creator_engagement_metrics, notes
-from pgy_pipeline.client import PgyClient
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
-from pgy_pipeline.storage import (
-    PgyDuckDBResource,
+from pgy_pipeline.api.client import PgyClient
+from pgy_pipeline.orchestration.assets import creator_engagement_metrics, notes
+from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.resources import PgyDuckDBResource
+from pgy_pipeline.warehouse.storage import (
     claim_data_source,
     ensure_schema,
     rebuild_metrics,
@@ -173,7 +173,7 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
     assert kept(before, dump(db_path))  # yesterday's rows are all still there
     assert spooled(db_path) == set()
     meta = result.asset_materializations_for_node("raw__note_pages")[0].metadata
-    assert meta["partitions_from_spool"].value == 2
+    assert meta["run_total/partitions_from_spool"].value == 2
     record(
         "4-kill-paging",
         calls_before_kill=paid,

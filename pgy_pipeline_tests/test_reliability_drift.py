@@ -14,7 +14,7 @@ from datetime import time as dtime
 
 import pytest
 
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
 from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import query, record
 

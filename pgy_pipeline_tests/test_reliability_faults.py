@@ -14,9 +14,9 @@ from datetime import time as dtime
 
 import pytest
 
-from pgy_pipeline.automation import failure_cause
-from pgy_pipeline.guard import read_guard
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.automation import failure_cause
+from pgy_pipeline.orchestration.guard import read_guard
+from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
 from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import counts, dump, partition_rows, query, record, spooled
 
@@ -97,9 +97,9 @@ def test_transient_faults_are_retried_within_bounds_and_every_note_lands_once(
         assert sorted(r[0] for r in stored) == sorted(n["noteId"] for n in simulator.notes_for(creator))
     assert query(db_path, "SELECT count(*) FROM analytics.note_rejects")[0][0] == 0
     meta = raw_meta(result)
-    assert meta["api_calls"] == simulator.call_count()
-    assert meta["api_retries"] == injected
-    outcomes = meta["api_outcomes"]
+    assert meta["run_total/api_calls"] == simulator.call_count()
+    assert meta["run_total/api_retries"] == injected
+    outcomes = meta["run_total/api_outcomes"]
     for _, _, times, _, outcome in TRANSIENT:
         assert outcomes.get(outcome, 0) >= times, outcome
     assert outcomes["0"] == len(ids) * PAGES
@@ -117,7 +117,7 @@ def test_transient_faults_are_retried_within_bounds_and_every_note_lands_once(
         creators=len(ids),
         pages=len(ids) * PAGES,
         calls=simulator.call_count(),
-        retries=meta["api_retries"],
+        retries=meta["run_total/api_retries"],
         notes=sum(counts(db_path, "analytics.notes").values()),
         expected_notes=len(ids) * NOTES,
         duplicates=0,

@@ -24,7 +24,7 @@ import duckdb
 import httpx
 import pytest
 
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.conftest import creator_ids
 from pgy_pipeline_tests.reliability_support import (

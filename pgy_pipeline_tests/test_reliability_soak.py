@@ -19,8 +19,8 @@ from datetime import time as dtime
 import pytest
 from dagster import AssetKey
 
-from pgy_pipeline.partitions import SHANGHAI, partition_key, today_shanghai
-from pgy_pipeline.storage import PgyDuckDBResource
+from pgy_pipeline.orchestration.partitions import SHANGHAI, partition_key, today_shanghai
+from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import counts, pages_needed, query, record, spooled
 
@@ -91,10 +91,10 @@ def test_soak_every_partition_complete_or_failed_with_a_reason(instance, simulat
     assert mats == {partition_key(c, TODAY) for c in ok}  # written partitions are marked, failed ones not
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     fmeta = failure.step_failure_data.user_failure_data.metadata
-    assert fmeta["api_calls"].value == calls
+    assert fmeta["run_total/api_calls"].value == calls
     distinct_requests = len({(r.user_id, r.page) for r in simulator.calls})
-    assert fmeta["api_retries"].value == calls - distinct_requests
-    retries = fmeta["api_retries"].value
+    assert fmeta["run_total/api_retries"].value == calls - distinct_requests
+    retries = fmeta["run_total/api_retries"].value
     faults_hit = Counter(f for r in simulator.calls for f in r.faults)
     assert retries > 10  # the random faults did happen
     assert not spooled(db_path)

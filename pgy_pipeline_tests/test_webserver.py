@@ -29,7 +29,7 @@ import httpx
 import pytest
 import yaml
 
-from pgy_pipeline.partitions import today_shanghai
+from pgy_pipeline.orchestration.partitions import today_shanghai
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.conftest import creator_ids
 

@@ -13,7 +13,7 @@ import os
 from datetime import date, datetime
 from pathlib import Path
 
-from pgy_pipeline.client import Page
+from pgy_pipeline.api.client import Page
 
 
 class Spool:

@@ -1,4 +1,4 @@
-"""Tests of :mod:`pgy_pipeline.client` against the simulator over real loopback HTTP.
+"""Tests of :mod:`pgy_pipeline.api.client` against the simulator over real loopback HTTP.
 
 Every call is counted twice: on the simulator's side (``simulator.calls``) and in the client's own
 ``stats``; the two must agree. Retries use tiny backoffs or a fake ``sleep`` so the file runs in seconds.
@@ -25,7 +25,7 @@ import tenacity
 from tenacity import RetryError
 
 from pgy_pipeline import errors as errors_module
-from pgy_pipeline.client import (
+from pgy_pipeline.api.client import (
     AdvertiseSwitch,
     NotesQuery,
     OrderType,
@@ -939,7 +939,7 @@ def _collect_errors(sim: Simulator) -> tuple[list[BaseException], list[PgyClient
 
 def test_token_never_leaks(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "pgy_pipeline", "pgy_pipeline.client"):
+    for name in ("httpx", "httpcore", "pgy_pipeline", "pgy_pipeline.api.client"):
         caplog.set_level(logging.DEBUG, logger=name)
 
     errors, clients = _collect_errors(sim)

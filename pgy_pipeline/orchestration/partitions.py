@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -13,11 +12,11 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from pgy_pipeline.client import validate_creator_id
+from pgy_pipeline.api.client import validate_creator_id
 from pgy_pipeline.errors import InvalidCreatorIdError, InvalidInputError
-from pgy_pipeline.storage import PartitionKey
+from pgy_pipeline.warehouse.keys import SHANGHAI, PartitionKey, today_shanghai
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+__all__ = ["SHANGHAI", "today_shanghai", "partition_key", "parse_partition_key", "context_partition_keys"]
 SNAPSHOT_START_DATE = "2026-01-01"
 
 creator_partitions = DynamicPartitionsDefinition(name="creators")
@@ -27,11 +26,6 @@ snapshot_date_partitions = DailyPartitionsDefinition(
     end_offset=1,  # today's (still open) day is a partition: snapshots are taken during the day
 )
 note_partitions = MultiPartitionsDefinition({"creator": creator_partitions, "date": snapshot_date_partitions})
-
-
-def today_shanghai(now: datetime | None = None) -> date:
-    """The calendar day in Asia/Shanghai, which names a snapshot."""
-    return (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI).date()
 
 
 def partition_key(creator_id: str, snapshot_date: date | str) -> MultiPartitionKey:

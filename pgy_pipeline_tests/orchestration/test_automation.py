@@ -14,22 +14,20 @@ from dagster import (
     build_sensor_context,
 )
 
-from pgy_pipeline.assets import creator_engagement_metrics, creators, note_pages, notes
-from pgy_pipeline.automation import (
-    analytics_rebuild_job,
+from pgy_pipeline.definitions import Settings, build_defs
+from pgy_pipeline.errors import InsufficientBalanceError, QuotaExceededError
+from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.orchestration.automation import (
     api_failure_sensor,
     api_guard_reset_job,
     build_daily_snapshot_schedule,
     contiguous_blocks,
-    creator_registry_job,
     creator_registry_sensor,
     raw_pages_followup_sensor,
-    snapshot_job,
 )
-from pgy_pipeline.errors import InsufficientBalanceError, QuotaExceededError
-from pgy_pipeline.guard import read_guard, trip_guard
-from pgy_pipeline.partitions import SHANGHAI, partition_key, today_shanghai
-from pgy_pipeline.registry import CreatorRegistryResource, parse_registry
+from pgy_pipeline.orchestration.guard import read_guard, trip_guard
+from pgy_pipeline.orchestration.partitions import SHANGHAI, partition_key, today_shanghai
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource, parse_registry
 from pgy_pipeline_tests.conftest import creator_ids, run_pipeline, step_failure_messages
 
 TODAY = today_shanghai()
@@ -52,16 +50,12 @@ def registry_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def defs(api, duckdb_resource, registry_path) -> Definitions:
-    return Definitions(
-        assets=[note_pages, notes, creator_engagement_metrics, creators],
-        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
-        schedules=[daily_snapshot_schedule],
-        sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
-        resources={
-            "pgy_api": api,
-            "duckdb": duckdb_resource,
-            "creator_registry": CreatorRegistryResource(path=str(registry_path)),
-        },
+    return build_defs(
+        Settings(
+            pgy_api=api,
+            duckdb=duckdb_resource,
+            creator_registry=CreatorRegistryResource(path=str(registry_path)),
+        )
     )
 
 

@@ -1,6 +1,6 @@
 """A plain HTTP client for Just One API's Pugongying "User Published Notes (V1)" endpoint.
 
-It knows nothing of Dagster: :mod:`pgy_pipeline.resources` builds it from configuration.
+It knows nothing of Dagster: :mod:`pgy_pipeline.orchestration.resources` builds it from configuration.
 
 What it guarantees:
 
@@ -8,7 +8,8 @@ What it guarantees:
   (:class:`~pgy_pipeline.errors.InvalidInputError`).
 * **Business codes decide.** A response's ``code`` field, not its HTTP status, says whether a call
   worked. 301, 500, HTTP 5xx/429, timeouts, dropped connections and bodies that are not JSON are
-  retried with exponential backoff and jitter (tenacity), bounded in attempts and in time; 302 backs
+  retried with exponential backoff and jitter (tenacity), bounded in attempts and in time, except a
+  non-JSON client error page (HTTP 4xx other than 408/425), which no retry would heal; 302 backs
   off longer and honours ``Retry-After``. 100, 303, 600 and 601 are terminal for the account: the
   call is not retried and a process-wide circuit breaker refuses every later call, because each one
   would fail or be billed. 400 is terminal for that request.
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -90,6 +91,15 @@ class IsThirdPlatform(StrEnum):
     YES = "YES"
 
 
+class _Where(TypedDict, total=False):
+    """Where a failure happened, as keyword arguments of the error classes."""
+
+    creator_id: str
+    page: int
+    code: int | None
+    service_message: str | None
+
+
 def _shown(value: object, limit: int = 40) -> str:
     """A short, unambiguous rendering of a bad value for an error message (a pasted token is masked)."""
     text = redact(repr(value), _REDACTOR.secrets)
@@ -113,13 +123,12 @@ def validate_creator_id(creator_id: object) -> str:
 
 
 def _enum_value(enum: type[StrEnum], name: str, value: object) -> StrEnum:
-    try:
+    if isinstance(value, str) and value in enum.__members__.values():
         return enum(value)
-    except ValueError:
-        allowed = " | ".join(m.value for m in enum)
-        raise InvalidParameterError(
-            f"invalid {name} {_shown(value)}: must be one of {allowed}. No API call was made."
-        ) from None
+    allowed = " | ".join(m.value for m in enum)
+    raise InvalidParameterError(
+        f"invalid {name} {_shown(value)}: must be one of {allowed}. No API call was made."
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +241,7 @@ class CallStats:
 
     calls: int = 0
     retries: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, outcome: str) -> None:
@@ -446,10 +455,12 @@ class PgyClient:
 
     # -- one request -------------------------------------------------------------------------
 
-    def _request_once(self, creator_id: str, page_number: int, params: dict[str, str]) -> tuple[dict, str]:
+    def _request_once(
+        self, creator_id: str, page_number: int, params: dict[str, str]
+    ) -> tuple[dict[str, Any], str]:
         """One HTTP call; returns (body, body text) on code 0, else raises a typed error."""
         self.breaker.check(creator_id, page_number)
-        where = {"creator_id": creator_id, "page": page_number}
+        where: _Where = {"creator_id": creator_id, "page": page_number}
         failure: TransientError | None = None
         with self.pacer:
             # Again after waiting for a slot: another thread may have opened the breaker meanwhile.
@@ -520,7 +531,7 @@ class PgyClient:
         message = body.get("message") if isinstance(body.get("message"), str) else None
         message = redact(message, _REDACTOR.secrets) if message else message
         self.stats.record(str(code))
-        ctx = {**where, "code": code if isinstance(code, int) else None, "service_message": message}
+        ctx: _Where = {**where, "code": code if isinstance(code, int) else None, "service_message": message}
         if code == 0:
             return body, text
         if code in _ACCOUNT_ERRORS:
@@ -548,11 +559,11 @@ class PgyClient:
         if isinstance(exc, RateLimitedError):
             if exc.retry_after_s is not None:
                 return min(exc.retry_after_s, self.max_retry_time_s)
-            base = self.rate_limit_backoff_s * 2 ** (n - 1)
+            base = self.rate_limit_backoff_s * 2.0 ** (n - 1)
         else:
-            base = self.backoff_initial_s * 2 ** (n - 1)
+            base = self.backoff_initial_s * 2.0 ** (n - 1)
         # Full jitter on top of the exponential step keeps parallel workers from retrying in lockstep.
-        return min(self.backoff_max_s, base) * (0.5 + self._random.random() / 2)
+        return float(min(self.backoff_max_s, base) * (0.5 + self._random.random() / 2))
 
     def fetch_page(self, creator_id: str, page_number: int = 1, query: NotesQuery | None = None) -> Page:
         """Fetch one page, retrying transient failures; raise a typed error otherwise."""
@@ -563,7 +574,7 @@ class PgyClient:
         params = query.params(creator_id, page_number)
         attempts = 0
 
-        def attempt() -> tuple[dict, str]:
+        def attempt() -> tuple[dict[str, Any], str]:
             nonlocal attempts
             attempts += 1
             return self._request_once(creator_id, page_number, params)

@@ -1,5 +1,6 @@
--- The DuckDB layout is a public contract: analysts query these tables with their own SQL.
--- Every statement is idempotent; the pipeline runs this file before it writes.
+-- The layout of release 0.1.0, the first one; frozen: later changes are new migrations.
+-- Every statement is IF NOT EXISTS, so a file written by 0.1.0 (which had no migration table)
+-- is adopted as it is, and a new file starts from the same layout as every existing one.
 
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS analytics;
@@ -84,30 +85,3 @@ CREATE TABLE IF NOT EXISTS analytics.creators (
     active        BOOLEAN NOT NULL,
     updated_at    TIMESTAMP NOT NULL
 );
-
-CREATE OR REPLACE VIEW analytics.notes_latest AS
-SELECT *
-FROM analytics.notes
-QUALIFY snapshot_date = max(snapshot_date) OVER (PARTITION BY creator_id, note_id);
-
-CREATE OR REPLACE VIEW analytics.creator_leaderboard AS
-SELECT
-    m.creator_id,
-    c.display_name,
-    c.tags,
-    m.snapshot_date,
-    m.note_count,
-    m.read_median,
-    m.interaction_median,
-    m.engagement_rate,
-    m.hundred_like_rate,
-    m.thousand_like_rate,
-    m.notes_per_week,
-    m.days_since_last_note,
-    m.read_gain,
-    m.notes_total_reported
-FROM analytics.creator_engagement_metrics AS m
-LEFT JOIN analytics.creators AS c USING (creator_id)
-WHERE m."window" = '30d' AND m.segment = 'all'
-QUALIFY m.snapshot_date = max(m.snapshot_date) OVER (PARTITION BY m.creator_id)
-ORDER BY m.read_median DESC NULLS LAST;

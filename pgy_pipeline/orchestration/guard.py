@@ -6,7 +6,7 @@ run, schedule tick and sensor tick sees it:
 
 * after 303 (daily quota), no calls until the next day in Asia/Shanghai, when it lifts by itself;
 * after 100 (token), 600 (permission) or 601 (balance), no calls until an operator clears it, with
-  the ``api_guard_reset_job`` in the UI or ``python -m pgy_pipeline.guard clear``.
+  the ``api_guard_reset_job`` in the UI or ``python -m pgy_pipeline.orchestration.guard clear``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from datetime import date, datetime
 from dagster import DagsterInstance
 
 from pgy_pipeline.errors import AccountError, ApiGuardError, QuotaExceededError
-from pgy_pipeline.partitions import SHANGHAI, today_shanghai
+from pgy_pipeline.orchestration.dagster_internals import read_value, write_value
+from pgy_pipeline.warehouse.keys import SHANGHAI, today_shanghai
 
 GUARD_KEY = "pgy_pipeline/api_guard"
 
@@ -38,7 +39,7 @@ class GuardState:
             if self.until
             else (
                 "calls stay paused until an operator clears the guard (launch api_guard_reset_job, or run "
-                "'python -m pgy_pipeline.guard clear')"
+                "'python -m pgy_pipeline.orchestration.guard clear')"
             )
         )
         return f"API calls paused since {self.since}: {self.reason}; {resume}"
@@ -46,7 +47,7 @@ class GuardState:
 
 def read_guard(instance: DagsterInstance, today: date | None = None) -> GuardState | None:
     """The guard in force, or None. A quota guard whose day has come lifts by itself."""
-    raw = instance.run_storage.get_cursor_values({GUARD_KEY}).get(GUARD_KEY)
+    raw = read_value(instance, GUARD_KEY)
     if not raw:
         return None
     state = GuardState(**json.loads(raw))
@@ -67,13 +68,13 @@ def trip_guard(instance: DagsterInstance, error: AccountError, today: date | Non
         since=datetime.now(SHANGHAI).isoformat(timespec="seconds"),
         until=until,
     )
-    instance.run_storage.set_cursor_values({GUARD_KEY: json.dumps(asdict(state))})
+    write_value(instance, GUARD_KEY, json.dumps(asdict(state)))
     return state
 
 
 def clear_guard(instance: DagsterInstance) -> None:
     """Lift the guard (an operator's decision after fixing the token, permission or balance)."""
-    instance.run_storage.set_cursor_values({GUARD_KEY: ""})
+    write_value(instance, GUARD_KEY, "")
 
 
 def raise_if_guarded(instance: DagsterInstance) -> None:
@@ -86,7 +87,9 @@ def raise_if_guarded(instance: DagsterInstance) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m pgy_pipeline.guard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pgy_pipeline.orchestration.guard", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("command", choices=["show", "clear"])
     args = parser.parse_args(argv)
     with DagsterInstance.get() as instance:

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
 
-from pgy_pipeline.client import NotesQuery, PgyClient, Scan
+from pgy_pipeline.api.client import NotesQuery, PgyClient, Scan
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.spool import Spool
+from pgy_pipeline.warehouse.spool import Spool
 
 
 @dataclass

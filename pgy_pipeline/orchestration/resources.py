@@ -1,4 +1,4 @@
-"""Dagster resources: a thin wrapper that builds :class:`~pgy_pipeline.client.PgyClient` from config.
+"""Dagster resources: thin wrappers that build the API client and open the warehouse from config.
 
 Operators configure everything through the environment (see ``definitions.py``); nothing here
 reads ``os.environ``. With no token the resource serves simulated data from an in-process
@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import duckdb
 from dagster import ConfigurableResource
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from pgy_pipeline.client import DEFAULT_BASE_URL, PgyClient
+from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
+from pgy_pipeline.warehouse.storage import connect
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +112,37 @@ class PgyApiResource(ConfigurableResource):
             rate_limit_backoff_s=self.rate_limit_backoff_s,
             max_pages=self.max_pages,
         )
+
+
+class PgyDuckDBResource(DuckDBResource):
+    """dagster-duckdb's resource, with a bounded, explained wait for DuckDB's single-writer lock.
+
+    The stock resource retries about 100 s and then re-raises DuckDB's error; this one waits up to
+    ``lock_wait_s``, logs who holds the lock while it waits, and then names that process.
+    """
+
+    lock_wait_s: float = Field(default=120.0, description="How long to wait for another process's lock.")
+    spool_dir: str = Field(
+        default="",
+        description="Where fetched pages wait for their DuckDB write; empty: '<database>.spool' beside the file.",
+    )
+
+    @property
+    def spool_path(self) -> Path:
+        if self.spool_dir:
+            return Path(self.spool_dir)
+        if self.database.startswith("md:") or self.database == ":memory:":
+            return Path("data") / "spool"
+        return Path(self.database + ".spool")
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        def waiting(seconds: float, holder: str) -> None:
+            log.warning(
+                f"waiting {seconds:.0f} s so far for the DuckDB file {self.database}, locked by {holder}"
+            )
+
+        with connect(
+            self.database, lock_wait_s=self.lock_wait_s, config=dict(self.connection_config), on_wait=waiting
+        ) as conn:
+            yield conn

@@ -15,7 +15,7 @@ import yaml
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pgy_pipeline.client import validate_creator_id
+from pgy_pipeline.api.client import validate_creator_id
 from pgy_pipeline.errors import InvalidCreatorIdError, InvalidInputError
 
 

@@ -1,9 +1,15 @@
--- Per-creator engagement metrics for the partitions in _keys(creator_id, snapshot_date), one row per
+-- Per-creator engagement metrics for the partitions in the temp table _keys(creator_id, snapshot_date)
+-- (filled by storage.partition_keys()), one row per
 -- (creator_id, snapshot_date, window, segment). Reads only the partitions' own notes, their previous
 -- snapshot's notes and the raw pages' reported total, so the cost follows one day's rows, not history.
 -- Runs inside the caller's transaction, after the partitions' old rows are deleted.
 
-INSERT INTO analytics.creator_engagement_metrics
+INSERT INTO analytics.creator_engagement_metrics (
+    creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
+    interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
+    thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,
+    notes_total_reported
+)
 WITH
 snapshot_dates AS (
     -- The creator's snapshots, from raw pages (one row per page, far fewer than notes).

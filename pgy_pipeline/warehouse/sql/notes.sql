@@ -1,4 +1,5 @@
--- Normalize raw.note_pages into analytics.notes for the partitions in _keys(creator_id, snapshot_date).
+-- Normalize raw.note_pages into analytics.notes for the partitions in the temp table _keys(creator_id,
+-- snapshot_date), which storage.partition_keys() fills before this runs.
 -- Runs inside the caller's transaction, after the partitions' old rows are deleted.
 -- Every list item lands in exactly one place: analytics.notes (first occurrence of each noteId)
 -- or analytics.note_rejects (not an object, no noteId, or a repeat), so nothing is dropped silently.
@@ -77,7 +78,7 @@ CREATE OR REPLACE TEMP TABLE _ranked AS
 SELECT *, min(list_position) OVER (PARTITION BY creator_id, snapshot_date, note_id) AS first_position
 FROM _items;
 
-INSERT INTO analytics.note_rejects
+INSERT INTO analytics.note_rejects (creator_id, snapshot_date, page_number, list_position, reason, item)
 SELECT
     r.creator_id, r.snapshot_date, r.page_number, r.list_position,
     CASE
@@ -90,7 +91,11 @@ FROM _ranked AS r
 JOIN raw.note_pages AS p USING (creator_id, snapshot_date, page_number)
 WHERE r.note_id IS NULL OR r.list_position <> r.first_position;
 
-INSERT INTO analytics.notes
+INSERT INTO analytics.notes (
+    creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
+    read_num, like_num, collect_num, interaction_num, third_read_user_num, img_url,
+    list_position, page_number, fetched_at, quality_issues
+)
 SELECT
     creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
     read_num, like_num, collect_num, like_num + collect_num AS interaction_num, third_read_user_num, img_url,

@@ -26,6 +26,7 @@ from dagster import (
     OpExecutionContext,
     RunFailureSensorContext,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
@@ -38,7 +39,7 @@ from dagster import (
     sensor,
 )
 
-from pgy_pipeline.assets import (
+from pgy_pipeline.orchestration.assets import (
     NOTE_PAGES_KEY,
     NOTES_KEY,
     creator_engagement_metrics,
@@ -46,9 +47,20 @@ from pgy_pipeline.assets import (
     note_pages,
     notes,
 )
-from pgy_pipeline.guard import clear_guard, read_guard
-from pgy_pipeline.partitions import SHANGHAI, note_partitions, parse_partition_key, today_shanghai
-from pgy_pipeline.registry import CreatorRegistryResource, RegistryFileError
+from pgy_pipeline.orchestration.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    error_messages,
+    tag_run,
+)
+from pgy_pipeline.orchestration.guard import clear_guard, read_guard
+from pgy_pipeline.orchestration.partitions import (
+    SHANGHAI,
+    note_partitions,
+    parse_partition_key,
+    today_shanghai,
+)
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource, RegistryFileError
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -74,8 +86,8 @@ creator_registry_job = define_asset_job(
 def range_tags(first_creator: str, last_creator: str, day: date) -> dict[str, str]:
     """Tags that make one run cover creators first..last (registration order) on ``day``."""
     return {
-        "dagster/asset_partition_range_start": f"{first_creator}|{day.isoformat()}",
-        "dagster/asset_partition_range_end": f"{last_creator}|{day.isoformat()}",
+        ASSET_PARTITION_RANGE_START_TAG: f"{first_creator}|{day.isoformat()}",
+        ASSET_PARTITION_RANGE_END_TAG: f"{last_creator}|{day.isoformat()}",
     }
 
 
@@ -102,7 +114,9 @@ def contiguous_blocks(registered: list[str], wanted: Iterable[str]) -> list[list
     default_status=DefaultSensorStatus.RUNNING,
     description="Keeps the creators partitions in step with the registry file; snapshots new creators at once.",
 )
-def creator_registry_sensor(context: SensorEvaluationContext, creator_registry: CreatorRegistryResource):
+def creator_registry_sensor(
+    context: SensorEvaluationContext, creator_registry: CreatorRegistryResource
+) -> SensorResult | SkipReason:
     try:
         registry = creator_registry.load()
     except RegistryFileError as exc:
@@ -149,7 +163,7 @@ def creator_registry_sensor(context: SensorEvaluationContext, creator_registry: 
 DEFAULT_SNAPSHOT_CRON = "0 8 * * *"
 
 
-def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON):
+def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON) -> ScheduleDefinition:
     """``daily_snapshot_schedule`` at ``cron_schedule`` (Asia/Shanghai; PGY_SNAPSHOT_CRON)."""
 
     @schedule(
@@ -162,7 +176,7 @@ def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON):
     )
     def daily_snapshot_schedule(
         context: ScheduleEvaluationContext, creator_registry: CreatorRegistryResource
-    ):
+    ) -> SkipReason | list[RunRequest]:
         guard = read_guard(context.instance)
         if guard is not None:
             return SkipReason(f"daily snapshot skipped: {guard.describe()}")
@@ -201,7 +215,7 @@ def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON):
     default_status=DefaultSensorStatus.RUNNING,
     description="Rebuilds notes and metrics for raw partitions that changed without them (no API call).",
 )
-def raw_pages_followup_sensor(context: SensorEvaluationContext):
+def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | list[RunRequest]:
     instance = context.instance
     after = int(context.cursor) if context.cursor else None
     records = instance.fetch_materializations(
@@ -285,14 +299,9 @@ def failure_cause(messages: list[str]) -> str:
     description="Tags each failed run with its cause (tag pgy/failure), shown in the runs list.",
 )
 def api_failure_sensor(context: RunFailureSensorContext) -> None:
-    messages = [context.failure_event.message or ""]
-    for event in context.get_step_failure_events():
-        error = event.step_failure_data.error if event.step_failure_data else None
-        while error is not None:
-            messages.append(error.message)
-            error = error.cause
+    messages = [context.failure_event.message or "", *error_messages(context.get_step_failure_events())]
     cause = failure_cause(messages)
-    context.instance.add_run_tags(context.dagster_run.run_id, {"pgy/failure": cause})
+    tag_run(context.instance, context.dagster_run.run_id, {"pgy/failure": cause})
     guard = read_guard(context.instance)
     context.log.warning(
         f"run {context.dagster_run.run_id} failed: {cause}" + (f". {guard.describe()}" if guard else "")

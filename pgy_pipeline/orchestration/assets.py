@@ -1,0 +1,464 @@
+"""The four assets: raw API pages -> normalized notes -> per-creator engagement metrics, and the
+creator registry's names and tags.
+
+The three API-fed assets are partitioned by creator x snapshot date and take
+``BackfillPolicy.single_run()``, so a backfill over many creators is one run (one process), not one
+run per creator. Each step works on every partition of its run at once and replaces those
+partitions in DuckDB in one transaction. Each reads as a short story: validate, plan, fetch or
+rebuild, write, report; the SQL lives in ``pgy_pipeline/warehouse/sql/``.
+
+Every partition's materialization carries its own figures (``dagster/row_count``, pages, calls),
+set with ``context.add_asset_metadata(..., partition_key=...)``; figures of the whole step are
+labelled ``run_total/...``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from pgy_pipeline.api.client import NotesQuery, Page
+from pgy_pipeline.api.ingest import FetchOutcome, fetch_creators
+from pgy_pipeline.errors import AccountError, PastSnapshotDateError, PgyError
+from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
+from pgy_pipeline.orchestration.metadata import column_schema, keys_text, md_table
+from pgy_pipeline.orchestration.partitions import context_partition_keys, note_partitions, partition_key
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.warehouse.keys import today_shanghai
+from pgy_pipeline.warehouse.spool import Spool
+from pgy_pipeline.warehouse.storage import (
+    PartitionKey,
+    claim_data_source,
+    ensure_schema,
+    partition_keys,
+    rebuild_metrics,
+    rebuild_notes,
+    replace_creators,
+    replace_raw_pages,
+    report,
+    stored_raw_keys,
+)
+
+GROUP = "pgy"
+NOTE_PAGES_KEY = AssetKey(["raw", "note_pages"])
+NOTES_KEY = AssetKey(["analytics", "notes"])
+METRICS_KEY = AssetKey(["analytics", "creator_engagement_metrics"])
+CREATORS_KEY = AssetKey(["analytics", "creators"])
+
+
+class NotePagesConfig(Config):
+    """Run config of ``raw/note_pages``."""
+
+    refresh: bool = Field(
+        default=False,
+        description="Fetch again even for creators whose pages for today are already stored (costs calls).",
+    )
+    advertise_switch: str = Field(default="ALL", description="advertiseSwitch: ALL | ORGANIC_ONLY.")
+    order_type: str = Field(default="LATEST", description="orderType: LATEST | MOST_READ | MOST_INTERACT.")
+    note_type: str = Field(default="ALL", description="noteType: ALL | COOPERATION | PHOTO_TEXT | VIDEO.")
+    is_third_platform: str = Field(default="NO", description="isThirdPlatform: NO | YES.")
+
+
+@dataclass
+class FetchPlan:
+    """What a ``raw/note_pages`` step does with each of its partitions."""
+
+    keys: list[PartitionKey]
+    stored: set[PartitionKey]  # already stored and not refreshed: left as they are
+    from_spool: dict[PartitionKey, list[Page]] = field(default_factory=dict)  # paid for, not yet written
+    to_fetch: list[PartitionKey] = field(default_factory=list)
+
+
+def _plan_fetch(
+    keys: list[PartitionKey], stored: set[PartitionKey], refresh: bool, today: date, spool: Spool
+) -> FetchPlan:
+    """Decide per partition: skip, write from the spool, or fetch; refuse past dates before any call."""
+    todo = [k for k in keys if refresh or k not in stored]
+    past = sorted(k for k in todo if k[1] != today)
+    if past:
+        raise PastSnapshotDateError(
+            f"cannot fetch raw pages for {keys_text(past)}: the API only serves the present, so raw "
+            f"pages can only be fetched for today ({today.isoformat()}, Asia/Shanghai). To rebuild "
+            "analytics/notes and analytics/creator_engagement_metrics for past dates, materialize "
+            "those assets alone: they read the raw pages already stored and make no API call. "
+            "No API call was made."
+        )
+    plan = FetchPlan(keys=keys, stored={k for k in keys if k not in todo})
+    for key in todo:
+        # Spooled pages were fetched after anything stored (the spool is cleared on every write), so
+        # even a refresh takes them rather than paying for the same pages again.
+        spooled = spool.load(*key)
+        if spooled is not None:
+            plan.from_spool[key] = spooled
+        else:
+            plan.to_fetch.append(key)
+    return plan
+
+
+def _fetch(
+    context: AssetExecutionContext, pgy_api: PgyApiResource, plan: FetchPlan, query: NotesQuery, spool: Spool
+) -> tuple[FetchOutcome, dict[str, Any]]:
+    """Scan every creator of ``plan.to_fetch``; logs progress; trips the guard on an account error."""
+    raise_if_guarded(context.instance)
+    client = pgy_api.get_client()
+    day = plan.to_fetch[0][1]
+    step = max(1, len(plan.to_fetch) // 10)
+
+    def progress(done: int, total: int, outcome: FetchOutcome) -> None:
+        if done % step == 0 or done == total:
+            context.log.info(
+                f"fetched {done}/{total} creators ({len(outcome.failures)} failed), "
+                f"{client.stats.calls} API calls, {client.stats.retries} retries so far"
+            )
+
+    try:
+        outcome = fetch_creators(
+            client, [c for c, _ in plan.to_fetch], day, query=query, spool=spool, progress=progress
+        )
+    finally:
+        client.close()
+    for creator_id, scan in outcome.scans.items():
+        if scan.drift:
+            context.log.warning(f"creator {creator_id}: " + "; ".join(scan.drift))
+    account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
+    if account is not None:
+        context.log.error(trip_guard(context.instance, account).describe())
+    return outcome, client.stats.as_dict()
+
+
+def _partition_figures(
+    rows: Sequence[Sequence[Any]], names: Sequence[str]
+) -> dict[PartitionKey, dict[str, Any]]:
+    """Per-partition figures from report rows of the form (creator_id, snapshot_date, figure...)."""
+    return {(row[0], row[1]): dict(zip(names, row[2:], strict=True)) for row in rows}
+
+
+def _add_partition_metadata(
+    context: AssetExecutionContext, rows: Sequence[Sequence[Any]], names: Sequence[str]
+) -> None:
+    """Give each partition of the step its own figures, instead of the step's totals."""
+    for key, values in _partition_figures(rows, names).items():
+        context.add_asset_metadata(values, partition_key=partition_key(*key))
+
+
+@asset(
+    key=NOTE_PAGES_KEY,
+    partitions_def=note_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    pool="pgy_api",
+    metadata={"dagster/column_schema": column_schema("raw.note_pages")},
+)
+def note_pages(
+    context: AssetExecutionContext,
+    config: NotePagesConfig,
+    pgy_api: PgyApiResource,
+    duckdb: PgyDuckDBResource,
+) -> MaterializeResult:
+    """Raw API response pages of each creator's notes, one row per page, body verbatim."""
+    keys = context_partition_keys(context)
+    query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
+    if pgy_api.simulated_warning:
+        context.log.warning(pgy_api.simulated_warning)
+    spool = Spool(duckdb.spool_path)
+    with duckdb.get_connection() as conn:
+        ensure_schema(conn)
+        claim_data_source(conn, pgy_api.data_source, duckdb.database)
+        plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today_shanghai(), spool)
+    context.log.info(
+        f"{len(keys)} partition(s): {len(plan.stored)} already stored (skipped; set refresh to fetch "
+        f"again), {len(plan.from_spool)} from the spool (fetched earlier, not yet written), "
+        f"{len(plan.to_fetch)} to fetch from the API"
+    )
+
+    pages_by_key = dict(plan.from_spool)
+    failures: dict[str, PgyError] = {}
+    stats: dict[str, Any] = {"calls": 0, "retries": 0, "outcomes": {}}
+    drift: dict[str, list[str]] = {}
+    if plan.to_fetch:
+        outcome, stats = _fetch(context, pgy_api, plan, query, spool)
+        for creator_id, scan in outcome.scans.items():
+            pages_by_key[(creator_id, plan.to_fetch[0][1])] = scan.pages
+            if scan.drift:
+                drift[creator_id] = scan.drift
+        failures.update(outcome.failures)
+
+    rows = 0
+    if pages_by_key:
+        with duckdb.get_connection() as conn:
+            rows = replace_raw_pages(conn, pages_by_key)
+    for key in pages_by_key:
+        spool.discard(*key)
+    with duckdb.get_connection() as conn, partition_keys(conn, plan.stored | set(pages_by_key)):
+        per_partition = report(conn, "raw_pages_per_partition")
+    figures = _partition_figures(
+        per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
+    )
+    for key in figures:
+        figures[key]["status"] = (
+            "unchanged (already stored)"
+            if key in plan.stored
+            else "written from the spool (no new call)"
+            if key in plan.from_spool
+            else "fetched"
+        )
+
+    metadata: dict[str, Any] = {
+        "run_total/pages_written": rows,
+        "run_total/partitions_written": len(pages_by_key),
+        "run_total/partitions_already_stored": len(plan.stored),
+        "run_total/partitions_from_spool": len(plan.from_spool),
+        "run_total/api_calls": stats["calls"],
+        "run_total/api_retries": stats["retries"],
+        "run_total/api_outcomes": MetadataValue.json(stats["outcomes"]),
+        "data_source": pgy_api.data_source,
+        "query": MetadataValue.json(query.params("<creator>", 1) | {"pageNumber": "1.."}),
+    }
+    context.log.info(
+        f"run totals: {rows} page(s) written for {len(pages_by_key)} partition(s), "
+        f"{stats['calls']} API call(s), {stats['retries']} retry(ies)"
+    )
+    if drift:
+        metadata["list_drift"] = MetadataValue.json(drift)
+    if failures:
+        # A failed step records no materialization by itself: record the partitions that were written.
+        for key in pages_by_key:
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=NOTE_PAGES_KEY, partition=partition_key(*key), metadata=figures[key]
+                )
+            )
+        lines = [f"- {c}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
+        raise Failure(
+            description=(
+                f"{len(failures)} of {len(keys)} creator(s) failed; {len(pages_by_key)} written, "
+                f"{len(plan.stored)} already stored. Rerun to fetch only the failed ones.\n"
+                + "\n".join(lines)
+            ),
+            metadata={
+                **metadata,
+                "failed_creators": MetadataValue.json({c: str(e) for c, e in failures.items()}),
+            },
+        )
+    for key, values in figures.items():
+        context.add_asset_metadata(values, partition_key=partition_key(*key))
+    return MaterializeResult(metadata=metadata)
+
+
+@dataclass
+class NotesReport:
+    """What a notes rebuild produced, for checks and metadata."""
+
+    notes: int
+    notes_with_issues: int
+    per_partition: list[tuple[Any, ...]]
+    rejects: list[tuple[Any, ...]]
+    bad_ids: list[tuple[Any, ...]]
+    reconcile: list[tuple[Any, ...]]
+    top: list[tuple[Any, ...]]
+
+
+def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> NotesReport:
+    with partition_keys(conn, keys):
+        counts = report(conn, "notes_counts")[0]
+        return NotesReport(
+            notes=int(counts[0]),
+            notes_with_issues=int(counts[1]),
+            per_partition=report(conn, "notes_per_partition"),
+            rejects=report(conn, "note_rejects_by_reason"),
+            bad_ids=report(conn, "note_id_violations"),
+            reconcile=report(conn, "notes_reconcile"),
+            top=report(conn, "top_notes"),
+        )
+
+
+@asset(
+    key=NOTES_KEY,
+    deps=[NOTE_PAGES_KEY],
+    partitions_def=note_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"duckdb", "sql"},
+    pool="pgy_duckdb",
+    metadata={"dagster/column_schema": column_schema("analytics.notes")},
+    check_specs=[
+        AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
+        AssetCheckSpec("notes_reconcile_with_total", asset=NOTES_KEY),
+    ],
+)
+def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
+    """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
+    keys = context_partition_keys(context)
+    with duckdb.get_connection() as conn:
+        ensure_schema(conn)
+        missing = rebuild_notes(conn, keys)
+        result = _notes_report(conn, keys)
+    _add_partition_metadata(context, result.per_partition, ["dagster/row_count", "rejected_items"])
+
+    checks = [
+        AssetCheckResult(
+            check_name="note_ids_unique_and_present",
+            passed=not result.bad_ids,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"violations": MetadataValue.json([[str(v) for v in r] for r in result.bad_ids])},
+        ),
+        AssetCheckResult(
+            check_name="notes_reconcile_with_total",
+            passed=not result.reconcile,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                "notes loaded equal the API's total in every partition"
+                if not result.reconcile
+                else "notes loaded differ from the API's total, or the total changed while paging "
+                "(notes added or removed meanwhile): some notes may have been missed"
+            ),
+            metadata={
+                "mismatches": MetadataValue.json(
+                    [
+                        {"partition": f"{c}|{d}", "total": t, "notes": n, "total_changed_while_paging": s > 1}
+                        for c, d, t, n, s in result.reconcile[:50]
+                    ]
+                ),
+                "mismatch_count": len(result.reconcile),
+            },
+        ),
+    ]
+    metadata: dict[str, Any] = {
+        "run_total/notes": result.notes,
+        "run_total/notes_with_quality_issues": result.notes_with_issues,
+        "run_total/rejected_items": MetadataValue.json({r: n for r, n in result.rejects}),
+        "top_notes_by_reads": MetadataValue.md(
+            md_table(["creator", "note", "title", "published", "reads", "likes", "collects"], result.top)
+        ),
+    }
+    if missing:
+        raise Failure(
+            description=(
+                f"no raw pages stored for {keys_text(missing)}: materialize raw/note_pages for those "
+                f"partitions first (only possible for today). The other {len(keys) - len(missing)} "
+                "partition(s) were rebuilt."
+            ),
+            metadata=metadata,
+        )
+    return MaterializeResult(metadata=metadata, check_results=checks)
+
+
+@asset(
+    key=METRICS_KEY,
+    deps=[NOTES_KEY],
+    partitions_def=note_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"duckdb", "sql"},
+    pool="pgy_duckdb",
+    metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
+    check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
+)
+def creator_engagement_metrics(
+    context: AssetExecutionContext, duckdb: PgyDuckDBResource
+) -> MaterializeResult:
+    """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
+    keys = context_partition_keys(context)
+    with duckdb.get_connection() as conn:
+        ensure_schema(conn)
+        missing = rebuild_metrics(conn, keys)
+        with partition_keys(conn, keys):
+            per_partition = report(conn, "metrics_per_partition")
+            out_of_bounds = report(conn, "metric_rate_violations")
+            headline = report(conn, "metrics_headline")
+    _add_partition_metadata(context, per_partition, ["dagster/row_count"])
+    metadata: dict[str, Any] = {
+        "run_total/metric_rows": sum(int(r[2]) for r in per_partition),
+        "headline_30d": MetadataValue.md(
+            md_table(
+                [
+                    "creator",
+                    "name",
+                    "snapshot",
+                    "notes",
+                    "read median",
+                    "interaction median",
+                    "engagement",
+                    "100-like rate",
+                    "notes/week",
+                    "read gain",
+                ],
+                headline,
+            )
+        ),
+    }
+    if missing:
+        raise Failure(
+            description=f"no raw pages stored for {keys_text(missing)}: nothing to compute for them.",
+            metadata=metadata,
+        )
+    check = AssetCheckResult(
+        check_name="metric_rates_within_bounds",
+        passed=not out_of_bounds,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"violations": MetadataValue.json([[str(v) for v in r] for r in out_of_bounds])},
+    )
+    return MaterializeResult(metadata=metadata, check_results=[check])
+
+
+@asset(
+    key=CREATORS_KEY,
+    group_name=GROUP,
+    kinds={"duckdb", "yaml"},
+    pool="pgy_duckdb",
+    metadata={"dagster/column_schema": column_schema("analytics.creators")},
+)
+def creators(
+    context: AssetExecutionContext, creator_registry: CreatorRegistryResource, duckdb: PgyDuckDBResource
+) -> MaterializeResult:
+    """Creator names, tags and active flags from the registry file, for joins in SQL."""
+    registry = creator_registry.load()
+    for problem in registry.problems:
+        context.log.warning(problem)
+    table = pa.table(
+        {
+            "creator_id": [c.creator_id for c in registry.creators],
+            "display_name": [c.display_name for c in registry.creators],
+            "tags": [list(c.tags) for c in registry.creators],
+            "active": [c.active for c in registry.creators],
+        },
+        schema=pa.schema(
+            [
+                ("creator_id", pa.string()),
+                ("display_name", pa.string()),
+                ("tags", pa.list_(pa.string())),
+                ("active", pa.bool_()),
+            ]
+        ),
+    )
+    with duckdb.get_connection() as conn:
+        ensure_schema(conn)
+        replace_creators(conn, table)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "active_creators": sum(c.active for c in registry.creators),
+            "registry_problems": MetadataValue.json(registry.problems),
+            "registry_fingerprint": registry.fingerprint,
+        }
+    )

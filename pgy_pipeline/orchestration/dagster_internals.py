@@ -1,0 +1,53 @@
+"""The only place that touches Dagster APIs outside its public surface (Dagster is pinned).
+
+Dagster has no public way for what this module does; each function names the internal it relies on,
+and ``pgy_pipeline_tests/orchestration/test_dagster_internals.py`` fails loudly if an upgrade
+changes any of them:
+
+* a small key-value store in the instance's own storage (``run_storage`` cursor values), which
+  carries the quota/account guard across runs, hosts and days, on SQLite and PostgreSQL alike;
+* adding a tag to a finished run (``DagsterInstance.add_run_tags``), for the failure cause;
+* the names of the run tags that make one run cover a range of partitions;
+* the chain of causes of a step failure's serialized error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from dagster import DagsterEvent, DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "tag_run",
+    "error_messages",
+    "read_value",
+    "write_value",
+]
+
+
+def read_value(instance: DagsterInstance, key: str) -> str | None:
+    """A value stored under ``key`` in the instance's storage, or None."""
+    value = instance.run_storage.get_cursor_values({key}).get(key)
+    return value or None
+
+
+def write_value(instance: DagsterInstance, key: str, value: str) -> None:
+    """Store ``value`` under ``key`` in the instance's storage (an empty string clears it)."""
+    instance.run_storage.set_cursor_values({key: value})
+
+
+def tag_run(instance: DagsterInstance, run_id: str, tags: Mapping[str, str]) -> None:
+    """Add tags to an existing run (shown in the runs list)."""
+    instance.add_run_tags(run_id, dict(tags))
+
+
+def error_messages(events: Sequence[DagsterEvent]) -> Iterator[str]:
+    """Every message in the cause chains of these step failure events."""
+    for event in events:
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None:
+            yield error.message
+            error = error.cause

@@ -1,0 +1,258 @@
+"""Partition writes and reads of the warehouse (DuckDB, no Dagster).
+
+Every write replaces whole partitions, delete-then-insert inside one explicit transaction, so a
+reader sees a partition's old rows or its new rows, never half of either, and a failure (or a killed
+process) leaves the old rows. Loads are bulk: Arrow tables for raw pages, SQL over stored JSON for
+the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pgy_pipeline.api.client import Page
+from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError
+from pgy_pipeline.warehouse.keys import PartitionKey
+from pgy_pipeline.warehouse.schema import ensure_schema
+from pgy_pipeline.warehouse.sql_files import sql_file
+from pgy_pipeline.warehouse.tables import (
+    CREATOR_ENGAGEMENT_METRICS,
+    CREATORS,
+    NOTE_REJECTS,
+    NOTES,
+    RAW_NOTE_PAGES,
+    Relation,
+    quote_ident,
+)
+
+__all__ = ["PartitionKey", "connect", "ensure_schema", "transaction"]
+
+
+@contextmanager
+def connect(
+    database: str,
+    *,
+    lock_wait_s: float = 120.0,
+    config: dict[str, Any] | None = None,
+    on_wait: Callable[[float, str], None] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to ``database``, waiting a bounded time for another process's lock.
+
+    DuckDB lets one process open the file for writing, and any reader (even read-only) blocks it.
+    This waits up to ``lock_wait_s`` and then names the process holding the lock, so a person knows
+    whom to ask. ``on_wait(seconds_waited, holder)`` is called about every 15 s while waiting.
+    """
+    if database != ":memory:" and not database.startswith("md:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    deadline = started + lock_wait_s
+    next_report = started + 15.0
+    delay = 0.05
+    while True:
+        try:
+            conn = duckdb.connect(
+                database,
+                read_only=False,
+                # A bounded memory limit: DuckDB spills to disk beyond it instead of taking up to
+                # 80% of the machine, which matters on a small worker or a shared Kubernetes node.
+                config={"custom_user_agent": "pgy_pipeline", "memory_limit": "1GB", **(config or {})},
+            )
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            now = time.monotonic()
+            if now >= deadline:
+                raise DuckDBLockedError(
+                    f"DuckDB file {database} stayed locked for {lock_wait_s:g} s by "
+                    f"{_lock_holder(str(exc))}. DuckDB allows one writer and no readers while it "
+                    "writes: close that session (or open it only between runs) and rerun; any pages "
+                    "already fetched are kept in the spool and will not be fetched again."
+                ) from None
+            if on_wait is not None and now >= next_report:
+                on_wait(now - started, _lock_holder(str(exc)))
+                next_report = now + 15.0
+            time.sleep(min(delay, max(0.0, deadline - now)))
+            delay = min(delay * 2, 2.0)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _lock_holder(message: str) -> str:
+    """'the process /usr/bin/python3 (PID 123)' from DuckDB's lock error, or 'another process'."""
+    match = re.search(r"Conflicting lock is held in (.+?\(PID \d+\))", message)
+    return f"the process {match.group(1)}" if match else "another process"
+
+
+# A \uD800-\uDFFF escape that is not half of a pair: Python's json accepts it, DuckDB's JSON does not.
+_LONE_SURROGATE = re.compile(
+    r"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<![\\]u[dD][89abAB][0-9a-fA-F]{2})(?<!\\)\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def json_for_duckdb(text: str) -> str:
+    """``text`` with lone surrogate escapes replaced by U+FFFD's, the only change DuckDB needs to
+    store a body Python's json module accepted (one such note must not fail the whole load)."""
+    return _LONE_SURROGATE.sub(r"\\ufffd", text) if "\\u" in text else text
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One explicit transaction: DuckDB otherwise commits each statement on its own."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def claim_data_source(conn: duckdb.DuckDBPyConnection, source: str, database: str) -> None:
+    """Record which service feeds this file, and refuse to mix simulated and real data."""
+    rows = conn.execute("SELECT source FROM meta.data_source LIMIT 1").fetchall()
+    row = rows[0] if rows else None
+    if row is None:
+        conn.execute(
+            "INSERT INTO meta.data_source (source, created_at) VALUES (?, ?)",
+            [source, datetime.now(UTC).replace(tzinfo=None)],
+        )
+    elif row[0] != source:
+        raise DataSourceMismatchError(
+            f"the DuckDB file {database} holds {row[0]} data, and this run would write {source} data "
+            "into it. Point PGY_DUCKDB_PATH at another file (the demo's default is data/pgy_demo.duckdb) "
+            "or set JUSTONEAPI_TOKEN consistently."
+        )
+
+
+@contextmanager
+def partition_keys(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> Iterator[None]:
+    """Fill the temp table ``_keys(creator_id, snapshot_date)`` with ``keys`` for the block's SQL.
+
+    This is the one hand-off between Python and the SQL files: ``notes.sql``, ``metrics.sql`` and the
+    files under ``sql/reports/`` read the partitions they work on from ``_keys``, and only this
+    function writes it. The table is dropped when the block ends.
+    """
+    ordered = sorted(set(keys))
+    table = pa.table(
+        {"creator_id": [k[0] for k in ordered], "snapshot_date": [k[1] for k in ordered]},
+        schema=pa.schema([("creator_id", pa.string()), ("snapshot_date", pa.date32())]),
+    )
+    conn.register("_keys_arrow", table)
+    try:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE _keys AS SELECT creator_id, snapshot_date FROM _keys_arrow"
+        )
+    finally:
+        conn.unregister("_keys_arrow")
+    try:
+        yield
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _keys")
+
+
+def report(conn: duckdb.DuckDBPyConnection, name: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql/reports/<name>.sql`` over the partitions in ``_keys`` (see :func:`partition_keys`)."""
+    return conn.execute(sql_file("reports", f"{name}.sql")).fetchall()
+
+
+def stored_raw_keys(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
+    """The partitions among ``keys`` that already have raw pages."""
+    with partition_keys(conn, keys):
+        rows = conn.execute(
+            "SELECT DISTINCT p.creator_id, p.snapshot_date FROM raw.note_pages AS p "
+            "JOIN _keys USING (creator_id, snapshot_date)"
+        ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def pages_table(pages_by_key: dict[PartitionKey, list[Page]]) -> pa.Table:
+    """Raw pages as an Arrow table in the layout of ``raw.note_pages``."""
+    cols: dict[str, list[Any]] = {name: [] for name in RAW_NOTE_PAGES.column_names}
+    for (creator_id, snapshot_date), pages in pages_by_key.items():
+        for p in pages:
+            cols["creator_id"].append(creator_id)
+            cols["snapshot_date"].append(snapshot_date)
+            cols["page_number"].append(p.page_number)
+            cols["request_params"].append(json.dumps(p.params, ensure_ascii=False, sort_keys=True))
+            cols["fetched_at"].append(p.fetched_at.astimezone(UTC).replace(tzinfo=None))
+            cols["attempts"].append(p.attempts)
+            cols["code"].append(p.code)
+            cols["total"].append(p.total)
+            cols["item_count"].append(len(p.items))
+            cols["body"].append(json_for_duckdb(p.body_text))
+    return pa.table(cols, schema=RAW_NOTE_PAGES.arrow_schema())
+
+
+def insert_arrow(conn: duckdb.DuckDBPyConnection, relation: Relation, table: pa.Table) -> None:
+    """Bulk-insert an Arrow table into ``relation``, naming every column (JSON text cast to JSON)."""
+    conn.register("_load_arrow", table)
+    try:
+        names = table.column_names
+        conn.execute(
+            f"INSERT INTO {relation.name} ({', '.join(quote_ident(n) for n in names)}) "
+            f"SELECT {relation.select_casts(names)} FROM _load_arrow"
+        )
+    finally:
+        conn.unregister("_load_arrow")
+
+
+def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[PartitionKey, list[Page]]) -> int:
+    """Replace the raw pages of every partition in ``pages_by_key`` in one transaction."""
+    if not pages_by_key:
+        return 0
+    table = pages_table(pages_by_key)
+    with partition_keys(conn, pages_by_key.keys()), transaction(conn):
+        conn.execute("DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+        insert_arrow(conn, RAW_NOTE_PAGES, table)
+    return int(table.num_rows)
+
+
+def _rebuild_from_raw(
+    conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey], tables: tuple[str, ...], sql_name: str
+) -> set[PartitionKey]:
+    """Replace the ``keys`` partitions of ``tables`` by running ``sql/<sql_name>``, in one transaction.
+
+    Only partitions that have raw pages are touched; the others are returned, untouched.
+    """
+    wanted = set(keys)
+    present = stored_raw_keys(conn, wanted)
+    with partition_keys(conn, present), transaction(conn):
+        for table in tables:
+            conn.execute(f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+        conn.execute(sql_file(sql_name))
+    return wanted - present
+
+
+def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
+    """Rebuild ``analytics.notes`` and ``analytics.note_rejects`` from raw pages; returns keys without any."""
+    return _rebuild_from_raw(conn, keys, (NOTES.name, NOTE_REJECTS.name), "notes.sql")
+
+
+def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
+    """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
+    return _rebuild_from_raw(conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), "metrics.sql")
+
+
+def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Replace ``analytics.creators`` with the registry's rows, in one transaction."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    table = table.append_column(
+        pa.field("updated_at", pa.timestamp("us")), pa.array([now] * table.num_rows, pa.timestamp("us"))
+    )
+    with transaction(conn):
+        conn.execute("DELETE FROM analytics.creators")
+        insert_arrow(conn, CREATORS, table)
