@@ -1,66 +1,22 @@
-"""Simulator of the Just One API Pugongying notes endpoint.
+"""The simulator itself: per-creator state, request planning, admin endpoints and the HTTP server.
 
-Serves ``GET /api/xiaohongshu-pgy/api/solar/kol/dataV2/notesDetail/v1`` ("User Published Notes (V1)")
-over real loopback HTTP, so clients can be exercised end to end (keep-alive, timeouts, retries, paging)
-without the network.  Standard library only.
+Every request is turned into a *plan* while holding one lock (parameter checks, rate limit, fault
+selection, data mutation, response body); the plan is then carried out outside the lock (latency
+sleeps, trickled bodies, dropped connections), so slow requests overlap freely.  A
+``ThreadingHTTPServer`` speaking HTTP/1.1 (persistent connections) runs in a daemon thread; like the
+real service, answers are HTTP 200 with a JSON body whose ``code`` carries the business result, and
+unknown paths get HTTP 404.
 
-Design
-------
-* **Transport.**  A ``ThreadingHTTPServer`` speaking HTTP/1.1 (persistent connections) runs in a daemon
-  thread.  Every request is turned into a *plan* while holding one lock (parameter checks, rate limit,
-  fault selection, data mutation, response body); the plan is then carried out outside the lock
-  (latency sleeps, trickled bodies, dropped connections), so slow requests overlap freely.
-
-* **Business protocol.**  Like the real service, answers are HTTP 200 with a JSON body whose ``code``
-  carries the business result: 0 success, 100 bad token, 400 bad parameters, 302 rate limit, ...
-  Unknown paths get HTTP 404.
-
-* **Generated data.**  Nothing is hand written; everything derives from ``(seed, userId)`` through
-  ``random.Random`` seeded with strings (SHA-512 based, stable across processes, unlike ``hash()``).
-
-  - A creator *profile* comes from ``Random(f"{seed}:{userId}")``: how many notes were published before
-    the fixed timeline anchor (:data:`TIMELINE_ANCHOR`, long-tailed, 0-250, about 6% of creators have
-    none), how many more after it before the creator goes quiet (0-160, lifetime total <= 300), a
-    posting cadence (gaps drawn uniformly from a per-creator ``[lo, hi]`` inside 1-6 days), video share,
-    advertising share (about a fifth), third-platform share (about a tenth), popularity and engagement.
-  - Notes are indexed by a signed integer ``k`` relative to the anchor (``-1, -2, ...`` going back,
-    ``0, 1, ...`` going forward).  Note ``k`` draws its gap to its neighbour and all its attributes from
-    ``Random(f"{seed}:{userId}:{k}")``.  Publish instants are therefore absolute: at clock ``now`` the
-    service shows the notes with publish time ``<= now``; a later clock shows the same older notes plus
-    the new ones.  Because gaps are at least one day, a creator never publishes twice on one date.
-  - ``noteId`` is 24 lowercase hex digits whose first 8 are the publish unix time (as real ids are);
-    ``date`` is the publish day in China time (UTC+8).
-  - Engagement is *live*: each note has a final read count (lognormal, median a few thousand, a few
-    above 100k) and a saturation time ``tau`` (1.5-6 days); at clock ``t`` it has
-    ``round(final * (1 - exp(-age_days / tau)))`` reads.  Likes, collects and third-platform readers
-    are fixed fractions of the reads, so every counter grows between daily snapshots.
-  - The anchor (2026-03-01 UTC) sits near the documented sample, so clocks in 2026 show typical
-    catalogues (median around 30 notes in March, around 100 in November); much earlier clocks show
-    fewer notes, and a creator's count stops growing once its notes after the anchor are used up.
-  - Static note data is generated once per creator and cached (LRU); per request only the live
-    counters are computed, which keeps hundreds of creators cheap to serve.
-
-* **Test hooks.**  ``set_note_count`` pins a creator to exactly ``n`` generated notes (the ``n`` newest
-  at the current clock), ``set_notes`` serves raw items verbatim, ``add_fault`` injects failures
-  (business codes, HTTP errors, HTML, truncated or dropped responses, latency, trickled bodies,
-  notes appearing or disappearing while a client pages, duplicated items, wrong totals), and every
-  request to the endpoint is recorded in ``calls``.  The same controls are reachable over HTTP under
-  ``/__sim/`` for use from other processes (``GET stats``; ``POST reset``, ``faults``, ``note_count``,
-  ``notes``), and ``python -m pgy_pipeline.simulator`` runs a server from the command line.
-
-* **Order of checks** for a request: token (code 100), rate limit (code 302), parameters (code 400),
-  then faults, then the page of data.  Global ``latency_s`` delays every answer.
+Order of checks for a request: token (code 100), rate limit (code 302), parameters (code 400), then
+faults, then the page of data.  Global ``latency_s`` delays every answer.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import copy
 import json
 import math
 import random
-import signal
 import socket
 import sys
 import threading
@@ -69,283 +25,19 @@ import traceback
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from http import HTTPStatus
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = [
-    "API_PATH",
-    "MESSAGES",
-    "TIMELINE_ANCHOR",
-    "CallRecord",
-    "Simulator",
-    "main",
-]
+from .data import NoteSeed, Timeline, brand_names, make_note, make_profile, to_ts, utc_now
+from .faults import Fault, new_fault, select_faults
+from .protocol import ADMIN_PREFIX, API_PATH, ENUMS, MESSAGES, error_body, html_page, parse_page
+from .protocol import json_bytes as _json_bytes  # module global on purpose: tests patch the encoder here
 
-API_PATH = "/api/xiaohongshu-pgy/api/solar/kol/dataV2/notesDetail/v1"
-ADMIN_PREFIX = "/__sim/"
+__all__ = ["CallRecord", "Simulator"]
 
-MESSAGES: dict[int, str] = {
-    0: "success",
-    100: "Invalid or Inactive Token",
-    301: "Collection Failed. Please Retry.",
-    302: "Rate Limit Exceeded",
-    303: "Daily Quota Exceeded",
-    400: "Invalid Parameters",
-    500: "Internal Server Error",
-    600: "Permission Denied",
-    601: "Insufficient Balance",
-}
-
-#: Fixed instant the note timelines are built around (notes before it and after it are both absolute).
-TIMELINE_ANCHOR = datetime(2026, 3, 1, tzinfo=UTC)
-_ANCHOR_TS = int(TIMELINE_ANCHOR.timestamp())
-_CHINA_TZ = timezone(timedelta(hours=8))
-_DAY_S = 86400.0
-
-_ENUMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("advertiseSwitch", ("ALL", "ORGANIC_ONLY")),
-    ("orderType", ("LATEST", "MOST_READ", "MOST_INTERACT")),
-    ("noteType", ("ALL", "COOPERATION", "PHOTO_TEXT", "VIDEO")),
-    ("isThirdPlatform", ("NO", "YES")),
-)
-
-# Faults that decide how the response is delivered (at most one per request) ...
-_TERMINAL_FAULTS = frozenset({"code", "http_status", "http_429", "html", "truncated", "drop", "trickle"})
-# ... and faults that modify the data or timing (any number may combine).
-_MODIFIER_FAULTS = frozenset(
-    {"latency", "insert_notes", "remove_notes", "duplicate_across_pages", "total_delta"}
-)
-FAULT_KINDS = _TERMINAL_FAULTS | _MODIFIER_FAULTS
-
-_MAX_GENERATED = 50_000  # safety bound on lazily generated notes per direction (absurd clocks)
 _TIMELINE_CACHE_SIZE = 4096
-
-# ---------------------------------------------------------------------------------------------------
-# Vocabulary for generated text
-# ---------------------------------------------------------------------------------------------------
-
-# fmt: off
-_BRAND_HEADS = (
-    "花", "珀", "薇", "自然", "完美", "橘", "森", "元气", "云", "雪", "百", "悦", "植", "青", "小",
-    "美", "优", "简", "素", "初", "半亩", "溪", "鹿", "星", "禾",
-)
-_BRAND_TAILS = (
-    "西子", "莱雅", "诺娜", "之谜", "日记", "森林", "堂", "集", "研", "肌", "颜", "物", "生活", "家",
-    "记", "食光", "工坊", "良品", "优选", "萃", "造物", "小馆", "元素", "纪",
-)
-_TITLE_OPENERS = (
-    "", "", "", "谁懂啊", "救命", "终于", "第一次", "今天", "沉浸式", "实测", "分享", "周末",
-    "打工人的", "普通女生的", "宝妈必看", "原来", "答应我",
-)
-_TITLE_TOPICS = (
-    "儿子的女神节礼物", "通勤穿搭", "平价好物", "早餐", "减脂餐", "护肤步骤", "周末去处", "出租屋改造",
-    "猫咪日常", "带娃日常", "露营装备", "秋冬穿搭", "咖啡探店", "小个子穿搭", "空气炸锅食谱", "读书笔记",
-    "健身打卡", "旅行攻略", "收纳技巧", "口红试色", "新手化妆", "宝宝辅食", "家常菜", "手机摄影",
-    "早八妆容", "租房好物", "亲子游", "防晒测评",
-)
-_TITLE_ENDINGS = (
-    "整破防了", "真的绝了", "分享一下", "太香了", "建议收藏", "后悔没早点知道", "一次说清楚", "亲测有效",
-    "闭眼入", "看完不踩雷", "来抄作业", "也太好用了吧", "记录一下", "我宣布封神", "被问爆了",
-)
-# fmt: on
-_TITLE_SUFFIXES = ("", "", "", "", "｜附清单", "｜保姆级教程", "！", "～", "（上）")
-_EMOJI = ("😭", "😂", "✨", "🔥", "💯", "🥹", "❤️", "👍", "🌟", "😍", "🙌", "🤣", "", "")
-_ID_MIDDLES = ("01", "02", "03", "22", "23", "26")
-
-
-def _brand_names(seed: int) -> tuple[str, ...]:
-    """A deterministic list of made-up Chinese brand names for ``seed``."""
-    rng = random.Random(f"{seed}:brands")
-    names = sorted({h + t for h in _BRAND_HEADS for t in _BRAND_TAILS})
-    return tuple(rng.sample(names, 80))
-
-
-def _make_title(rng: random.Random) -> str:
-    return (
-        rng.choice(_TITLE_OPENERS)
-        + rng.choice(_TITLE_TOPICS)
-        + rng.choice(_TITLE_ENDINGS)
-        + rng.choice(_TITLE_SUFFIXES)
-        + rng.choice(_EMOJI)
-    )
-
-
-def _clamp(x: float, lo: float, hi: float) -> float:
-    return lo if x < lo else hi if x > hi else x
-
-
-# ---------------------------------------------------------------------------------------------------
-# Generated creators and notes
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Profile:
-    notes_before_anchor: int
-    notes_after_anchor: int
-    gap_lo_days: float
-    gap_hi_days: float
-    video_share: float
-    ad_share: float
-    third_share: float
-    popularity: float
-    engagement: float
-    brand_pool: tuple[str, ...]
-
-
-def _make_profile(seed: int, user_id: str, brands: tuple[str, ...]) -> _Profile:
-    rng = random.Random(f"{seed}:{user_id}")
-    if rng.random() < 0.06:
-        before = after = 0
-    else:
-        before = int(_clamp(round(rng.lognormvariate(math.log(30), 1.0)), 1, 250))
-        after = 0 if rng.random() < 0.12 else rng.randint(15, 160)
-        after = min(after, 300 - before)
-    gap_lo = rng.uniform(1.0, 3.5)
-    gap_hi = rng.uniform(gap_lo + 0.5, 6.0)
-    mode = rng.random()
-    if mode < 0.3:
-        video_share = rng.uniform(0.0, 0.15)
-    elif mode < 0.65:
-        video_share = rng.uniform(0.3, 0.7)
-    else:
-        video_share = rng.uniform(0.85, 1.0)
-    return _Profile(
-        notes_before_anchor=before,
-        notes_after_anchor=after,
-        gap_lo_days=gap_lo,
-        gap_hi_days=gap_hi,
-        video_share=video_share,
-        ad_share=min(0.6, rng.betavariate(2.0, 8.0)),
-        third_share=rng.uniform(0.0, 0.2),
-        popularity=rng.lognormvariate(0.0, 0.8),
-        engagement=rng.lognormvariate(0.0, 0.35),
-        brand_pool=tuple(rng.sample(brands, rng.randint(3, 8))),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _NoteSeed:
-    """The static part of a generated note; live counters are derived from it at serve time."""
-
-    ts: int
-    note_id: str
-    date: str
-    title: str
-    img_url: str
-    is_video: bool
-    is_ad: bool
-    brand: str | None
-    final_reads: int
-    tau_days: float
-    like_frac: float
-    collect_frac: float
-    third_frac: float
-
-    def live(self, now_ts: float) -> dict[str, Any]:
-        age_days = max(0.0, (now_ts - self.ts) / _DAY_S)
-        reads = round(self.final_reads * (1.0 - math.exp(-age_days / self.tau_days)))
-        return {
-            "readNum": reads,
-            "likeNum": round(reads * self.like_frac),
-            "collectNum": round(reads * self.collect_frac),
-            "isAdvertise": self.is_ad,
-            "isVideo": self.is_video,
-            "noteId": self.note_id,
-            "imgUrl": self.img_url,
-            "title": self.title,
-            "brandName": self.brand,
-            "date": self.date,
-            "thirdReadUserNum": round(reads * self.third_frac),
-        }
-
-
-def _make_note(rng: random.Random, ts: int, profile: _Profile) -> _NoteSeed:
-    is_video = rng.random() < profile.video_share
-    is_ad = rng.random() < profile.ad_share
-    brand = rng.choice(profile.brand_pool) if is_ad else None
-    final_reads = int(
-        _clamp(round(rng.lognormvariate(math.log(2500), 1.3) * profile.popularity), 20, 5_000_000)
-    )
-    tau_days = rng.uniform(1.5, 6.0)
-    like_frac = _clamp(rng.lognormvariate(math.log(0.022), 0.55) * profile.engagement, 0.005, 0.08)
-    collect_frac = _clamp(rng.lognormvariate(math.log(0.006), 0.6), 0.001, 0.03)
-    third_frac = rng.uniform(0.02, 0.15) if rng.random() < profile.third_share else 0.0
-    note_id = f"{ts:08x}00000000{rng.choice(_ID_MIDDLES)}{rng.getrandbits(24):06x}"
-    img_key = "1040g" + rng.choice(("008", "2sg")) + base64.b32hexencode(rng.randbytes(20)).decode().lower()
-    return _NoteSeed(
-        ts=ts,
-        note_id=note_id,
-        date=datetime.fromtimestamp(ts, _CHINA_TZ).date().isoformat(),
-        title=_make_title(rng),
-        img_url=f"http://ci.xiaohongshu.com/{img_key}?imageView2/2/w/540/format/jpg/q/75",
-        is_video=is_video,
-        is_ad=is_ad,
-        brand=brand,
-        final_reads=final_reads,
-        tau_days=tau_days,
-        like_frac=like_frac,
-        collect_frac=collect_frac,
-        third_frac=third_frac,
-    )
-
-
-class _Timeline:
-    """A creator's publish timeline, generated lazily in both directions from the anchor."""
-
-    __slots__ = ("seed", "user_id", "profile", "back", "fwd")
-
-    def __init__(self, seed: int, user_id: str, profile: _Profile) -> None:
-        self.seed = seed
-        self.user_id = user_id
-        self.profile = profile
-        self.back: list[_NoteSeed] = []  # k = -1, -2, ...: newest first
-        self.fwd: list[_NoteSeed] = []  # k = 0, 1, ...: oldest first
-
-    def _note(self, k: int, prev_ts: int, direction: int) -> _NoteSeed:
-        rng = random.Random(f"{self.seed}:{self.user_id}:{k}")
-        gap = int(rng.uniform(self.profile.gap_lo_days, self.profile.gap_hi_days) * _DAY_S)
-        return _make_note(rng, prev_ts + direction * gap, self.profile)
-
-    def _extend_back(self, count: int) -> None:
-        while len(self.back) < count:
-            prev = self.back[-1].ts if self.back else _ANCHOR_TS
-            self.back.append(self._note(-(len(self.back) + 1), prev, -1))
-
-    def _extend_fwd(self, count: int) -> None:
-        while len(self.fwd) < count:
-            if self.fwd:
-                prev = self.fwd[-1].ts
-            else:
-                self._extend_back(1)
-                prev = self.back[0].ts
-            self.fwd.append(self._note(len(self.fwd), prev, +1))
-
-    def natural(self, now_ts: float) -> list[_NoteSeed]:
-        """The creator's own notes published at or before ``now_ts``, newest first."""
-        p = self.profile
-        self._extend_back(p.notes_before_anchor)
-        while len(self.fwd) < p.notes_after_anchor and (not self.fwd or self.fwd[-1].ts <= now_ts):
-            self._extend_fwd(len(self.fwd) + 1)
-        newer = [s for s in reversed(self.fwd[: p.notes_after_anchor]) if s.ts <= now_ts]
-        older = [s for s in self.back[: p.notes_before_anchor] if s.ts <= now_ts]
-        return newer + older
-
-    def newest(self, n: int, now_ts: float) -> list[_NoteSeed]:
-        """Exactly the ``n`` newest notes of the unbounded timeline published at or before ``now_ts``."""
-        while (not self.fwd or self.fwd[-1].ts <= now_ts) and len(self.fwd) < _MAX_GENERATED:
-            self._extend_fwd(len(self.fwd) + 1)
-        out = [s for s in reversed(self.fwd) if s.ts <= now_ts][:n]
-        i = 0
-        while len(out) < n and i < _MAX_GENERATED:
-            self._extend_back(i + 1)
-            if self.back[i].ts <= now_ts:
-                out.append(self.back[i])
-            i += 1
-        return out
 
 
 @dataclass
@@ -354,7 +46,7 @@ class _CreatorState:
 
     pinned: int | None = None
     raw: list[Any] | None = None
-    inserted: list[_NoteSeed] = field(default_factory=list)  # newest first
+    inserted: list[NoteSeed] = field(default_factory=list)  # newest first
     removed: set[str] = field(default_factory=set)
     insert_counter: int = 0
 
@@ -383,34 +75,6 @@ class CallRecord:
 
 
 @dataclass
-class _Fault:
-    kind: str
-    user_id: str | None
-    page: int | None
-    remaining: int | None
-    rate: float | None
-    params: dict[str, Any]
-    rng: random.Random
-
-    def matches(self, user_id: str | None, page: int | None) -> bool:
-        return (self.user_id is None or self.user_id == user_id) and (self.page is None or self.page == page)
-
-    def trigger(self) -> bool:
-        if self.rate is not None:
-            return self.rng.random() < self.rate
-        if self.remaining is None:
-            return True
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        return True
-
-    @property
-    def used_up(self) -> bool:
-        return self.rate is None and self.remaining is not None and self.remaining <= 0
-
-
-@dataclass
 class _Plan:
     status: int
     body: bytes
@@ -421,52 +85,6 @@ class _Plan:
     trickle_seconds: float = 0.0
     trickle_interval: float = 0.2
     content_length: int | None = None
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _error_body(code: int, message: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message or MESSAGES.get(code, "Error"), "data": None}
-
-
-def _html_page(status: int) -> bytes:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return f"<html><body><h1>{status} {phrase}</h1></body></html>".encode()
-
-
-def _parse_page(raw: str | None) -> tuple[int | None, str | None]:
-    """Return ``(page, error)``; an absent or empty value means page 1."""
-    if raw is None or raw == "":
-        return 1, None
-    if not raw.isascii() or not raw.isdigit():
-        return None, "pageNumber must be an integer >= 1"
-    try:
-        page = int(raw)
-    except ValueError:
-        return None, "pageNumber must be an integer >= 1"
-    if page < 1:
-        return None, "pageNumber must be an integer >= 1"
-    return page, None
-
-
-def _to_ts(dt: datetime) -> float:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The simulator
-# ---------------------------------------------------------------------------------------------------
 
 
 class Simulator:
@@ -490,16 +108,16 @@ class Simulator:
         self.seed = seed
         self.latency_s = latency_s
         self.rate_limit_rps = rate_limit_rps
-        self.clock: Callable[[], datetime] = now if now is not None else _utc_now
+        self.clock: Callable[[], datetime] = now if now is not None else utc_now
         self.calls: list[CallRecord] = []
         self.log_requests = False
         self._page_size = 8
         self.page_size = page_size
         self._lock = threading.RLock()
-        self._brands = _brand_names(seed)
-        self._timelines: OrderedDict[str, _Timeline] = OrderedDict()
+        self._brands = brand_names(seed)
+        self._timelines: OrderedDict[str, Timeline] = OrderedDict()
         self._creators: dict[str, _CreatorState] = {}
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._fault_serial = 0
         self._accepted: deque[float] = deque()
         self._server: _Server | None = None
@@ -583,7 +201,7 @@ class Simulator:
         Generated creators come in LATEST order; ``set_notes`` creators in the given order.  The dicts
         are fresh copies.
         """
-        now_ts = _to_ts(at if at is not None else self.clock())
+        now_ts = to_ts(at if at is not None else self.clock())
         with self._lock:
             return self._all_items(user_id, now_ts)
 
@@ -649,27 +267,20 @@ class Simulator:
         * ``duplicate_across_pages``: page ``p > 1`` starts with the last item of page ``p - 1``.
         * ``total_delta`` (``delta``, default 1): the reported total is off by ``delta``.
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        if kind == "code" and "code" not in params:
-            raise ValueError("fault 'code' needs code=<int>")
-        if times is not None and times < 0:
-            raise ValueError("times must be >= 0 or None")
-        if rate is not None and not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be within [0, 1]")
         with self._lock:
-            self._fault_serial += 1
-            self._faults.append(
-                _Fault(
-                    kind=kind,
-                    user_id=user_id,
-                    page=page,
-                    remaining=times,
-                    rate=rate,
-                    params=dict(params),
-                    rng=random.Random(f"{self.seed}:fault:{self._fault_serial}"),
-                )
+            # The serial only advances for accepted faults, so a rejected call does not shift the
+            # random streams of the faults added after it.
+            fault = new_fault(
+                kind,
+                user_id=user_id,
+                page=page,
+                times=times,
+                rate=rate,
+                params=params,
+                rng=random.Random(f"{self.seed}:fault:{self._fault_serial + 1}"),
             )
+            self._fault_serial += 1
+            self._faults.append(fault)
 
     def clear_faults(self) -> None:
         """Remove every pending fault."""
@@ -698,10 +309,10 @@ class Simulator:
 
     # -- internals: data -------------------------------------------------------------------------
 
-    def _timeline(self, user_id: str) -> _Timeline:
+    def _timeline(self, user_id: str) -> Timeline:
         tl = self._timelines.get(user_id)
         if tl is None:
-            tl = _Timeline(self.seed, user_id, _make_profile(self.seed, user_id, self._brands))
+            tl = Timeline(self.seed, user_id, make_profile(self.seed, user_id, self._brands))
             self._timelines[user_id] = tl
             if len(self._timelines) > _TIMELINE_CACHE_SIZE:
                 self._timelines.popitem(last=False)
@@ -709,7 +320,7 @@ class Simulator:
             self._timelines.move_to_end(user_id)
         return tl
 
-    def _seeds(self, user_id: str, state: _CreatorState | None, now_ts: float) -> list[_NoteSeed]:
+    def _seeds(self, user_id: str, state: _CreatorState | None, now_ts: float) -> list[NoteSeed]:
         """Generated notes currently served for a creator, LATEST order."""
         tl = self._timeline(user_id)
         if state is None:
@@ -767,7 +378,7 @@ class Simulator:
         for _ in range(max(0, n)):
             state.insert_counter += 1
             rng = random.Random(f"{self.seed}:{user_id}:inserted:{state.insert_counter}")
-            state.inserted.insert(0, _make_note(rng, ts, profile))
+            state.inserted.insert(0, make_note(rng, ts, profile))
             ts += 1
 
     def _remove_notes(self, user_id: str, n: int, now_ts: float) -> None:
@@ -794,21 +405,6 @@ class Simulator:
         self._accepted.append(now_mono)
         return False
 
-    def _select_faults(self, user_id: str | None, page: int | None) -> list[_Fault]:
-        chosen: list[_Fault] = []
-        terminal = False
-        for fault in self._faults:
-            if not fault.matches(user_id, page):
-                continue
-            is_terminal = fault.kind in _TERMINAL_FAULTS
-            if is_terminal and terminal:
-                continue
-            if fault.trigger():
-                chosen.append(fault)
-                terminal = terminal or is_terminal
-        self._faults = [f for f in self._faults if not f.used_up]
-        return chosen
-
     def _plan_api(self, params: dict[str, str]) -> _Plan:
         now_mono = time.monotonic()
         with self._lock:
@@ -830,33 +426,33 @@ class Simulator:
     def _plan_api_locked(
         self, params: dict[str, str], now_mono: float
     ) -> tuple[_Plan, int | str, list[str], int | None]:
-        page, page_error = _parse_page(params.get("pageNumber"))
+        page, page_error = parse_page(params.get("pageNumber"))
         if params.get("token") != self.token:
-            return _Plan(200, _json_bytes(_error_body(100))), 100, [], page
+            return _Plan(200, _json_bytes(error_body(100))), 100, [], page
         if self._rate_limited(now_mono):
-            return _Plan(200, _json_bytes(_error_body(302))), 302, [], page
+            return _Plan(200, _json_bytes(error_body(302))), 302, [], page
 
         user_id = params.get("userId") or ""
         opts: dict[str, str] = {}
         error: str | None = None
         if not user_id.strip():
             error = "userId is required"
-        for name, allowed in _ENUMS:
+        for name, allowed in ENUMS:
             value = params.get(name) or allowed[0]
             opts[name] = value
             if error is None and value not in allowed:
                 error = f"{name} must be one of {', '.join(allowed)}"
         error = error or page_error
         if error is not None or page is None:
-            return _Plan(200, _json_bytes(_error_body(400, f"Invalid Parameters: {error}"))), 400, [], page
+            return _Plan(200, _json_bytes(error_body(400, f"Invalid Parameters: {error}"))), 400, [], page
 
-        faults = self._select_faults(user_id, page)
+        faults = select_faults(self._faults, user_id, page)
         kinds = [f.kind for f in faults]
-        now_ts = _to_ts(self.clock())
+        now_ts = to_ts(self.clock())
         delay = 0.0
         shift = False
         total_delta = 0
-        terminal: _Fault | None = None
+        terminal: Fault | None = None
         for f in faults:
             p = f.params
             if f.kind == "latency":
@@ -876,16 +472,16 @@ class Simulator:
             p = terminal.params
             if terminal.kind == "code":
                 code = int(p["code"])
-                plan = _Plan(200, _json_bytes(_error_body(code, p.get("message"))), delay_s=delay)
+                plan = _Plan(200, _json_bytes(error_body(code, p.get("message"))), delay_s=delay)
                 if p.get("retry_after") is not None:
                     plan.headers.append(("Retry-After", str(p["retry_after"])))
                 return plan, code, kinds, page
             if terminal.kind == "http_status":
                 status = int(p.get("status", 502))
-                plan = _Plan(status, _html_page(status), "text/html; charset=utf-8", delay_s=delay)
+                plan = _Plan(status, html_page(status), "text/html; charset=utf-8", delay_s=delay)
                 return plan, f"http_{status}", kinds, page
             if terminal.kind == "http_429":
-                plan = _Plan(429, _html_page(429), "text/html; charset=utf-8", delay_s=delay)
+                plan = _Plan(429, html_page(429), "text/html; charset=utf-8", delay_s=delay)
                 plan.headers.append(("Retry-After", str(p.get("retry_after", 1))))
                 return plan, "http_429", kinds, page
             if terminal.kind == "html":
@@ -1030,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the simulator: answer like the service would, keep serving
             traceback.print_exc(file=sys.stderr)
             try:
-                self._send(_Plan(500, _json_bytes(_error_body(500))))
+                self._send(_Plan(500, _json_bytes(error_body(500))))
             except OSError:
                 self.close_connection = True
 
@@ -1067,65 +663,3 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, plan: _Plan) -> None:
         self._send_headers(plan, len(plan.body))
         self.wfile.write(plan.body)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the simulator until interrupted; prints the base URL on one line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pgy_pipeline.simulator",
-        description="Local simulator of the Just One API Pugongying User Published Notes (V1) endpoint.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--token", default="sim-token")
-    parser.add_argument("--page-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
-    parser.add_argument(
-        "--rate-limit-rps", type=float, default=0.0, help="answer 302 above this rate; 0 = off"
-    )
-    parser.add_argument(
-        "--now", default=None, help="freeze the clock at this ISO-8601 instant (default: real time)"
-    )
-    parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
-    args = parser.parse_args(argv)
-
-    now: Callable[[], datetime] | None = None
-    if args.now:
-        frozen = datetime.fromisoformat(args.now)
-        if frozen.tzinfo is None:
-            frozen = frozen.replace(tzinfo=UTC)
-
-        def now() -> datetime:
-            return frozen
-
-    sim = Simulator(
-        token=args.token,
-        page_size=args.page_size,
-        seed=args.seed,
-        latency_s=args.latency_ms / 1000.0,
-        rate_limit_rps=args.rate_limit_rps or None,
-        now=now,
-    )
-    sim.log_requests = args.log_requests
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(sim.start(args.host, args.port), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the shutdown
-        sim.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The command line (pgy_pipeline.simulator.cli): python -m pgy_pipeline.simulator."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import httpx
+
+from pgy_pipeline.simulator import API_PATH, Simulator
+
+from .support import NOW, UIDS
+
+
+def test_command_line_server() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pgy_pipeline.simulator",
+            "--port",
+            "0",
+            "--token",
+            "cli-token",
+            "--page-size",
+            "3",
+            "--now",
+            "2026-11-26T12:00:00+00:00",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        body = httpx.get(url + API_PATH, params={"token": "cli-token", "userId": UIDS[0]}).json()
+        assert body["code"] == 0 and len(body["data"]["list"]) == min(3, body["data"]["total"])
+        assert body["data"]["list"] == Simulator(now=lambda: NOW).notes_for(UIDS[0])[:3]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
