@@ -1,6 +1,6 @@
 """Command line: ``python -m pgy_pipeline.simulator --port 8765`` runs a simulator until interrupted.
 
-Kept apart so that importing the simulator in tests never touches ``argparse`` or signal handlers, and
+Kept apart so the server module carries no process concerns (arguments, signals, the main loop), and
 so that other processes (benchmarks, a Dagster webserver in demo mode) can share one long-lived server.
 """
 

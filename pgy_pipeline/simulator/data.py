@@ -23,15 +23,22 @@ byte-identical catalogues and a test can compute what a client should have store
 - The anchor (2026-03-01 UTC) sits near the documented sample, so clocks in 2026 show typical
   catalogues (median around 30 notes in March, around 100 in November); much earlier clocks show
   fewer notes, and a creator's count stops growing once its notes after the anchor are used up.
+- A few percent of organic notes carry a ``brandName`` with ``isAdvertise: false``
+  (:data:`ORGANIC_BRAND_SHARE`), as on the real service.
+
+Besides the natural timeline: :class:`CadenceTimeline` (a fixed note count at a clock and a posting
+rate, for benchmark rosters) and :func:`make_note_items` (raw items at chosen ages, for window edges).
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import math
 import random
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 TIMELINE_ANCHOR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -41,6 +48,15 @@ ANCHOR_TS = int(TIMELINE_ANCHOR.timestamp())
 CHINA_TZ = timezone(timedelta(hours=8))
 DAY_S = 86400.0
 MAX_GENERATED = 50_000  # safety bound on lazily generated notes per direction (absurd clocks)
+
+#: Creators whose id starts with this are unknown to the marketplace (answer an empty list) unless a
+#: test gives them notes explicitly: a fixed rule lets other processes use unknown ids without set-up.
+UNKNOWN_PREFIX = "000000"
+
+#: Share of organic (``isAdvertise: false``) generated notes that still carry a ``brandName``: the real
+#: service tags brands a creator mentions without a paid cooperation, so a client must not read
+#: ``brandName`` as "this is an ad".
+ORGANIC_BRAND_SHARE = 0.04
 
 # ---------------------------------------------------------------------------------------------------
 # Vocabulary for generated text
@@ -182,6 +198,24 @@ class NoteSeed:
         }
 
 
+def organic_brand(note_id: str, pool: tuple[str, ...], share: float) -> str | None:
+    """The brand an organic note is tagged with, or None; a share of ``share`` of organic notes get one.
+
+    Drawn from a stream keyed by the note id alone, not from the note's own stream, so tagging leaves
+    every other generated attribute exactly as it was; and the same draw decides at any ``share``, so a
+    larger share tags a superset of the notes (forcing a share for a creator only adds brands).
+    """
+    rng = random.Random(f"organic-brand:{note_id}")
+    if rng.random() >= share or not pool:
+        return None
+    return rng.choice(pool)
+
+
+def with_organic_brands(seeds: list[NoteSeed], pool: tuple[str, ...], share: float) -> list[NoteSeed]:
+    """``seeds`` with the organic ones re-tagged at ``share`` (the ``set_brand_tagged_share`` hook)."""
+    return [s if s.is_ad else replace(s, brand=organic_brand(s.note_id, pool, share)) for s in seeds]
+
+
 def make_note(rng: random.Random, ts: int, profile: Profile) -> NoteSeed:
     is_video = rng.random() < profile.video_share
     is_ad = rng.random() < profile.ad_share
@@ -195,6 +229,8 @@ def make_note(rng: random.Random, ts: int, profile: Profile) -> NoteSeed:
     third_frac = rng.uniform(0.02, 0.15) if rng.random() < profile.third_share else 0.0
     note_id = f"{ts:08x}00000000{rng.choice(_ID_MIDDLES)}{rng.getrandbits(24):06x}"
     img_key = "1040g" + rng.choice(("008", "2sg")) + base64.b32hexencode(rng.randbytes(20)).decode().lower()
+    if not is_ad:
+        brand = organic_brand(note_id, profile.brand_pool, ORGANIC_BRAND_SHARE)
     return NoteSeed(
         ts=ts,
         note_id=note_id,
@@ -265,6 +301,176 @@ class Timeline:
                 out.append(self.back[i])
             i += 1
         return out
+
+
+class CadenceTimeline:
+    """A creator posting at a fixed average rate: exactly ``note_count`` notes at ``anchor_ts``.
+
+    Used for benchmark rosters, where what matters is how publish dates spread over a window: gaps are
+    ``1 / posts_per_day`` days with +-30% jitter, so a daily poster has about 90 notes in any 90 days
+    and a monthly one about 3.  The gap that spans the anchor is split at a random point, so the
+    cadence runs on unbroken after it: a later clock shows the same notes plus new ones at that rate.
+    """
+
+    __slots__ = ("seed", "user_id", "profile", "anchor_ts", "note_count", "mean_gap_s", "back", "fwd")
+
+    def __init__(
+        self,
+        seed: int,
+        user_id: str,
+        profile: Profile,
+        anchor_ts: float,
+        note_count: int,
+        posts_per_day: float,
+    ) -> None:
+        if note_count < 0:
+            raise ValueError("note_count must be >= 0")
+        if not posts_per_day > 0:
+            raise ValueError("posts_per_day must be > 0")
+        self.seed = seed
+        self.user_id = user_id
+        self.profile = profile
+        self.anchor_ts = int(anchor_ts)
+        self.note_count = note_count
+        self.mean_gap_s = DAY_S / posts_per_day
+        self.back: list[NoteSeed] = []  # newest first, all at or before the anchor
+        self.fwd: list[NoteSeed] = []  # oldest first, all after the anchor
+
+    def _rng(self, k: int) -> random.Random:
+        return random.Random(f"{self.seed}:{self.user_id}:cadence:{k}")
+
+    def _gap(self, rng: random.Random) -> int:
+        return max(1, int(self.mean_gap_s * rng.uniform(0.7, 1.3)))
+
+    def _build_back(self) -> None:
+        if self.back or self.note_count == 0:
+            return
+        rng = self._rng(0)
+        span = self._gap(rng)
+        ts = self.anchor_ts - int(span * rng.uniform(0.02, 0.98))
+        self.back.append(make_note(rng, ts, self.profile))
+        for k in range(1, self.note_count):
+            rng = self._rng(-k)
+            ts -= self._gap(rng)
+            self.back.append(make_note(rng, ts, self.profile))
+
+    def natural(self, now_ts: float) -> list[NoteSeed]:
+        """The notes published at or before ``now_ts``, newest first."""
+        self._build_back()
+        while len(self.fwd) < MAX_GENERATED and (not self.fwd or self.fwd[-1].ts <= now_ts):
+            k = len(self.fwd) + 1
+            rng = self._rng(k)
+            prev = self.fwd[-1].ts if self.fwd else (self.back[0].ts if self.back else self.anchor_ts)
+            ts = max(prev + self._gap(rng), self.anchor_ts + 1)
+            self.fwd.append(make_note(rng, ts, self.profile))
+        newer = [s for s in reversed(self.fwd) if s.ts <= now_ts]
+        return newer + [s for s in self.back if s.ts <= now_ts]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Raw items at chosen ages (window-edge tests)
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Auto(enum.Enum):
+    """Type of :data:`AUTO`, a sentinel distinguishing "not given" from an explicit None."""
+
+    AUTO = "auto"
+
+
+AUTO = _Auto.AUTO
+
+
+def _per_note(value: object, n: int, name: str) -> list[Any]:
+    """Broadcast a scalar to ``n`` notes, or check a per-note sequence has ``n`` values.
+
+    Untyped on purpose: the public signature of :func:`make_note_items` carries the types, and a
+    generic here cannot tell a ``str`` (a scalar brand) from a sequence.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        values = list(value)
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} values for {n} notes")
+        return values
+    return [value] * n
+
+
+def china_day_start(day: date) -> int:
+    """Unix time of 00:00 China time (UTC+8) on ``day``."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ).timestamp())
+
+
+def make_note_items(
+    user_id: str,
+    ages_days: Sequence[int],
+    *,
+    snapshot_date: date | str | None = None,
+    seed: int = 0,
+    is_advertise: bool | Sequence[bool] = False,
+    brand_name: str | None | Sequence[str | None] | _Auto = AUTO,
+    reads: int | Sequence[int] | None = None,
+    likes: int | Sequence[int] | None = None,
+    collects: int | Sequence[int] | None = None,
+    third_reads: int | Sequence[int] | None = None,
+    is_video: bool | Sequence[bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Raw note items published ``ages_days`` China days before ``snapshot_date``, newest first.
+
+    Meant for ``Simulator.set_notes``, to put notes exactly on a window's edges: age 0 is published on
+    ``snapshot_date`` itself (default: today in China), age 30 thirty days earlier.  Items have the
+    endpoint's exact layout (the keys, order and types of generated notes); ``date`` is the China day,
+    and the ``noteId``'s leading 8 hex digits are the publish time, within the first hour of that day.
+
+    Every attribute argument takes one value for all notes or a sequence with one value per age (in the
+    order of ``ages_days``).  Counters left as None are the generated ones as of the end of
+    ``snapshot_date``; ``is_video`` None follows the creator's generated profile; ``brand_name`` left out
+    gives advertised notes a brand from the creator's pool and organic ones None (pass a string with
+    ``is_advertise=False`` for a brand-tagged organic note).  Everything is deterministic in
+    ``(seed, user_id, ages_days)``.
+    """
+    n = len(ages_days)
+    ages = [int(a) for a in ages_days]
+    if any(a < 0 for a in ages):
+        raise ValueError("ages_days must be >= 0")
+    if snapshot_date is None:
+        snap = datetime.now(CHINA_TZ).date()
+    elif isinstance(snapshot_date, str):
+        snap = date.fromisoformat(snapshot_date)
+    else:
+        snap = snapshot_date
+    ads = _per_note(is_advertise, n, "is_advertise")
+    brands = _per_note(brand_name, n, "brand_name")
+    videos = _per_note(is_video, n, "is_video")
+    counters = {
+        "readNum": _per_note(reads, n, "reads"),
+        "likeNum": _per_note(likes, n, "likes"),
+        "collectNum": _per_note(collects, n, "collects"),
+        "thirdReadUserNum": _per_note(third_reads, n, "third_reads"),
+    }
+    profile = make_profile(seed, user_id, brand_names(seed))
+    snapshot_end = china_day_start(snap + timedelta(days=1))
+    items: list[dict[str, Any]] = []
+    for i, age in enumerate(ages):
+        rng = random.Random(f"{seed}:{user_id}:item:{i}:{age}")
+        ts = china_day_start(snap - timedelta(days=age)) + rng.randrange(60, 3600)
+        seed_note = make_note(rng, ts, profile)
+        brand = brands[i]
+        if isinstance(brand, _Auto):
+            brand = rng.choice(profile.brand_pool) if ads[i] else None
+        video = videos[i]
+        seed_note = replace(
+            seed_note,
+            is_ad=bool(ads[i]),
+            brand=brand,
+            is_video=seed_note.is_video if video is None else bool(video),
+        )
+        item = seed_note.live(snapshot_end)
+        for key, values in counters.items():
+            if values[i] is not None:
+                item[key] = int(values[i])
+        items.append(item)
+    items.sort(key=lambda it: (it["date"], it["noteId"]), reverse=True)
+    return items
 
 
 def to_ts(dt: datetime) -> float:

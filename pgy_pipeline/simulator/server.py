@@ -8,7 +8,26 @@ real service, answers are HTTP 200 with a JSON body whose ``code`` carries the b
 unknown paths get HTTP 404.
 
 Order of checks for a request: token (code 100), rate limit (code 302), parameters (code 400), then
-faults, then the page of data.  Global ``latency_s`` delays every answer.
+faults, then the page of data.  Global ``latency_s`` delays every answer.  The rate limit is per token
+and lives in the server, so every client process of one server shares it, as with the real service.
+
+Test hooks (methods of :class:`Simulator`): ``set_note_count``, ``set_notes``, ``set_notes_at_ages``,
+``set_cadence`` / ``load_roster``, ``set_unknown``, ``set_brand_tagged_share``, ``add_note_today``,
+``add_fault``, ``configure``; every request to the endpoint is recorded in ``calls``.  The same controls
+are reachable over HTTP for other processes, JSON in and out:
+
+* ``GET /__sim/stats``; ``GET /__sim/calls?since=N`` (``{"calls": [...], "next": M}``, no tokens);
+  ``GET /__sim/settings``.
+* ``POST /__sim/reset`` (forget calls, drop faults); ``POST /__sim/faults``
+  ``{"kind", "user_id"?, "page"?, "times"?, "rate"?, "params"?}``.
+* ``POST /__sim/settings`` ``{"rate_limit_rps"?, "latency_s"?, "page_size"?}``.
+* ``POST /__sim/note_count`` ``{"user_id", "n"}``; ``POST /__sim/notes`` ``{"user_id", "notes"}``;
+  ``POST /__sim/notes_at_ages`` ``{"user_id", "ages_days", ...make_note_items arguments}``.
+* ``POST /__sim/unknown`` ``{"user_id", "unknown"?}``; ``POST /__sim/brand_share``
+  ``{"user_id", "share"}``; ``POST /__sim/note_today`` ``{"user_id"}``.
+* ``POST /__sim/roster`` ``{"creators": [{"user_id", "note_count", "posts_per_day"}], "at"?}``.
+
+Bad admin input answers HTTP 400 ``{"ok": false, "error": ...}``; an unknown admin path HTTP 404.
 """
 
 from __future__ import annotations
@@ -23,17 +42,32 @@ import threading
 import time
 import traceback
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .data import NoteSeed, Timeline, brand_names, make_note, make_profile, to_ts, utc_now
+from .data import (
+    CHINA_TZ,
+    UNKNOWN_PREFIX,
+    CadenceTimeline,
+    NoteSeed,
+    Timeline,
+    brand_names,
+    china_day_start,
+    make_note,
+    make_note_items,
+    make_profile,
+    to_ts,
+    utc_now,
+    with_organic_brands,
+)
 from .faults import Fault, new_fault, select_faults
-from .protocol import ADMIN_PREFIX, API_PATH, ENUMS, MESSAGES, error_body, html_page, parse_page
+from .protocol import ADMIN_PREFIX, API_PATH, ENUMS, MESSAGES, error_body, html_page, is_billed, parse_page
 from .protocol import json_bytes as _json_bytes  # module global on purpose: tests patch the encoder here
+from .roster import RosterCreator
 
 __all__ = ["CallRecord", "Simulator"]
 
@@ -46,6 +80,8 @@ class _CreatorState:
 
     pinned: int | None = None
     raw: list[Any] | None = None
+    cadence: CadenceTimeline | None = None
+    unknown: bool = False  # answers an empty list, as the service does for ids not in the marketplace
     inserted: list[NoteSeed] = field(default_factory=list)  # newest first
     removed: set[str] = field(default_factory=set)
     insert_counter: int = 0
@@ -63,6 +99,13 @@ class CallRecord:
     ``outcome`` is the business code answered (``0``, ``100``, ``302``, ``400``, or a faulted code) or a
     string naming a transport-level result: ``"http_502"`` (any ``http_<status>``), ``"http_429"``,
     ``"html"``, ``"truncated"``, ``"drop"`` or ``"trickle"``.  ``faults`` lists the fault kinds applied.
+
+    What a billing ledger is checked against: ``http_status`` is the HTTP status sent (None when the
+    connection was dropped without an answer); ``code`` is the business code in the JSON body sent
+    (None when no JSON body was sent: HTTP errors, HTML pages, dropped connections; a ``truncated``
+    body keeps the code the service put in it, since billing is decided before the body is cut);
+    ``billed`` applies the vendor's rule: codes 0 and 201 are billed, nothing else is.  The token is
+    never recorded.
     """
 
     user_id: str | None
@@ -72,6 +115,24 @@ class CallRecord:
     token_ok: bool
     at: float
     faults: tuple[str, ...] = ()
+    http_status: int | None = None
+    code: int | None = None
+    billed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``GET /__sim/calls`` returns it."""
+        return {
+            "user_id": self.user_id,
+            "page": self.page,
+            "params": dict(self.params),
+            "outcome": self.outcome,
+            "token_ok": self.token_ok,
+            "at": self.at,
+            "faults": list(self.faults),
+            "http_status": self.http_status,
+            "code": self.code,
+            "billed": self.billed,
+        }
 
 
 @dataclass
@@ -85,6 +146,7 @@ class _Plan:
     trickle_seconds: float = 0.0
     trickle_interval: float = 0.2
     content_length: int | None = None
+    code: int | None = None  # business code in the JSON body, None when the body is not such JSON
 
 
 class Simulator:
@@ -119,7 +181,10 @@ class Simulator:
         self._creators: dict[str, _CreatorState] = {}
         self._faults: list[Fault] = []
         self._fault_serial = 0
-        self._accepted: deque[float] = deque()
+        # Accepted requests per token over the last second: the limit is the vendor's per-token one,
+        # kept server-side so every client process of this server shares it.
+        self._accepted: dict[str, deque[float]] = {}
+        self._brand_share: dict[str, float] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
@@ -226,8 +291,126 @@ class Simulator:
         with self._lock:
             if user_id is None:
                 self._creators.clear()
+                self._brand_share.clear()
             else:
                 self._creators.pop(user_id, None)
+                self._brand_share.pop(user_id, None)
+
+    def set_unknown(self, user_id: str, unknown: bool = True) -> None:
+        """Make a creator unknown to the marketplace: code 0, ``data.list`` empty, ``data.total`` 0.
+
+        That is what the real service answers for a wrong id or an account that left the marketplace
+        (no error code), and such requests are billed.  Ids starting with ``UNKNOWN_PREFIX``
+        (``"000000"``) are unknown without this call.  ``unknown=False`` drops the override; like
+        the other overrides, it replaces earlier ones for the creator.
+        """
+        with self._lock:
+            if unknown:
+                self._creators[user_id] = _CreatorState(unknown=True)
+            else:
+                self._creators.pop(user_id, None)
+
+    def is_unknown(self, user_id: str) -> bool:
+        """Whether the creator currently answers as unknown to the marketplace."""
+        with self._lock:
+            return self._is_unknown(user_id, self._creators.get(user_id))
+
+    def set_brand_tagged_share(self, user_id: str, share: float) -> None:
+        """Tag this share of the creator's organic generated notes with a ``brandName``.
+
+        They stay ``isAdvertise: false`` (and out of ``noteType=COOPERATION``): brand-tagged organic
+        notes exist on the real service.  ``share=1.0`` tags every organic note, ``0`` none; the
+        default for all creators is ``ORGANIC_BRAND_SHARE``.  Survives ``set_note_count`` and
+        ``load_roster``; ``clear_overrides`` drops it; raw ``set_notes`` items are never altered.
+        """
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be within [0, 1]")
+        with self._lock:
+            self._brand_share[user_id] = float(share)
+
+    def add_note_today(self, user_id: str) -> dict[str, Any]:
+        """Publish one new note for the creator on the clock's current China day and return it.
+
+        It is published up to an hour before the clock (never before China midnight, never before the
+        creator's newest note), so it comes first in LATEST order and already has a few reads.  Like an
+        ``insert_notes`` fault it is permanent until the creator's overrides are replaced.
+        """
+        now_ts = to_ts(self.clock())
+        with self._lock:
+            if self._is_unknown(user_id, self._creators.get(user_id)):
+                raise ValueError(f"creator {user_id!r} is unknown to the marketplace")
+            today = datetime.fromtimestamp(now_ts, CHINA_TZ).date()
+            earliest = max(china_day_start(today), int(now_ts) - 3600)
+            self._insert_notes(user_id, 1, now_ts, earliest_ts=earliest)
+            return self._state(user_id).inserted[0].live(now_ts)
+
+    def set_notes_at_ages(
+        self,
+        user_id: str,
+        ages_days: Sequence[int],
+        **attributes: Any,
+    ) -> list[dict[str, Any]]:
+        """``set_notes`` with :func:`make_note_items` built at the clock's China day; returns the items.
+
+        ``attributes`` are those of ``make_note_items`` (``is_advertise``, ``brand_name``, ``reads``,
+        ``likes``, ``collects``, ``third_reads``, ``is_video``, or an explicit ``snapshot_date``).
+        """
+        attributes.setdefault("snapshot_date", datetime.fromtimestamp(to_ts(self.clock()), CHINA_TZ).date())
+        items = make_note_items(user_id, ages_days, seed=self.seed, **attributes)
+        self.set_notes(user_id, items)
+        return items
+
+    def set_cadence(
+        self, user_id: str, note_count: int, posts_per_day: float, *, at: datetime | None = None
+    ) -> None:
+        """Serve the creator ``note_count`` generated notes at clock ``at`` (default: now), posted at
+        ``posts_per_day`` on average (newest first); later clocks add new notes at the same rate."""
+        anchor = to_ts(at if at is not None else self.clock())
+        with self._lock:
+            profile = self._timeline(user_id).profile
+            timeline = CadenceTimeline(
+                self.seed, user_id, profile, anchor, int(note_count), float(posts_per_day)
+            )
+            self._creators[user_id] = _CreatorState(cadence=timeline)
+
+    def load_roster(self, creators: Iterable[RosterCreator], *, at: datetime | None = None) -> None:
+        """``set_cadence`` for every creator of a roster (see :func:`roster`), all at one clock."""
+        when = at if at is not None else self.clock()
+        for c in creators:
+            self.set_cadence(c.user_id, c.note_count, c.posts_per_day, at=when)
+
+    def settings(self) -> dict[str, Any]:
+        """The runtime knobs: ``rate_limit_rps`` (None: off), ``latency_s`` and ``page_size``."""
+        with self._lock:
+            return {
+                "rate_limit_rps": self.rate_limit_rps,
+                "latency_s": self.latency_s,
+                "page_size": self.page_size,
+            }
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change runtime knobs while serving (keys as in :meth:`settings`); returns the new settings.
+
+        ``rate_limit_rps`` None or 0 turns the limit off; the window of requests already accepted is
+        kept, so lowering the limit takes effect at once.
+        """
+        unknown = set(settings) - {"rate_limit_rps", "latency_s", "page_size"}
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}")
+        with self._lock:
+            if "rate_limit_rps" in settings:
+                rps = settings["rate_limit_rps"]
+                if rps is not None and float(rps) < 0:
+                    raise ValueError("rate_limit_rps must be >= 0 or None")
+                self.rate_limit_rps = None if rps is None or float(rps) == 0 else float(rps)
+            if "latency_s" in settings:
+                latency = float(settings["latency_s"])
+                if latency < 0:
+                    raise ValueError("latency_s must be >= 0")
+                self.latency_s = latency
+            if "page_size" in settings:
+                self.page_size = int(settings["page_size"])
+        return self.settings()
 
     # -- faults and stats ------------------------------------------------------------------------
 
@@ -299,6 +482,12 @@ class Simulator:
                 return len(self.calls)
             return sum(1 for c in self.calls if c.user_id == user_id)
 
+    def calls_json(self, since: int = 0) -> list[dict[str, Any]]:
+        """The recorded calls from index ``since`` on, as ``GET /__sim/calls`` returns them."""
+        with self._lock:
+            calls = self.calls[max(0, since) :]
+        return [c.to_json() for c in calls]
+
     def stats(self) -> dict[str, Any]:
         """Summary of the recorded calls: ``{"calls": n, "by_user": {...}, "by_outcome": {...}}``."""
         with self._lock:
@@ -320,24 +509,43 @@ class Simulator:
             self._timelines.move_to_end(user_id)
         return tl
 
+    def _is_unknown(self, user_id: str, state: _CreatorState | None) -> bool:
+        if state is not None and state.unknown:
+            return True
+        explicit = state is not None and (state.pinned is not None or state.raw is not None or state.cadence)
+        return not explicit and user_id.startswith(UNKNOWN_PREFIX)
+
     def _seeds(self, user_id: str, state: _CreatorState | None, now_ts: float) -> list[NoteSeed]:
         """Generated notes currently served for a creator, LATEST order."""
         tl = self._timeline(user_id)
         if state is None:
-            return tl.natural(now_ts)
-        base = tl.newest(state.pinned, now_ts) if state.pinned is not None else tl.natural(now_ts)
-        seeds = [s for s in state.inserted + base if s.note_id not in state.removed]
-        seeds.sort(key=lambda s: (s.date, s.note_id), reverse=True)
+            seeds = tl.natural(now_ts)
+        else:
+            if state.pinned is not None:
+                base = tl.newest(state.pinned, now_ts)
+            elif state.cadence is not None:
+                base = state.cadence.natural(now_ts)
+            else:
+                base = tl.natural(now_ts)
+            seeds = [s for s in state.inserted + base if s.note_id not in state.removed]
+            seeds.sort(key=lambda s: (s.date, s.note_id), reverse=True)
+        share = self._brand_share.get(user_id)
+        if share is not None:
+            seeds = with_organic_brands(seeds, tl.profile.brand_pool, share)
         return seeds
 
     def _all_items(self, user_id: str, now_ts: float) -> list[Any]:
         state = self._creators.get(user_id)
+        if self._is_unknown(user_id, state):
+            return []
         if state is not None and state.raw is not None:
             return [s.live(now_ts) for s in state.inserted] + copy.deepcopy(state.raw)
         return [s.live(now_ts) for s in self._seeds(user_id, state, now_ts)]
 
     def _served_items(self, user_id: str, opts: dict[str, str], now_ts: float) -> list[Any]:
         state = self._creators.get(user_id)
+        if self._is_unknown(user_id, state):
+            return []
         if state is not None and state.raw is not None:
             return self._all_items(user_id, now_ts)
         seeds = self._seeds(user_id, state, now_ts)
@@ -366,7 +574,9 @@ class Simulator:
             state = self._creators[user_id] = _CreatorState()
         return state
 
-    def _insert_notes(self, user_id: str, n: int, now_ts: float) -> None:
+    def _insert_notes(self, user_id: str, n: int, now_ts: float, earliest_ts: int | None = None) -> None:
+        if self._is_unknown(user_id, self._creators.get(user_id)):
+            return  # a creator outside the marketplace publishes nothing the service would show
         state = self._state(user_id)
         if state.raw is not None:
             newest_ts = state.inserted[0].ts if state.inserted else 0
@@ -374,7 +584,7 @@ class Simulator:
             current = self._seeds(user_id, state, now_ts)
             newest_ts = current[0].ts if current else 0
         profile = self._timeline(user_id).profile
-        ts = max(int(now_ts), newest_ts + 1)
+        ts = max(int(now_ts) if earliest_ts is None else earliest_ts, newest_ts + 1)
         for _ in range(max(0, n)):
             state.insert_counter += 1
             rng = random.Random(f"{self.seed}:{user_id}:inserted:{state.insert_counter}")
@@ -394,20 +604,26 @@ class Simulator:
 
     # -- internals: request handling -------------------------------------------------------------
 
-    def _rate_limited(self, now_mono: float) -> bool:
+    def _rate_limited(self, token: str, now_mono: float) -> bool:
+        """True when ``token`` already had ``rate_limit_rps`` accepted requests in the last second.
+
+        Rejected requests do not count, so at most N requests are answered in any rolling second.
+        """
         rps = self.rate_limit_rps
         if not rps or rps <= 0:
             return False
-        while self._accepted and self._accepted[0] <= now_mono - 1.0:
-            self._accepted.popleft()
-        if len(self._accepted) >= rps:
+        window = self._accepted.setdefault(token, deque())
+        while window and window[0] <= now_mono - 1.0:
+            window.popleft()
+        if len(window) >= rps:
             return True
-        self._accepted.append(now_mono)
+        window.append(now_mono)
         return False
 
     def _plan_api(self, params: dict[str, str]) -> _Plan:
-        now_mono = time.monotonic()
         with self._lock:
+            # Read the clock under the lock so the rate-limit window only ever sees increasing times.
+            now_mono = time.monotonic()
             plan, outcome, kinds, page = self._plan_api_locked(params, now_mono)
             self.calls.append(
                 CallRecord(
@@ -418,6 +634,9 @@ class Simulator:
                     token_ok=params.get("token") == self.token,
                     at=now_mono,
                     faults=tuple(kinds),
+                    http_status=None if plan.mode == "drop" else plan.status,
+                    code=plan.code,
+                    billed=is_billed(plan.code),
                 )
             )
         plan.delay_s += max(0.0, self.latency_s)
@@ -428,9 +647,9 @@ class Simulator:
     ) -> tuple[_Plan, int | str, list[str], int | None]:
         page, page_error = parse_page(params.get("pageNumber"))
         if params.get("token") != self.token:
-            return _Plan(200, _json_bytes(error_body(100))), 100, [], page
-        if self._rate_limited(now_mono):
-            return _Plan(200, _json_bytes(error_body(302))), 302, [], page
+            return _Plan(200, _json_bytes(error_body(100)), code=100), 100, [], page
+        if self._rate_limited(self.token, now_mono):
+            return _Plan(200, _json_bytes(error_body(302)), code=302), 302, [], page
 
         user_id = params.get("userId") or ""
         opts: dict[str, str] = {}
@@ -444,7 +663,8 @@ class Simulator:
                 error = f"{name} must be one of {', '.join(allowed)}"
         error = error or page_error
         if error is not None or page is None:
-            return _Plan(200, _json_bytes(error_body(400, f"Invalid Parameters: {error}"))), 400, [], page
+            body = _json_bytes(error_body(400, f"Invalid Parameters: {error}"))
+            return _Plan(200, body, code=400), 400, [], page
 
         faults = select_faults(self._faults, user_id, page)
         kinds = [f.kind for f in faults]
@@ -472,7 +692,7 @@ class Simulator:
             p = terminal.params
             if terminal.kind == "code":
                 code = int(p["code"])
-                plan = _Plan(200, _json_bytes(error_body(code, p.get("message"))), delay_s=delay)
+                plan = _Plan(200, _json_bytes(error_body(code, p.get("message"))), delay_s=delay, code=code)
                 if p.get("retry_after") is not None:
                     plan.headers.append(("Retry-After", str(p["retry_after"])))
                 return plan, code, kinds, page
@@ -503,7 +723,7 @@ class Simulator:
             "message": MESSAGES[0],
             "data": {"list": items[start : start + size], "total": len(items) + total_delta},
         }
-        plan = _Plan(200, _json_bytes(body_obj), delay_s=delay)
+        plan = _Plan(200, _json_bytes(body_obj), delay_s=delay, code=0)
         outcome: int | str = 0
         if terminal is not None and terminal.kind == "truncated":
             text = plan.body.decode("utf-8")
@@ -516,7 +736,8 @@ class Simulator:
             outcome = "trickle"
         return plan, outcome, kinds, page
 
-    def _admin(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _admin(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, dict[str, Any]]:
+        """Serve ``/__sim/<name>``, the controls for other processes (see the package docstring)."""
         name = path[len(ADMIN_PREFIX) :].rstrip("/")
         try:
             payload = json.loads(body) if body.strip() else {}
@@ -548,6 +769,36 @@ class Simulator:
             if method == "POST" and name == "notes":
                 self.set_notes(str(payload["user_id"]), list(payload["notes"]))
                 return 200, {"ok": True}
+            if method == "GET" and name == "calls":
+                since = int(parse_qs(query).get("since", ["0"])[0])
+                calls = self.calls_json(since)
+                return 200, {"calls": calls, "next": max(0, since) + len(calls)}
+            if method == "GET" and name == "settings":
+                return 200, self.settings()
+            if method == "POST" and name == "settings":
+                return 200, {"ok": True, "settings": self.configure(**payload)}
+            if method == "POST" and name == "unknown":
+                self.set_unknown(str(payload["user_id"]), bool(payload.get("unknown", True)))
+                return 200, {"ok": True}
+            if method == "POST" and name == "brand_share":
+                self.set_brand_tagged_share(str(payload["user_id"]), float(payload["share"]))
+                return 200, {"ok": True}
+            if method == "POST" and name == "note_today":
+                return 200, {"ok": True, "note": self.add_note_today(str(payload["user_id"]))}
+            if method == "POST" and name == "notes_at_ages":
+                attributes = {k: v for k, v in payload.items() if k not in ("user_id", "ages_days")}
+                items = self.set_notes_at_ages(
+                    str(payload["user_id"]), list(payload["ages_days"]), **attributes
+                )
+                return 200, {"ok": True, "notes": items}
+            if method == "POST" and name == "roster":
+                at = payload.get("at")
+                when = None if at is None else datetime.fromisoformat(str(at))
+                if when is not None and when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                creators = [RosterCreator.from_json(c) for c in payload["creators"]]
+                self.load_roster(creators, at=when)
+                return 200, {"ok": True, "creators": len(creators)}
         except (KeyError, TypeError, ValueError) as exc:
             return 400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         return 404, {"ok": False, "error": f"unknown admin endpoint {method} {path}"}
@@ -617,7 +868,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._execute(self.sim._plan_api({k: v[0] for k, v in query.items()}))
                 return
             if parts.path.startswith(ADMIN_PREFIX):
-                status, payload = self.sim._admin(method, parts.path, body)
+                status, payload = self.sim._admin(method, parts.path, body, parts.query)
                 self._send(_Plan(status, _json_bytes(payload)))
                 return
             self._send(_Plan(404, _json_bytes({"status": 404, "error": "Not Found", "path": parts.path})))
