@@ -41,3 +41,24 @@ def test_command_line_server() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_the_package_imports_only_the_standard_library() -> None:
+    """It must run wherever the tests and benchmarks run, and import nothing else from pgy_pipeline."""
+    probe = (
+        "import sys; before = set(sys.modules); import pgy_pipeline.simulator; "
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = [m for m in loaded if m.startswith("pgy_pipeline")]
+    assert "pgy_pipeline.simulator.server" in ours
+    assert all(m == "pgy_pipeline" or m.startswith("pgy_pipeline.simulator") for m in ours), ours
+    foreign = [
+        m
+        for m in loaded
+        if not m.startswith("pgy_pipeline")
+        and m.split(".")[0].lstrip("_") not in {n.lstrip("_") for n in sys.stdlib_module_names}
+    ]
+    assert foreign == []

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from pgy_pipeline.simulator import MESSAGES, Simulator
+from pgy_pipeline.simulator import MESSAGES, VENDOR_CODES, Simulator
 
 from .support import CHINA, NOW, UIDS, busy_creator, get, ids
 
@@ -157,3 +157,30 @@ def test_unknown_fault_kind_is_rejected() -> None:
         Simulator().add_fault("explode")
     with pytest.raises(ValueError):
         Simulator().add_fault("code")
+
+
+@pytest.mark.parametrize("via_http", [False, True])
+def test_every_vendor_code_is_injectable_per_creator_with_a_message(
+    sim: Simulator, client: httpx.Client, via_http: bool
+) -> None:
+    assert VENDOR_CODES == (100, 101, 201, 202, 300, 301, 302, 303, 400, 404, 500, 503, 600, 601, 602)
+    u, other = busy_creator(sim, 10), UIDS[-1]
+    for code in VENDOR_CODES:
+        message = f"vendor says {code}"
+        if via_http:
+            fault = {"kind": "code", "user_id": u, "params": {"code": code, "message": message}}
+            assert client.post("/__sim/faults", json=fault).status_code == 200
+        else:
+            sim.add_fault("code", code=code, message=message, user_id=u)
+        assert get(client, other).json()["code"] == 0  # another creator is not hit
+        r = get(client, u)
+        assert r.status_code == 200 and r.json() == {"code": code, "message": message, "data": None}
+        assert get(client, u).json()["code"] == 0  # used up
+        record = sim.calls[-2]
+        assert (record.user_id, record.outcome, record.http_status, record.code) == (u, code, 200, code)
+        assert record.billed is (code == 201)
+    # Without a message: the documented one, or a generic one for codes the vendor does not document.
+    sim.add_fault("code", code=601, user_id=u)
+    assert get(client, u).json()["message"] == MESSAGES[601] == "Insufficient Balance"
+    sim.add_fault("code", code=202, user_id=u)
+    assert get(client, u).json() == {"code": 202, "message": "Error", "data": None}

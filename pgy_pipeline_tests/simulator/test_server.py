@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -270,3 +272,185 @@ def test_stop_closes_the_server() -> None:
         get(client, UIDS[0])
     with pytest.raises(RuntimeError):
         _ = sim.base_url
+
+
+# ---------------------------------------------------------------------------------------------------
+# Creators unknown to the marketplace
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_unknown_creator_answers_an_empty_success(sim: Simulator, client: httpx.Client) -> None:
+    u = busy_creator(sim, 20)
+    assert get(client, u).json()["data"]["total"] > 0
+    sim.set_unknown(u)
+    for params in ({}, {"pageNumber": 2}, {"orderType": "MOST_READ", "advertiseSwitch": "ORGANIC_ONLY"}):
+        assert get(client, u, **params).json() == {
+            "code": 0,
+            "message": "success",
+            "data": {"list": [], "total": 0},
+        }
+    assert sim.notes_for(u) == [] and sim.is_unknown(u)
+    sim.add_fault("insert_notes", user_id=u, n=3)  # an account outside the marketplace publishes nothing
+    assert get(client, u).json()["data"] == {"list": [], "total": 0}
+    assert sim.calls[-1].code == 0 and sim.calls[-1].billed  # the vendor bills these answers
+    sim.set_unknown(u, False)
+    assert get(client, u).json()["data"]["total"] > 0
+
+
+def test_unknown_creator_over_http_and_by_id_prefix(sim: Simulator, client: httpx.Client) -> None:
+    u = UIDS[3]
+    assert client.post("/__sim/unknown", json={"user_id": u}).json() == {"ok": True}
+    assert get(client, u).json()["data"] == {"list": [], "total": 0}
+    assert client.post("/__sim/unknown", json={"user_id": u, "unknown": False}).json() == {"ok": True}
+    assert get(client, u).json()["data"]["total"] == len(sim.notes_for(u)) > 0
+    assert client.post("/__sim/unknown", json={}).status_code == 400
+
+    prefixed = "000000" + UIDS[4][6:]
+    assert sim.is_unknown(prefixed) and not sim.is_unknown(UIDS[4])
+    assert get(client, prefixed).json()["data"] == {"list": [], "total": 0}
+    sim.set_note_count(prefixed, 3)  # an explicit override wins over the id rule
+    assert get(client, prefixed).json()["data"]["total"] == 3
+    sim.set_unknown(prefixed)
+    assert get(client, prefixed).json()["data"]["total"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rate limit and latency at runtime, shared by every client of one server
+# ---------------------------------------------------------------------------------------------------
+
+_BURST = """
+import json, sys, time, urllib.request
+url, start_at, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+while time.time() < start_at:
+    time.sleep(0.001)
+codes = []
+for _ in range(n):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        codes.append(json.loads(r.read())["code"])
+print(json.dumps(codes))
+"""
+
+
+def _max_in_rolling_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def test_rate_limit_set_over_http_is_shared_by_client_processes(sim: Simulator, client: httpx.Client) -> None:
+    r = client.post("/__sim/settings", json={"rate_limit_rps": 5})
+    assert r.status_code == 200 and r.json()["settings"]["rate_limit_rps"] == 5
+    assert client.get("/__sim/settings").json() == {"rate_limit_rps": 5, "latency_s": 0.0, "page_size": 8}
+    url = f"{sim.base_url}{API_PATH}?token={TOKEN}&userId={UIDS[0]}"
+    start_at = time.time() + 1.5  # every process fires at once, after all have started
+    # Each process alone stays within the limit (4 < 5): 302s can only come from the shared window.
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BURST, url, str(start_at), "4"], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    results = [json.loads(p.communicate(timeout=30)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    codes = [c for codes in results for c in codes]
+    assert sorted(set(codes)) == [0, 302] and len(codes) == 12
+    accepted = [c.at for c in sim.calls if c.outcome == 0]
+    assert _max_in_rolling_second(accepted) <= 5
+    assert codes.count(0) == len(accepted) >= 5
+    assert all(c.code == 302 and not c.billed for c in sim.calls if c.outcome == 302)
+
+    client.post("/__sim/settings", json={"rate_limit_rps": None})
+    time.sleep(1.05)
+    assert [get(client, UIDS[0]).json()["code"] for _ in range(10)] == [0] * 10
+    assert client.post("/__sim/settings", json={"rate_limit_rps": -1}).status_code == 400
+    assert client.post("/__sim/settings", json={"speed": 1}).status_code == 400
+
+
+def test_rate_limit_counts_answered_requests_in_any_rolling_second() -> None:
+    with Simulator(now=lambda: NOW, rate_limit_rps=3) as sim, httpx.Client(base_url=sim.base_url) as client:
+        codes = []
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:  # a steady stream, faster than the limit, for 2.5 s
+            codes.append(get(client, UIDS[1]).json()["code"])
+            time.sleep(0.02)
+        accepted = [c.at for c in sim.calls if c.outcome == 0]
+        assert _max_in_rolling_second(accepted) == 3
+        assert 6 <= len(accepted) <= 9 and codes.count(302) > len(accepted)
+
+
+def test_latency_set_over_http(sim: Simulator, client: httpx.Client) -> None:
+    assert client.post("/__sim/settings", json={"latency_s": 0.3}).json()["settings"]["latency_s"] == 0.3
+    t0 = time.monotonic()
+    assert get(client, UIDS[2]).json()["code"] == 0
+    assert time.monotonic() - t0 >= 0.3
+    client.post("/__sim/settings", json={"latency_s": 0})
+    t0 = time.monotonic()
+    get(client, UIDS[2])
+    assert time.monotonic() - t0 < 0.25
+    assert client.post("/__sim/settings", json={"page_size": 3}).status_code == 200
+    assert len(get(client, busy_creator(sim, 5)).json()["data"]["list"]) == 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# The call log, as a billing ledger is checked against it
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_call_log_records_status_code_and_billing() -> None:
+    secret = "tok-LEDGER-5e1d"
+    with Simulator(token=secret, now=lambda: NOW) as sim, httpx.Client(base_url=sim.base_url) as client:
+        u = busy_creator(sim, 20)
+
+        def call(**params: Any) -> None:
+            try:
+                client.get(API_PATH, params={"token": secret, "userId": u} | params)
+            except httpx.TransportError:
+                pass  # the dropped connection
+
+        call()  # 0
+        sim.add_fault("code", code=201, page=2)
+        call(pageNumber=2)  # 201
+        sim.add_fault("code", code=301)
+        call()  # 301
+        client.get(API_PATH, params={"token": "wrong", "userId": u})  # 100
+        call(pageNumber="x")  # 400
+        for kind, params in [("http_status", {"status": 503}), ("http_429", {}), ("html", {}), ("drop", {})]:
+            sim.add_fault(kind, **params)
+            call()
+        sim.add_fault("truncated")
+        call()
+        sim.set_unknown("gone")
+        call(userId="gone")
+
+        expected = [
+            # (page, http_status, code, billed)
+            (1, 200, 0, True),
+            (2, 200, 201, True),
+            (1, 200, 301, False),
+            (1, 200, 100, False),
+            (None, 200, 400, False),
+            (1, 503, None, False),
+            (1, 429, None, False),
+            (1, 200, None, False),
+            (1, None, None, False),
+            (1, 200, 0, True),  # truncated after the service answered code 0: billed
+            (1, 200, 0, True),  # an unknown creator's empty list: billed
+        ]
+        assert [(c.page, c.http_status, c.code, c.billed) for c in sim.calls] == expected
+        assert [c.user_id for c in sim.calls] == [u] * 10 + ["gone"]
+
+        r = client.get("/__sim/calls")
+        assert r.status_code == 200 and secret not in r.text
+        body = r.json()
+        assert body["next"] == 11 and body["calls"] == [c.to_json() for c in sim.calls]
+        rows = body["calls"]
+        assert [(c["page"], c["http_status"], c["code"], c["billed"]) for c in rows] == expected
+        assert rows[1]["params"] == {"userId": u, "pageNumber": "2"} and rows[1]["faults"] == ["code"]
+        assert all("token" not in c["params"] for c in rows)
+        later = client.get("/__sim/calls", params={"since": 9}).json()
+        assert later["calls"] == rows[9:] and later["next"] == 11
+        assert sum(c["billed"] for c in rows) == 4
