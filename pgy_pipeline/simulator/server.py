@@ -342,7 +342,9 @@ class Simulator:
             today = datetime.fromtimestamp(now_ts, CHINA_TZ).date()
             earliest = max(china_day_start(today), int(now_ts) - 3600)
             self._insert_notes(user_id, 1, now_ts, earliest_ts=earliest)
-            return self._state(user_id).inserted[0].live(now_ts)
+            note_id = self._state(user_id).inserted[0].note_id
+            # Return it as served (a forced brand share re-tags organic notes at serve time).
+            return next(it for it in self._all_items(user_id, now_ts) if it.get("noteId") == note_id)
 
     def set_notes_at_ages(
         self,

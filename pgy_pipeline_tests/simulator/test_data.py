@@ -177,6 +177,10 @@ def test_add_note_today_publishes_a_note_on_the_current_china_day(
     assert r.status_code == 200 and r.json()["note"]["date"] == "2026-11-27"
     assert [n["noteId"] for n in get(client, raw_user).json()["data"]["list"]][1:] == ["old"]
 
+    sim.set_brand_tagged_share(u, 1.0)  # the note is returned as served, brand included
+    note = sim.add_note_today(u)
+    assert get(client, u).json()["data"]["list"][0] == note and note["brandName"]
+
     sim.set_unknown("gone")
     with pytest.raises(ValueError):
         sim.add_note_today("gone")
