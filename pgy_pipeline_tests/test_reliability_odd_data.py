@@ -254,7 +254,7 @@ def test_broken_unicode_in_one_body_does_not_block_the_others(
     # The simulator writes non-ASCII as UTF-8; escape it instead, as many JSON writers do, so that the
     # lone surrogate travels as the six characters \ud83d.
     monkeypatch.setattr(
-        simulator_module,
+        simulator_module.server,
         "_json_bytes",
         lambda obj: json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii"),
     )
