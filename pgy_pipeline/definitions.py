@@ -67,6 +67,16 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _lock_url(environ: Mapping[str, str]) -> str | EnvVar:
+    """Where the step locks live: ``PGY_LOCK_URL``, else the team profile's ``DAGSTER_PG_URL`` (the same
+    server as Dagster's storage, so every host shares them), else lock files beside the DuckDB file.
+    As ``EnvVar``: the URL may hold a password, and is resolved only inside the run."""
+    for name in ("PGY_LOCK_URL", "DAGSTER_PG_URL"):
+        if environ.get(name):
+            return EnvVar(name)
+    return ""
+
+
 def default_duckdb_path(simulated: bool) -> str:
     """Simulated and real data never share a default file."""
     return str(PROJECT_ROOT / "data" / ("pgy_demo.duckdb" if simulated else "pgy.duckdb"))
@@ -100,6 +110,9 @@ class Settings:
                 database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),
                 lock_wait_s=_env_float(env, "PGY_DUCKDB_LOCK_WAIT_S", 120.0),
                 spool_dir=env.get("PGY_SPOOL_DIR") or "",
+                lock_dir=env.get("PGY_LOCK_DIR") or "",
+                lock_url=_lock_url(env),
+                step_lock_wait_s=_env_float(env, "PGY_LOCK_WAIT_S", 600.0),
             ),
             creator_registry=CreatorRegistryResource(
                 path=env.get("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),

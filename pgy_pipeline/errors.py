@@ -20,6 +20,7 @@ The tree, by what a person does about it::
     │       └── InsufficientBalanceError 601
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
+    ├── LockWaitTimeoutError ......... another run held a step lock (API fetch, DuckDB writer) too long
     └── WarehouseError ............... the DuckDB file cannot be used as it is
         ├── DataSourceMismatchError .. simulated and real data would mix in one DuckDB file
         ├── DuckDBLockedError ........ another process held the DuckDB file past the wait bound
@@ -157,6 +158,10 @@ class CircuitOpenError(PgyError):
 
 class ApiGuardError(PgyError):
     """API calls are paused by the stored quota/account guard."""
+
+
+class LockWaitTimeoutError(PgyError):
+    """A step waited longer than ``PGY_LOCK_WAIT_S`` for a lock another live run holds."""
 
 
 class WarehouseError(PgyError):

@@ -7,6 +7,10 @@ run per creator. Each step works on every partition of its run at once and repla
 partitions in DuckDB in one transaction. Each reads as a short story: validate, plan, fetch or
 rebuild, write, report; the SQL lives in ``pgy_pipeline/warehouse/sql/``.
 
+Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole of
+``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
+each write the read replica is refreshed for analysts.
+
 Every partition's materialization carries its own figures (``dagster/row_count``, pages, calls),
 set with ``context.add_asset_metadata(..., partition_key=...)``; figures of the whole step are
 labelled ``run_total/...``.
@@ -38,8 +42,16 @@ from pydantic import Field
 from pgy_pipeline.api.client import NotesQuery, Page
 from pgy_pipeline.api.ingest import FetchOutcome, fetch_creators
 from pgy_pipeline.errors import AccountError, PastSnapshotDateError, PgyError
+from pgy_pipeline.orchestration.dagster_internals import tag_run
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.metadata import column_schema, keys_text, md_table
+from pgy_pipeline.orchestration.locks import API_LOCK
+from pgy_pipeline.orchestration.metadata import (
+    column_schema,
+    creator_label,
+    creators_tag,
+    keys_text,
+    md_table,
+)
 from pgy_pipeline.orchestration.partitions import context_partition_keys, note_partitions, partition_key
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
@@ -63,6 +75,8 @@ NOTE_PAGES_KEY = AssetKey(["raw", "note_pages"])
 NOTES_KEY = AssetKey(["analytics", "notes"])
 METRICS_KEY = AssetKey(["analytics", "creator_engagement_metrics"])
 CREATORS_KEY = AssetKey(["analytics", "creators"])
+# The per-partition ``status`` of a raw partition a run left as it was (the follow-up sensor skips it).
+UNCHANGED = "unchanged (already stored)"
 
 
 class NotePagesConfig(Config):
@@ -114,8 +128,24 @@ def _plan_fetch(
     return plan
 
 
+def _creator_names(
+    context: AssetExecutionContext, conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]
+) -> dict[str, str]:
+    """Registry names of the step's creators (from ``analytics.creators``), and a ``pgy/creators`` run tag
+    naming them, so the runs list, logs and failures show names next to the 24-hex ids."""
+    with partition_keys(conn, keys):
+        names = {str(c): str(n) for c, n in report(conn, "creator_names")}
+    tag_run(context.instance, context.run_id, {"pgy/creators": creators_tag([c for c, _ in keys], names)})
+    return names
+
+
 def _fetch(
-    context: AssetExecutionContext, pgy_api: PgyApiResource, plan: FetchPlan, query: NotesQuery, spool: Spool
+    context: AssetExecutionContext,
+    pgy_api: PgyApiResource,
+    plan: FetchPlan,
+    query: NotesQuery,
+    spool: Spool,
+    names: dict[str, str],
 ) -> tuple[FetchOutcome, dict[str, Any]]:
     """Scan every creator of ``plan.to_fetch``; logs progress; trips the guard on an account error."""
     raise_if_guarded(context.instance)
@@ -138,7 +168,7 @@ def _fetch(
         client.close()
     for creator_id, scan in outcome.scans.items():
         if scan.drift:
-            context.log.warning(f"creator {creator_id}: " + "; ".join(scan.drift))
+            context.log.warning(f"creator {creator_label(creator_id, names)}: " + "; ".join(scan.drift))
     account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
     if account is not None:
         context.log.error(trip_guard(context.instance, account).describe())
@@ -166,7 +196,6 @@ def _add_partition_metadata(
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    pool="pgy_api",
     metadata={"dagster/column_schema": column_schema("raw.note_pages")},
 )
 def note_pages(
@@ -180,10 +209,25 @@ def note_pages(
     query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
     if pgy_api.simulated_warning:
         context.log.warning(pgy_api.simulated_warning)
+    # One fetching step at a time, from the plan to the write: a step that waited finds what the
+    # previous one stored and fetches only the rest.
+    with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
+        return _note_pages(context, config, pgy_api, duckdb, keys, query)
+
+
+def _note_pages(
+    context: AssetExecutionContext,
+    config: NotePagesConfig,
+    pgy_api: PgyApiResource,
+    duckdb: PgyDuckDBResource,
+    keys: list[PartitionKey],
+    query: NotesQuery,
+) -> MaterializeResult:
     spool = Spool(duckdb.spool_path)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
         ensure_schema(conn)
         claim_data_source(conn, pgy_api.data_source, duckdb.database)
+        names = _creator_names(context, conn, keys)
         plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today_shanghai(), spool)
     context.log.info(
         f"{len(keys)} partition(s): {len(plan.stored)} already stored (skipped; set refresh to fetch "
@@ -196,7 +240,7 @@ def note_pages(
     stats: dict[str, Any] = {"calls": 0, "retries": 0, "outcomes": {}}
     drift: dict[str, list[str]] = {}
     if plan.to_fetch:
-        outcome, stats = _fetch(context, pgy_api, plan, query, spool)
+        outcome, stats = _fetch(context, pgy_api, plan, query, spool, names)
         for creator_id, scan in outcome.scans.items():
             pages_by_key[(creator_id, plan.to_fetch[0][1])] = scan.pages
             if scan.drift:
@@ -204,19 +248,20 @@ def note_pages(
         failures.update(outcome.failures)
 
     rows = 0
-    if pages_by_key:
-        with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(pages_by_key)) as conn:
+        if pages_by_key:
             rows = replace_raw_pages(conn, pages_by_key)
+        with partition_keys(conn, plan.stored | set(pages_by_key)):
+            per_partition = report(conn, "raw_pages_per_partition")
     for key in pages_by_key:
         spool.discard(*key)
-    with duckdb.get_connection() as conn, partition_keys(conn, plan.stored | set(pages_by_key)):
-        per_partition = report(conn, "raw_pages_per_partition")
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
     )
     for key in figures:
+        figures[key]["creator"] = creator_label(key[0], names)
         figures[key]["status"] = (
-            "unchanged (already stored)"
+            UNCHANGED
             if key in plan.stored
             else "written from the spool (no new call)"
             if key in plan.from_spool
@@ -248,7 +293,7 @@ def note_pages(
                     asset_key=NOTE_PAGES_KEY, partition=partition_key(*key), metadata=figures[key]
                 )
             )
-        lines = [f"- {c}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
+        lines = [f"- {creator_label(c, names)}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
         raise Failure(
             description=(
                 f"{len(failures)} of {len(keys)} creator(s) failed; {len(pages_by_key)} written, "
@@ -257,7 +302,9 @@ def note_pages(
             ),
             metadata={
                 **metadata,
-                "failed_creators": MetadataValue.json({c: str(e) for c, e in failures.items()}),
+                "failed_creators": MetadataValue.json(
+                    {creator_label(c, names): str(e) for c, e in failures.items()}
+                ),
             },
         )
     for key, values in figures.items():
@@ -299,7 +346,6 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.notes")},
     check_specs=[
         AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
@@ -309,8 +355,9 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
 def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
     """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
     keys = context_partition_keys(context)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
+        _creator_names(context, conn, keys)
         missing = rebuild_notes(conn, keys)
         result = _notes_report(conn, keys)
     _add_partition_metadata(context, result.per_partition, ["dagster/row_count", "rejected_items"])
@@ -348,7 +395,9 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
         "run_total/notes_with_quality_issues": result.notes_with_issues,
         "run_total/rejected_items": MetadataValue.json({r: n for r, n in result.rejects}),
         "top_notes_by_reads": MetadataValue.md(
-            md_table(["creator", "note", "title", "published", "reads", "likes", "collects"], result.top)
+            md_table(
+                ["creator", "name", "note", "title", "published", "reads", "likes", "collects"], result.top
+            )
         ),
     }
     if missing:
@@ -370,7 +419,6 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
     check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
 )
@@ -379,7 +427,7 @@ def creator_engagement_metrics(
 ) -> MaterializeResult:
     """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
     keys = context_partition_keys(context)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         missing = rebuild_metrics(conn, keys)
         with partition_keys(conn, keys):
@@ -425,7 +473,6 @@ def creator_engagement_metrics(
     key=CREATORS_KEY,
     group_name=GROUP,
     kinds={"duckdb", "yaml"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.creators")},
 )
 def creators(
@@ -451,7 +498,7 @@ def creators(
             ]
         ),
     )
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         replace_creators(conn, table)
     return MaterializeResult(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +20,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
+from pgy_pipeline.orchestration.locks import DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline.warehouse.replica import file_backed, publish_replica
 from pgy_pipeline.warehouse.storage import connect
 
 log = logging.getLogger(__name__)
@@ -115,10 +117,13 @@ class PgyApiResource(ConfigurableResource):
 
 
 class PgyDuckDBResource(DuckDBResource):
-    """dagster-duckdb's resource, with a bounded, explained wait for DuckDB's single-writer lock.
+    """dagster-duckdb's resource, with a bounded, explained wait for DuckDB's single-writer lock, the
+    step locks that serialize the pipeline across runs, and the analysts' read replica.
 
     The stock resource retries about 100 s and then re-raises DuckDB's error; this one waits up to
     ``lock_wait_s``, logs who holds the lock while it waits, and then names that process.
+    :meth:`step_lock` and :meth:`writer` take the locks of ``pgy_pipeline.orchestration.locks``, which
+    the holder's death releases (no daemon, no cleanup).
     """
 
     lock_wait_s: float = Field(default=120.0, description="How long to wait for another process's lock.")
@@ -126,23 +131,91 @@ class PgyDuckDBResource(DuckDBResource):
         default="",
         description="Where fetched pages wait for their DuckDB write; empty: '<database>.spool' beside the file.",
     )
+    lock_dir: str = Field(
+        default="",
+        description="Where the step lock files live (PGY_LOCK_DIR); empty: '<database>.locks' beside the file.",
+    )
+    lock_url: str = Field(
+        default="",
+        repr=False,
+        description="PostgreSQL URL for the step locks (PGY_LOCK_URL; team profile). Empty: lock files.",
+    )
+    step_lock_wait_s: float = Field(
+        default=600.0,
+        description="How long a step waits for a step lock held by another run (PGY_LOCK_WAIT_S).",
+    )
+    lock_report_s: float = Field(default=15.0, description="How often a waiting step logs who it waits for.")
 
     @property
     def spool_path(self) -> Path:
         if self.spool_dir:
             return Path(self.spool_dir)
-        if self.database.startswith("md:") or self.database == ":memory:":
+        if not file_backed(self.database):
             return Path("data") / "spool"
         return Path(self.database + ".spool")
 
+    @property
+    def step_locks(self) -> StepLocks:
+        if self.lock_dir:
+            directory = Path(self.lock_dir)
+        elif not file_backed(self.database):
+            directory = Path("data") / "locks"
+        else:
+            directory = Path(self.database + ".locks")
+        return StepLocks(directory=directory, url=self.lock_url)
+
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def step_lock(self, name: str, *, run_id: str, log: Callable[[str], None]) -> Iterator[None]:
+        """Hold the step lock ``name`` for the block (see ``locks.hold``)."""
+        with hold(
+            self.step_locks,
+            name,
+            run_id=run_id,
+            wait_s=self.step_lock_wait_s,
+            log=log,
+            report_every_s=self.lock_report_s,
+        ):
+            yield
+
+    @contextmanager
+    def writer(
+        self, *, run_id: str, log: Callable[[str], None], publish: bool = True
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection under the writer lock; after the block succeeds (and the connection is closed),
+        the read replica is refreshed while the lock is still held."""
+        with self.step_lock(DUCKDB_LOCK, run_id=run_id, log=log):
+            with self._connect(log) as conn:
+                yield conn
+                conn.execute("CHECKPOINT")
+            if publish:
+                try:
+                    copy = publish_replica(self.database)
+                except OSError as exc:  # the data is committed; the next write publishes again
+                    log(f"read replica NOT updated (analysts see the previous copy): {exc}")
+                else:
+                    if copy is not None:
+                        log(
+                            f"read replica {copy.path} updated: {copy.bytes / 1e6:.1f} MB in {copy.seconds:.2f} s"
+                        )
+
+    @contextmanager
+    def _connect(self, log: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         def waiting(seconds: float, holder: str) -> None:
-            log.warning(
+            message = (
                 f"waiting {seconds:.0f} s so far for the DuckDB file {self.database}, locked by {holder}"
             )
+            (log or log_warning)(message)
 
         with connect(
             self.database, lock_wait_s=self.lock_wait_s, config=dict(self.connection_config), on_wait=waiting
         ) as conn:
             yield conn
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect() as conn:
+            yield conn
+
+
+def log_warning(message: str) -> None:
+    log.warning(message)
