@@ -244,6 +244,37 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "report",
             None,
         )
+    rep = results.get("replica")
+    if rep:
+        a = rep["analyst"]
+        add(
+            "replica_analyst_errors",
+            "5 replica",
+            f"analyst queries that failed (every 20 ms through {rep['setup']['repeats']} runs)",
+            a["errors"],
+            f"{a['errors']} of {a['queries']:,}",
+            "0",
+            a["errors"] == 0,
+        )
+        add(
+            "replica_wall_growth",
+            "5 replica",
+            "run wall time with the analyst polling / without",
+            1 + rep["wall_growth"],
+            f"{1 + rep['wall_growth']:.3f}×",
+            "< 1.10×",
+            rep["wall_growth"] < 0.10,
+        )
+        c = rep["copy"]
+        add(
+            "replica_copy_1gb_s",
+            "5 replica",
+            f"one replica copy of a {c['database_bytes'] / 1e9:.2f} GB file (copy, fsync, rename)",
+            _m(c["copy_s"]),
+            _spread(c["copy_s"], 2, " s"),
+            "report",
+            None,
+        )
     return rows
 
 
@@ -334,6 +365,7 @@ def render(
     _orchestration_section(w, results.get("orchestration"), results.get("fetch"))
     _normalize_section(w, results.get("normalize"))
     _metrics_section(w, results.get("metrics"))
+    _replica_section(w, results.get("replica"))
     findings = _findings(results, rows)
     if findings:
         w("## Why targets were missed, or nearly")
@@ -587,6 +619,42 @@ def _metrics_section(w, met: dict[str, Any] | None) -> None:
         f"`analytics.notes` scanned: {met['notes_rows_scanned_ratio']:.2f}×; rows of `raw.note_pages` scanned: "
         f"{met['pages_rows_scanned_ratio']:.2f}× (the look-up of each creator's previous snapshot reads all of "
         "its earlier pages)."
+    )
+    w("")
+
+
+def _replica_section(w, rep: dict[str, Any] | None) -> None:
+    if not rep:
+        return
+    s, a, m, c = rep["setup"], rep["analyst"], rep["main_file"], rep["copy"]
+    w("## 5. Reading while the pipeline writes (the read replica)")
+    w("")
+    w(
+        f"An analyst process opens `<name>.read.duckdb` read-only, runs `{s['query']}` and closes, every "
+        f"{s['interval_ms']:g} ms, through whole snapshot runs of {s['creators']} creators ({s['launch']}); "
+        f"{s['repeats']} runs with it and {s['repeats']} without, interleaved, each on a fresh DuckDB file."
+    )
+    w("")
+    w("| | measured |")
+    w("|---|---|")
+    w(f"| run without the analyst | {_spread(rep['run_without_analyst_s'], 1, ' s')} |")
+    w(f"| run with the analyst polling the replica | {_spread(rep['run_with_analyst_s'], 1, ' s')} |")
+    w(f"| wall time growth (medians) | {rep['wall_growth'] * 100:+.1f}% |")
+    w(f"| analyst queries / failed | {a['queries']:,} / {a['errors']} |")
+    w(f"| versions of the data the analyst saw, per run | {', '.join(str(v) for v in a['versions_seen'])} |")
+    w(f"| slowest open-query-close | {a['slowest_query_s'] * 1000:.0f} ms |")
+    w(
+        f"| contrast: the same analyst on the main file | {m.get('errors', 0)} of {m.get('queries', 0):,} failed"
+        + (f"; the run failed: {m['run_error']}" if m.get("run_error") else "")
+        + " |"
+    )
+    w("")
+    w(
+        f"Cost of the copy: a {c['database_bytes'] / 1e9:.2f} GB file takes {_spread(c['copy_s'], 2, ' s')} per "
+        f"publication ({c['mb_per_s']:.0f} MB/s on {c['filesystem']}), once after each step's write, under the "
+        "writer lock (so the next writer waits that long). Disk: the replica is a second full copy "
+        f"({c['replica_bytes'] / 1e9:.2f} GB), and while a new copy is written a third exists until the rename, "
+        "so keep free space of at least twice the file."
     )
     w("")
 

@@ -6,7 +6,8 @@
 
 Benchmarks: ``fetch`` (1, at the service's limit, against the doc's sample loop and dlt),
 ``orchestration`` (2, range run versus one run per creator), ``normalize`` (3, one million notes),
-``metrics`` (4, as history grows). Everything talks to loopback only.
+``metrics`` (4, as history grows), ``replica`` (5, analysts reading the replica through snapshot
+runs, and the copy's cost at 1 GB). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "replica")
 
 SMOKE = {
     "creators": 3,
@@ -40,6 +41,9 @@ SMOKE = {
     "metrics_creators": 20,
     "histories": "1,3",
     "metrics_repeats": 1,
+    "replica_creators": 3,
+    "replica_repeats": 1,
+    "replica_copy_mb": 5,
 }
 
 
@@ -84,6 +88,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--metrics-creators", type=int, default=1000)
     g.add_argument("--histories", default="10,30,90")
     g.add_argument("--metrics-repeats", type=int, default=9)
+    g = p.add_argument_group("5 replica")
+    g.add_argument("--replica-creators", type=int, default=100)
+    g.add_argument("--replica-repeats", type=int, default=3, help="runs with and without the analyst, each")
+    g.add_argument("--replica-copy-mb", type=int, default=1000, help="size of the file whose copy is timed")
     args = p.parse_args(argv)
     if args.smoke:
         given = {
@@ -150,6 +158,20 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         log(f"4 metrics: {args.metrics_creators} creators, history {histories}")
         results["metrics"] = metrics.run(
             creators=args.metrics_creators, histories=histories, repeats=args.metrics_repeats, log=log
+        )
+    if "replica" in only:
+        from benchmarks import replica
+
+        log(
+            f"5 replica: an analyst polls the read replica every 20 ms through {args.replica_creators}-creator runs"
+        )
+        results["replica"] = replica.run(
+            n_creators=args.replica_creators,
+            repeats=args.replica_repeats,
+            max_notes=args.max_notes,
+            executor=args.orch_executor,
+            copy_mb=args.replica_copy_mb,
+            log=log,
         )
     return results
 

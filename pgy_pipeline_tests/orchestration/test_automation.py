@@ -294,3 +294,31 @@ def test_notes_and_metrics_follow_raw_pages_changed_alone(instance, defs, simula
     assert run_pipeline(instance, api, duckdb_resource, ids[3:]).success
     after_full = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=result.cursor)
     assert not after_full.run_requests
+
+
+def test_followup_launches_nothing_when_a_raw_backfill_changed_no_partition(
+    instance, defs, simulator, api, duckdb_resource
+):
+    ids = creator_ids(4, prefix="noop")
+    instance.add_dynamic_partitions("creators", ids)
+    assert run_pipeline(instance, api, duckdb_resource, ids[:3]).success  # raw, notes, metrics
+    start = sensor_tick(raw_pages_followup_sensor, instance, defs)
+    assert not start.run_requests
+    calls = simulator.call_count()
+
+    # a raw-only backfill over partitions already stored: materializations that say "unchanged"
+    again = run_pipeline(instance, api, duckdb_resource, ids[:3], assets=[note_pages])
+    assert again.success
+    statuses = {m.metadata["status"].value for m in again.asset_materializations_for_node("raw__note_pages")}
+    assert statuses == {"unchanged (already stored)"}
+    assert simulator.call_count() == calls
+    noop = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=start.cursor)
+    assert not noop.run_requests, noop.run_requests
+    assert noop.cursor != start.cursor  # the unchanged records were read, not left for later ticks
+
+    # the same backfill widened to a new creator: only that one is followed up
+    wider = run_pipeline(instance, api, duckdb_resource, ids, assets=[note_pages])
+    assert wider.success
+    [request] = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=noop.cursor).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"{ids[3]}|{TODAY}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{ids[3]}|{TODAY}"
