@@ -12,10 +12,16 @@ only for pages not yet fetched, within 60 s of the kill: the step locks die with
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from datetime import time as dtime
+from pathlib import Path
 
 import pytest
 from dagster import DagsterRunStatus
@@ -33,6 +39,7 @@ from pgy_pipeline.warehouse.storage import (
 )
 from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline, step_failure_messages
 from pgy_pipeline_tests.reliability_support import (
+    REPO_ROOT,
     RunnerProcess,
     counts,
     dump,
@@ -313,4 +320,146 @@ def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(
         partitions=len(ids),
         rows_raw=sum(counts(db_path, "raw.note_pages").values()),
         notes=sum(counts(db_path, "analytics.notes").values()),
+    )
+
+
+SNAPSHOT_SELECTION = "raw/note_pages,analytics/notes,analytics/creator_engagement_metrics"
+
+
+def cli_materialize(home, db_path, simulator, ids, log_path) -> subprocess.Popen:
+    """``dagster asset materialize`` on the project's own definitions, in a process group of its own
+    (its steps run in child processes: Dagster's default multiprocess executor)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        JUSTONEAPI_TOKEN=TEST_TOKEN,
+        JUSTONEAPI_BASE_URL=simulator.base_url,
+        JUSTONEAPI_MAX_RPS="1000",
+        JUSTONEAPI_TIMEOUT_S="60",
+        PGY_DUCKDB_PATH=db_path,
+        PYTHONWARNINGS="ignore",
+    )
+    day = TODAY.isoformat()
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pgy_pipeline.definitions"]
+        + ["--select", SNAPSHOT_SELECTION, "--partition-range", f"{ids[0]}|{day}...{ids[-1]}|{day}"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_cli_run_killed_mid_fetch_then_a_new_cli_run_at_once_completes_within_60_s(
+    home, pinstance, simulator, db_path, tmp_path
+):
+    """The issue's own reproduction: SIGKILL a `dagster asset materialize` while it pages (its whole
+    process group: run process and step process, as an OOM kill of the worker or a reboot would),
+    then start the same materialization again at once."""
+    ids = setup_creators(pinstance, simulator, "cli", [20, 30])  # 3 and 4 pages
+    simulator.clock = clock(TODAY, 10)
+    simulator.add_fault("latency", user_id=ids[1], page=3, seconds=60)
+    first = cli_materialize(home, db_path, simulator, ids, tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 90
+        while not any(c.user_id == ids[1] and c.page == 3 for c in simulator.calls):
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+            time.sleep(0.05)
+        holder = json.loads(Path(db_path + ".locks", "pgy_api.lock").read_text())
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    paid = simulator.call_count()
+    assert paid == 3 + 3  # the first creator whole (spooled), the second up to its page 3
+    assert holder["pid"] != first.pid  # the lock was held by the step's own process
+
+    simulator.clear_faults()
+    simulator.reset_stats()
+    second = cli_materialize(home, db_path, simulator, ids, tmp_path / "second.log")
+    code = second.wait(timeout=NEXT_RUN_WITHIN_S)
+    next_run_s = time.monotonic() - killed_at
+    assert code == 0, (tmp_path / "second.log").read_text()[-4000:]
+    assert next_run_s < NEXT_RUN_WITHIN_S
+    assert simulator.call_count() == simulator.call_count(ids[1]) == 4  # the spooled creator: no call
+    assert_complete(db_path, simulator, ids)
+    assert left_started(pinstance) == 1  # the killed run was never cleaned up, and needed not be
+    record(
+        "4-kill-cli",
+        calls_before_kill=paid,
+        rerun_calls=simulator.call_count(),
+        pages_total=7,
+        pages_paid_twice=2,
+        next_run_done_after_kill_s=round(next_run_s, 1),
+        lock_holder_named=f"run {holder['run_id'][:8]}, PID {holder['pid']}",
+    )
+
+
+def test_a_run_killed_while_it_waits_for_the_lock_blocks_nobody(home, pinstance, simulator, db_path):
+    ids = setup_creators(pinstance, simulator, "waiter", [20, 12])  # 3 and 2 pages
+    simulator.clock = clock(TODAY, 10)
+    simulator.add_fault("latency", user_id=ids[0], page=2, seconds=10)
+    holder = runner(home, db_path, simulator, ids, timeout=30)  # the slow page is not a timeout
+    holder.wait_for("lock_held", 60, name="pgy_api")
+    waiter = runner(home, db_path, simulator, ids)
+    try:
+        wait = waiter.wait_for("lock_wait", 60, name="pgy_api")
+        assert "held by run " in wait["message"] and "PID " in wait["message"], wait
+        waiter.kill()  # dies while waiting: it held nothing, so it leaves nothing behind
+        killed_at = time.monotonic()
+        late = runner(home, db_path, simulator, ids)  # at once
+        try:
+            result = late.result(NEXT_RUN_WITHIN_S)
+            next_run_s = time.monotonic() - killed_at
+            assert result["success"], result
+            assert holder.result(30)["success"]
+        finally:
+            late.close()
+    finally:
+        waiter.close()
+        holder.close()
+    assert next_run_s < NEXT_RUN_WITHIN_S
+    assert simulator.call_count() == 3 + 2  # fetched once, by the holder; the late run found it stored
+    assert_complete(db_path, simulator, ids)
+    record(
+        "4-kill-waiting",
+        waiter_log=wait["message"][:160],
+        calls=simulator.call_count(),
+        pages=5,
+        next_run_done_after_kill_s=round(next_run_s, 1),
+    )
+
+
+def test_analysts_polling_the_replica_through_a_run_never_fail(home, pinstance, simulator, db_path):
+    from benchmarks.replica import AnalystProcess
+    from pgy_pipeline.warehouse.replica import replica_path
+
+    ids = setup_creators(pinstance, simulator, "analyst", [40 + 3 * i for i in range(12)])
+    store_snapshot(simulator, db_path, ids, YESTERDAY)
+    simulator.clock = clock(TODAY, 10)
+    from pgy_pipeline.warehouse.replica import publish_replica
+
+    publish_replica(db_path)
+    analyst = AnalystProcess(replica_path(db_path), 0.02)
+    try:
+        proc = runner(home, db_path, simulator, ids)
+        try:
+            result = proc.result(120)
+        finally:
+            proc.close()
+    finally:
+        seen = analyst.stop()
+    assert result["success"], result
+    assert seen["errors"] == 0, seen["error_samples"]
+    assert seen["queries"] >= 20 and seen["versions"] >= 2, seen  # it saw yesterday, then today
+    assert_complete(db_path, simulator, ids)
+    record(
+        "4-analyst-replica",
+        queries=seen["queries"],
+        failed=seen["errors"],
+        versions_seen=seen["versions"],
+        slowest_query_ms=round(seen["slowest_query_s"] * 1000),
     )

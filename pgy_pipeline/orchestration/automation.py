@@ -303,6 +303,7 @@ def failure_cause(messages: list[str]) -> str:
         ("stayed locked", "DuckDB file locked by another process"),
         ("for the lock pgy_api", "waited too long for another run's fetch (lock pgy_api)"),
         ("for the lock pgy_duckdb", "waited too long for another run's DuckDB write (lock pgy_duckdb)"),
+        ("childprocesscrashexception", "run worker died (killed or out of memory)"),  # a step's process
         ("terminated by signal", "run worker died (killed or out of memory)"),
         ("unexpectedly exited", "run worker died (killed or out of memory)"),
         ("run worker", "run worker died (killed or out of memory)"),

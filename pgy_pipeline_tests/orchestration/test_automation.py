@@ -322,3 +322,14 @@ def test_followup_launches_nothing_when_a_raw_backfill_changed_no_partition(
     [request] = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=noop.cursor).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == f"{ids[3]}|{TODAY}"
     assert request.tags["dagster/asset_partition_range_end"] == f"{ids[3]}|{TODAY}"
+
+
+def test_failure_causes_name_a_dead_worker_and_a_lock_wait():
+    from pgy_pipeline.orchestration.automation import failure_cause
+
+    crashed = "dagster._core.executor.child_process_executor.ChildProcessCrashException\n"
+    assert failure_cause([crashed]) == "run worker died (killed or out of memory)"
+    assert failure_cause(["waited 600 s for the lock pgy_api (one fetching step ...)"]).startswith(
+        "waited too long for another run's fetch"
+    )
+    assert failure_cause(["nothing known"]) == "other (see the run's logs)"
