@@ -184,7 +184,7 @@ SCENARIOS = [
         "SIGKILL of a run while it waits for the fetch lock another run holds; a third run started at once",
         "The waiter logs who holds the lock (run id, PID, host) and for how long; its death blocks nobody; "
         "each page paid for once.",
-        "waiter's log: \"{waiter_log}...\"; {calls} calls for {pages} pages; third run done "
+        'waiter\'s log: "{waiter_log}..."; {calls} calls for {pages} pages; third run done '
         "{next_run_done_after_kill_s} s after the kill.",
         "test_reliability_crash::test_a_run_killed_while_it_waits_for_the_lock_blocks_nobody",
     ),
