@@ -294,6 +294,47 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
     ),
 )
 
+CREATOR_SNAPSHOTS = Relation(
+    name="analytics.creator_snapshots",
+    description="One row per creator x snapshot: how the scan went, what the service reported and what was paid for.",
+    notes=(
+        "`scan_status` says how far the scan got: `'full'` when paging reached the service's `total` "
+        "(every note listed was read), `'empty'` when the service answered code 0 with no notes and "
+        "total 0 (the id is not on Pugongying: a wrong id, or the creator left the marketplace; that "
+        "call is still billed), `'partial'` when the scan ended before `total` (the page cap, or notes "
+        "removed while paging). Rebuilt with analytics.notes from the stored pages."
+    ),
+    partitioned=True,
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("scan_status", "VARCHAR", "'full', 'empty' or 'partial' (see the table's notes).", null=False),
+        _c("total_reported", "INTEGER", "The service's total on the last page read.", unit="notes"),
+        _c("notes_loaded", "BIGINT", "Notes in analytics.notes for this snapshot.", null=False, unit="notes"),
+        _c("pages", "INTEGER", "Pages stored.", null=False, unit="pages"),
+        _c(
+            "calls",
+            "INTEGER",
+            "HTTP calls the stored pages took, retries included.",
+            null=False,
+            unit="calls",
+        ),
+        _c(
+            "billed_calls",
+            "INTEGER",
+            "Calls billed by the vendor's rule (codes 0 and 201): one per stored page; failed attempts are not billed.",
+            null=False,
+            unit="calls",
+        ),
+        _c("fetched_at", "TIMESTAMP", "When the last page arrived, UTC.", null=False),
+        _c(
+            "covered_from",
+            "DATE",
+            "Oldest publish date the scan is known to cover; NULL when it covered the creator's whole list.",
+        ),
+    ),
+)
+
 CREATORS = Relation(
     name="analytics.creators",
     description="Creator names, tags and active flags from the registry file, replaced whole on every sync.",
@@ -374,6 +415,7 @@ RELATIONS: tuple[Relation, ...] = (
     NOTES,
     NOTE_REJECTS,
     CREATOR_ENGAGEMENT_METRICS,
+    CREATOR_SNAPSHOTS,
     CREATORS,
     DATA_SOURCE,
     SCHEMA_MIGRATIONS,

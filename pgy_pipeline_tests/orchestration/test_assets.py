@@ -372,3 +372,28 @@ def test_simulated_and_real_data_never_share_a_file(instance, simulator, duckdb_
     assert not result.success
     assert "holds justoneapi data" in "\n".join(step_failure_messages(result))
     assert simulator.call_count() == 0
+
+
+def test_each_snapshot_records_how_its_scan_went_and_an_unknown_id_is_empty_after_one_call(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
+    unknown = creator_ids(1, prefix="not-on-pgy")[0]
+    simulator.set_unknown(unknown)
+    instance.add_dynamic_partitions("creators", [unknown])
+    result = run_pipeline(instance, api, duckdb_resource, [*creators, unknown])
+    assert result.success, step_failure_messages(result)
+    assert simulator.call_count(unknown) == 1
+    rows = {
+        r[0]: r[1:]
+        for r in query(
+            db_path,
+            "SELECT creator_id, scan_status, total_reported, notes_loaded, pages, calls, billed_calls"
+            " FROM analytics.creator_snapshots WHERE snapshot_date = ?",
+            [TODAY],
+        )
+    }
+    assert rows[unknown] == ("empty", 0, 0, 1, 1, 1)
+    for c in creators:
+        n = len(simulator.notes_for(c))
+        pages = min_calls(simulator, c)
+        assert rows[c] == ("full" if n else "empty", n, n, pages, pages, pages), c

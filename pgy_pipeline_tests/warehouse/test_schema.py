@@ -93,7 +93,13 @@ def test_the_0_1_0_file_upgrades_with_no_row_lost_and_every_view_answering(tmp_p
         for view in views():
             assert conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0] >= 1, view.name
         board = conn.execute("SELECT display_name, note_count FROM analytics.creator_leaderboard").fetchall()
+        snapshots = conn.execute(
+            "SELECT snapshot_date::VARCHAR, scan_status, total_reported, notes_loaded, pages, calls"
+            " FROM analytics.creator_snapshots ORDER BY 1"
+        ).fetchall()
     assert board == [("小红", 2)]
+    # a table a migration added is filled for the snapshots the old file already held
+    assert snapshots == [("2026-11-20", "full", 2, 2, 1, 1), ("2026-11-21", "full", 2, 2, 1, 2)]
 
 
 def test_a_file_from_a_newer_release_is_refused_naming_both_versions(tmp_path):
