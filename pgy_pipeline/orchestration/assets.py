@@ -132,7 +132,11 @@ def _fetch(
 
     try:
         outcome = fetch_creators(
-            client, [c for c, _ in plan.to_fetch], day, query=query, spool=spool, progress=progress
+            client,
+            [c for c, _ in plan.to_fetch],
+            query=query,
+            on_scan=lambda scan: spool.save(scan.creator_id, day, scan.pages),
+            progress=progress,
         )
     finally:
         client.close()
