@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -28,9 +29,8 @@ A, B = "a" * 24, "b" * 24
 
 
 def page(creator: str, n: int, total: int = 2, items: int = 1) -> Page:
-    body = '{"code":0,"data":{"total":%d,"list":[%s]}}' % (
-        total,
-        ",".join('{"noteId":"n%d"}' % i for i in range(items)),
+    body = json.dumps(
+        {"code": 0, "data": {"total": total, "list": [{"noteId": f"n{i}"} for i in range(items)]}}
     )
     return Page(
         creator,
