@@ -165,7 +165,13 @@ NOTES = Relation(
     notes=(
         'Values that are missing or cannot be typed (a count sent as `"abc"`, a negative count, a date '
         "that is not a date) become NULL and are named in `quality_issues`; counts sent as numeric "
-        "strings are typed and flagged `... was sent as text`. Nulls stay nulls."
+        "strings are typed and flagged `... was sent as text`. Nulls stay nulls.\n\n"
+        "`segment` is the one place the organic/cooperation rule lives (the metrics use it): "
+        "`'cooperation'` when the note is marked as an ad (`is_advertise`) or tagged with a brand "
+        "(`brand_name` with any character that is not white space), `'organic'` when it is neither, "
+        "NULL when `is_advertise` is unknown and there is no brand. Both raw flags are kept as sent, so "
+        "a brand-tagged note that is not marked as an ad reads `is_advertise = false`, "
+        "`brand_name = '...'`, `segment = 'cooperation'`."
     ),
     partitioned=True,
     columns=(
@@ -202,6 +208,12 @@ NOTES = Relation(
             "Values that were missing or could not be typed (then NULL); empty when clean.",
             null=False,
         ),
+        _c(
+            "segment",
+            "VARCHAR",
+            "'cooperation' (marked as an ad, or tagged with a brand), 'organic' (neither: Pugongying's "
+            "daily notes) or NULL (is_advertise unknown and no brand); see the table's notes.",
+        ),
     ),
 )
 
@@ -231,9 +243,29 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
     name="analytics.creator_engagement_metrics",
     description="Per-creator engagement metrics: one row per creator, snapshot, window (30d, 90d, all) and segment (all, organic, cooperation).",
     notes=(
-        "3 windows x 3 segments = 9 rows per snapshot. Notes with an unknown `published_date` count only "
-        "in window `all`; notes with an unknown `is_advertise` only in segment `all`. Rates count notes "
-        'with a known `like_num`. `window` is a reserved word in SQL: quote it, `"window"`.'
+        "3 windows x 3 segments = 9 rows for every stored snapshot, an `'empty'` one included (see "
+        "analytics.creator_snapshots).\n\n"
+        "**Windows end the day before the snapshot**, as Pugongying's do. `30d` and `90d` hold the notes "
+        "published from `snapshot_date - N` to `snapshot_date - 1`, both days included (N days, by "
+        "publish day in Asia/Shanghai); `all` holds every note. A note published on the snapshot day (a "
+        "few hours old, with few reads) is in `all` only. Worked example, snapshot 2025-12-08: `30d` "
+        "is 2025-11-08 to 2025-12-07, so a note of 2025-11-08 (30 days old) is in it and one of "
+        "2025-11-07 (31 days old) is not, but is in `90d`, which is 2025-09-09 to 2025-12-07; a note of "
+        "2025-12-08 counts in `all` only. Pugongying's 30-day figures read on 2025-12-08 cover exactly "
+        "2025-11-08 to 2025-12-07 (its `dateKey` is 2025-12-07). Notes with an unknown "
+        "`published_date` count in `all` only.\n\n"
+        "**Segments follow brand tagging.** `cooperation` holds the notes marked as ads or tagged with "
+        "a brand, `organic` the others (Pugongying's daily notes, 日常笔记), by `analytics.notes.segment`. "
+        "Recorded Pugongying responses (one creator, December 2025) leave two notes that carry a "
+        "`brandName` with `isAdvertise` false out of the daily-notes figures, so a brand tag alone "
+        "makes a note cooperation here too; `brand_tagged_non_ad_count` counts such notes. A note with "
+        "an unknown `is_advertise` and no brand counts in segment `all` only.\n\n"
+        "**Empty cells.** With no note in the window and segment, every median, mean and rate is NULL "
+        '(Pugongying shows 0, which there means "no notes"), as is `days_since_last_note`; the counts '
+        "are 0, `notes_per_week` is 0 (nothing was posted in the window) and `read_gain` is 0 when there "
+        "is a previous snapshot. Rates count notes with a known `like_num`. `window` is a reserved word "
+        'in SQL: quote it, `"window"`. How each column compares with Pugongying\'s own figures: see '
+        "*Pugongying's figures and ours* below."
     ),
     partitioned=True,
     columns=(
@@ -242,45 +274,60 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         _c(
             "window",
             "VARCHAR",
-            "'30d' or '90d': notes published in (snapshot_date - N days, snapshot_date]; 'all': every note.",
+            "'30d' or '90d': notes published from snapshot_date - N to snapshot_date - 1, both days "
+            "included; 'all': every note (a note published on the snapshot day is in 'all' only).",
             null=False,
         ),
         _c(
             "segment",
             "VARCHAR",
-            "'all', 'organic' (is_advertise false) or 'cooperation' (is_advertise true).",
+            "'all'; 'organic': neither marked as an ad nor tagged with a brand; 'cooperation': marked as "
+            "an ad (is_advertise) or tagged with a brand (brand_name not blank).",
             null=False,
         ),
         _c("note_count", "BIGINT", "Notes in the window and segment.", null=False, unit="notes"),
         _c("video_note_count", "BIGINT", "Of those, video notes.", null=False, unit="notes"),
-        _c("read_median", "DOUBLE", "Median read_num (DuckDB median).", unit="reads"),
-        _c("read_mean", "DOUBLE", "Mean read_num.", unit="reads"),
-        _c("interaction_median", "DOUBLE", "Median interaction_num.", unit="interactions"),
-        _c("like_median", "DOUBLE", "Median like_num.", unit="likes"),
-        _c("collect_median", "DOUBLE", "Median collect_num.", unit="collects"),
+        _c("read_median", "DOUBLE", "Median read_num (DuckDB median); NULL for an empty cell.", unit="reads"),
+        _c("read_mean", "DOUBLE", "Mean read_num; NULL for an empty cell.", unit="reads"),
+        _c(
+            "interaction_median",
+            "DOUBLE",
+            "median(like_num) + median(collect_num): a sum of medians, Pugongying's interactionMedian "
+            "form. Pugongying adds median comments too; this endpoint returns no comments, so they are "
+            "absent here. NULL for an empty cell.",
+            unit="interactions",
+        ),
+        _c("like_median", "DOUBLE", "Median like_num; NULL for an empty cell.", unit="likes"),
+        _c("collect_median", "DOUBLE", "Median collect_num; NULL for an empty cell.", unit="collects"),
         _c(
             "engagement_rate",
             "DOUBLE",
-            "sum(interaction_num) / sum(read_num); NULL when there are no reads.",
+            "sum(interaction_num) / sum(read_num): likes and collects over reads (Pugongying's "
+            "interactionRate also counts comments); NULL when there are no reads.",
             unit="ratio 0-1",
         ),
         _c(
             "hundred_like_rate",
             "DOUBLE",
-            "Share of notes with like_num >= 100 (notes with a known like_num).",
+            "Share of notes with like_num >= 100 (of notes with a known like_num); NULL for an empty cell.",
             unit="ratio 0-1",
         ),
-        _c("thousand_like_rate", "DOUBLE", "Share of notes with like_num >= 1000.", unit="ratio 0-1"),
+        _c(
+            "thousand_like_rate",
+            "DOUBLE",
+            "Share of notes with like_num >= 1000; NULL for an empty cell.",
+            unit="ratio 0-1",
+        ),
         _c(
             "notes_per_week",
             "DOUBLE",
-            "note_count / (window days / 7); NULL for window 'all'.",
+            "note_count / (window days / 7); 0 for an empty window; NULL for window 'all'.",
             unit="notes/week",
         ),
         _c(
             "days_since_last_note",
             "INTEGER",
-            "snapshot_date minus the latest published_date in the cell.",
+            "snapshot_date minus the latest published_date in the cell; NULL for an empty cell.",
             unit="days",
         ),
         _c(
@@ -291,6 +338,21 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         ),
         _c("previous_snapshot_date", "DATE", "The creator's previous snapshot used for read_gain."),
         _c("notes_total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
+        _c(
+            "interaction_per_note_median",
+            "DOUBLE",
+            "Median of each note's interaction_num (like_num + collect_num): Pugongying's mEngagementNum "
+            "without comments, which this endpoint does not return. NULL for an empty cell.",
+            unit="interactions",
+        ),
+        _c(
+            "brand_tagged_non_ad_count",
+            "BIGINT",
+            "Notes tagged with a brand but not marked as ads (is_advertise false): cooperation by their "
+            "brand tag alone; always 0 in segment 'organic'.",
+            null=False,
+            unit="notes",
+        ),
     ),
 )
 
@@ -399,7 +461,13 @@ CREATOR_LEADERBOARD = Relation(
     view_sql="creator_leaderboard.sql",
     description=(
         "Each creator's latest snapshot, window 30d, segment all, with display_name and tags from "
-        "analytics.creators; ordered by read_median."
+        "analytics.creators and the scan's status; ordered by read_median."
+    ),
+    notes=(
+        "A creator whose latest snapshot is `'empty'` is listed too, with `no_pugongying_data` true and "
+        "counts of 0 (its medians NULL, so it sorts last): the service answered with no notes and "
+        "total 0, so there is no Pugongying data for this id: check the id, or the creator left the "
+        "marketplace. After 3 such snapshots in a row the daily schedule checks it only weekly."
     ),
     columns=(
         CREATOR_ENGAGEMENT_METRICS.column("creator_id"),
@@ -407,6 +475,18 @@ CREATOR_LEADERBOARD = Relation(
         CREATORS.column("tags"),
         CREATOR_ENGAGEMENT_METRICS.column("snapshot_date"),
         *(CREATOR_ENGAGEMENT_METRICS.column(n) for n in _LEADERBOARD_FROM_METRICS),
+        _c(
+            "scan_status",
+            "VARCHAR",
+            "analytics.creator_snapshots.scan_status of that snapshot: 'full', 'empty' or 'partial'.",
+        ),
+        _c(
+            "no_pugongying_data",
+            "BOOLEAN",
+            "True when that snapshot is 'empty': no Pugongying data for this id (a wrong id, or the "
+            "creator left the marketplace).",
+        ),
+        CREATOR_ENGAGEMENT_METRICS.column("interaction_per_note_median"),
     ),
 )
 
