@@ -291,32 +291,50 @@ def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | 
     return run_requests
 
 
+# Causes that stop the whole run (or every call), most specific first: a guard message quotes the
+# original error.
+_RUN_CAUSES = [
+    ("api calls paused", "API calls paused by the guard"),
+    ("call refused without reaching", "API account error (circuit open)"),
+    ("usage limit reached (300", "API usage limit (300, taken as a quota)"),
+    ("daily quota exceeded", "API daily quota exceeded"),
+    ("token invalid", "API token invalid"),
+    ("rejected the token or account (101", "API token or account rejected (101)"),
+    ("permission denied", "API permission denied"),
+    ("insufficient balance", "API balance too low"),
+    ("spending cap reached (602", "API spending cap reached (602)"),
+    ("stayed locked", "DuckDB file locked by another process"),
+    ("only serves the present", "past date asked of the API"),
+    ("invalid creator id", "invalid creator id"),
+]
+# Causes of one creator's failure, named when every failed creator of the run shares one.
+_CREATOR_CAUSES = [
+    ("no content (201)", "not found by the service (201, billed)"),
+    ("not found (404", "not found by the service (404)"),
+    ("not supported (202)", "target not supported by the endpoint (202)"),
+    ("rejected the request's parameters (400)", "request parameters rejected (400)"),
+    ("temporarily unavailable (503)", "API service unavailable (503)"),
+    ("undocumented business code", "undocumented business code"),
+    ("gave up after", "retries exhausted"),
+]
+
+
 def failure_cause(messages: list[str]) -> str:
     """A short label for why a run failed, from its step errors."""
     text = "\n".join(messages).lower()
-    for needle, label in [  # most specific first: a guard message quotes the original error
-        ("api calls paused", "API calls paused by the guard"),
-        ("call refused without reaching", "API account error (circuit open)"),
-        ("usage limit reached (300", "API usage limit (300, taken as a quota)"),
-        ("daily quota exceeded", "API daily quota exceeded"),
-        ("token invalid", "API token invalid"),
-        ("rejected the token or account (101", "API token or account rejected (101)"),
-        ("permission denied", "API permission denied"),
-        ("insufficient balance", "API balance too low"),
-        ("spending cap reached (602", "API spending cap reached (602)"),
-        ("no content (201)", "creator not found by the service (201, billed)"),
-        ("not found (404", "not found by the service (404)"),
-        ("not supported (202)", "target not supported by the endpoint (202)"),
-        ("temporarily unavailable (503)", "API service unavailable (503)"),
-        ("undocumented business code", "API undocumented business code"),
-        ("stayed locked", "DuckDB file locked by another process"),
-        ("only serves the present", "past date asked of the API"),
-        ("invalid creator id", "invalid creator id"),
-        ("creator(s) failed", "some creators failed"),
-        ("simulated data", "simulated and real data mixed"),
-    ]:
+    for needle, label in _RUN_CAUSES:
         if needle in text:
             return label
+    if "creator(s) failed" in text:
+        causes = {
+            next((label for needle, label in _CREATOR_CAUSES if needle in line), None)
+            for line in text.splitlines()
+            if line.startswith("- ")
+        }
+        only = causes.pop() if len(causes) == 1 else None
+        return f"some creators failed: {only}" if only else "some creators failed"
+    if "simulated data" in text:
+        return "simulated and real data mixed"
     return "other (see the run's logs)"
 
 
