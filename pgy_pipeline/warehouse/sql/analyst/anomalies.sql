@@ -51,8 +51,9 @@ in_both AS (
     JOIN now_notes AS w USING (creator_id, snapshot_date, note_id)
 ),
 baselines AS (
-    -- the creator's usual daily gain, all notes together: the median, over its snapshot intervals
-    -- ending in the last spike_baseline_days days, of read_gain per day between the snapshots
+    -- the creator's usual daily gain, all notes together: the median, over its earlier snapshot
+    -- intervals ending in the last spike_baseline_days days, of read_gain per day between the
+    -- snapshots (earlier only, so that the spike itself does not raise the bar)
     SELECT p.creator_id, p.snapshot_date,
            median(m.read_gain / (m.snapshot_date - m.previous_snapshot_date)::DOUBLE) AS baseline
     FROM pairs AS p
@@ -60,7 +61,8 @@ baselines AS (
         ON m.creator_id = p.creator_id
         AND m."window" = 'all' AND m.segment = 'all'
         AND m.previous_snapshot_date IS NOT NULL AND m.read_gain IS NOT NULL
-        AND m.snapshot_date BETWEEN p.snapshot_date - getvariable('spike_baseline_days') AND p.snapshot_date
+        AND m.snapshot_date >= p.snapshot_date - getvariable('spike_baseline_days')
+        AND m.snapshot_date < p.snapshot_date
     GROUP BY ALL
 ),
 disappeared AS (
