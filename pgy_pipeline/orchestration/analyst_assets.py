@@ -11,7 +11,6 @@ were rebuilt, once the runs that rebuilt them have finished: after the daily sna
 follow-up rebuild, after a backfill.
 """
 
-
 from datetime import date
 from typing import Any
 

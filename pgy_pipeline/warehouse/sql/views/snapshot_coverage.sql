@@ -2,6 +2,11 @@
 -- compares two snapshots only on notes both covered. Derived from the snapshot itself: a scan that
 -- loaded fewer notes than the API's total is taken as bounded by publish date, covering the days
 -- after its oldest loaded note's day (that day may be cut part way through a page, so it is left out).
+-- Where a scan log records each scan's own bound, this view becomes a plain read of it, e.g.
+--   SELECT creator_id, snapshot_date, total_reported, notes_loaded,
+--          CASE WHEN scan_status = 'window' THEN covered_from END AS covered_from
+--   FROM analytics.creator_snapshots
+-- (a 'full' or 'empty' scan covers everything), and nothing else changes.
 CREATE OR REPLACE VIEW analytics.snapshot_coverage AS
 WITH
 reported AS (
