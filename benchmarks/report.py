@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from benchmarks.analyst import BUILD_TARGET_S, QUERY_TARGET_S, REPORT_TARGET_S
 from benchmarks.common import PROJECT_ROOT
 
 HISTORY_MARK = "benchmarks-history"
@@ -243,6 +244,32 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "report",
             None,
         )
+    desk = results.get("analyst")
+    if desk:
+        slowest = max(desk["queries"].items(), key=lambda kv: kv[1]["seconds"]["max"])
+        add(
+            "analyst_slowest_query",
+            "5 analyst",
+            f"slowest typical query (worst repeat; {slowest[0]})",
+            slowest[1]["seconds"]["max"],
+            _spread(slowest[1]["seconds"], 3, " s"),
+            f"< {QUERY_TARGET_S:g} s",
+            slowest[1]["seconds"]["max"] < QUERY_TARGET_S,
+        )
+        for key, label, target in (
+            ("percentiles_s", "peer percentiles for one date", BUILD_TARGET_S),
+            ("anomalies_s", "anomalies for one date", BUILD_TARGET_S),
+            ("report_s", "HTML report for one date", REPORT_TARGET_S),
+        ):
+            add(
+                f"analyst_{key[:-2]}",
+                "5 analyst",
+                label,
+                desk[key]["max"],
+                _spread(desk[key], 2, " s"),
+                f"< {target:g} s",
+                desk[key]["max"] < target,
+            )
     return rows
 
 
@@ -333,6 +360,7 @@ def render(
     _orchestration_section(w, results.get("orchestration"), results.get("fetch"))
     _normalize_section(w, results.get("normalize"))
     _metrics_section(w, results.get("metrics"))
+    _analyst_section(w, results.get("analyst"))
     findings = _findings(results, rows)
     if findings:
         w("## Why targets were missed, or nearly")
@@ -349,7 +377,9 @@ def render(
     w("pip install -e '.[bench]'        # adds dlt[duckdb]; without it the dlt comparison is skipped")
     w("python -m benchmarks.run          # full run (< 10 min on 2 cores), writes docs/benchmarks.md")
     w("python -m benchmarks.run --smoke  # tiny sizes, seconds, writes nothing unless --output is given")
-    w("python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics")
+    w(
+        "python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics,analyst"
+    )
     w("```")
     w("")
     w("Everything runs on loopback: the simulator in its own process, DuckDB files and a Dagster")
@@ -586,6 +616,44 @@ def _metrics_section(w, met: dict[str, Any] | None) -> None:
         f"`analytics.notes` scanned: {met['notes_rows_scanned_ratio']:.2f}×; rows of `raw.note_pages` scanned: "
         f"{met['pages_rows_scanned_ratio']:.2f}× (the look-up of each creator's previous snapshot reads all of "
         "its earlier pages)."
+    )
+    w("")
+
+
+def _analyst_section(w, desk: dict[str, Any] | None) -> None:
+    if not desk:
+        return
+    s, b = desk["setup"], desk["build"]
+    w("## 5. The analyst's desk")
+    w("")
+    w(
+        f"{s['creators']:,} creators × {s['days']} daily snapshots × {s['notes_per_snapshot']} notes: "
+        f"{b['notes_rows']:,} note rows, {b['page_rows']:,} raw pages and {b['metric_rows']:,} metric rows "
+        f"({b['file_mb']:.0f} MB), written by SQL in {b['rows_s']:.0f} s plus {b['metrics_s']:.0f} s of "
+        f"`rebuild_metrics` for every date. Each round, on fresh connections: the percentile and anomaly "
+        f"rebuilds for {s['date']}, every query below, then the report of {s['date']}; {s['repeats']} rounds."
+    )
+    w("")
+    w("| | seconds | rows | target |")
+    w("|---|---|---|---|")
+    for name, q in desk["queries"].items():
+        w(f"| query: {name} | {_spread(q['seconds'], 3)} | {q['rows']:,} | < {QUERY_TARGET_S:g} s |")
+    w(
+        f"| rebuild peer percentiles, one date | {_spread(desk['percentiles_s'], 2)} | {desk['percentile_rows']:,} | < {BUILD_TARGET_S:g} s |"
+    )
+    w(
+        f"| rebuild anomalies, one date | {_spread(desk['anomalies_s'], 2)} | {desk['anomaly_rows']:,} | < {BUILD_TARGET_S:g} s |"
+    )
+    w(
+        f"| HTML report, one date | {_spread(desk['report_s'], 2)} | {desk['report_charts']} charts, "
+        f"{desk['report_mb']:.1f} MB | < {REPORT_TARGET_S:g} s |"
+    )
+    w("")
+    w(
+        "The queries are those of the README's analyst section: one tag's peer ranking, one brand's "
+        "cooperations and totals (both views aggregate every cooperation note on each query), one "
+        "creator's note history (a filter on `creator_id` reaches the scans of `analytics.notes`), the "
+        "biggest gains and the anomalies of one day."
     )
     w("")
 

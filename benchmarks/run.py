@@ -6,7 +6,8 @@
 
 Benchmarks: ``fetch`` (1, at the service's limit, against the doc's sample loop and dlt),
 ``orchestration`` (2, range run versus one run per creator), ``normalize`` (3, one million notes),
-``metrics`` (4, as history grows). Everything talks to loopback only.
+``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds and report at 3.6M
+note rows). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst")
 
 SMOKE = {
     "creators": 3,
@@ -40,6 +41,9 @@ SMOKE = {
     "metrics_creators": 20,
     "histories": "1,3",
     "metrics_repeats": 1,
+    "analyst_creators": 20,
+    "analyst_days": 5,
+    "analyst_repeats": 1,
 }
 
 
@@ -84,6 +88,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--metrics-creators", type=int, default=1000)
     g.add_argument("--histories", default="10,30,90")
     g.add_argument("--metrics-repeats", type=int, default=9)
+    g = p.add_argument_group("5 analyst")
+    g.add_argument("--analyst-creators", type=int, default=1000)
+    g.add_argument("--analyst-days", type=int, default=90, help="daily snapshots (40 notes each)")
+    g.add_argument("--analyst-repeats", type=int, default=3)
     args = p.parse_args(argv)
     if args.smoke:
         given = {
@@ -150,6 +158,13 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         log(f"4 metrics: {args.metrics_creators} creators, history {histories}")
         results["metrics"] = metrics.run(
             creators=args.metrics_creators, histories=histories, repeats=args.metrics_repeats, log=log
+        )
+    if "analyst" in only:
+        from benchmarks import analyst
+
+        log(f"5 analyst: {args.analyst_creators} creators x {args.analyst_days} daily snapshots x 40 notes")
+        results["analyst"] = analyst.run(
+            creators=args.analyst_creators, days=args.analyst_days, repeats=args.analyst_repeats, log=log
         )
     return results
 

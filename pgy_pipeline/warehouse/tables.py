@@ -490,6 +490,321 @@ CREATOR_LEADERBOARD = Relation(
     ),
 )
 
+# ---------------------------------------------------------------------------------------------
+# The analyst's desk: peers, brands, note histories and anomalies (see docs/tables.md).
+
+BRAND_TRIM_CHARS = " \t\n\r\u00a0\u3000"  # what "trimmed" means for brand names (ASCII and CJK spaces)
+
+SNAPSHOT_COVERAGE = Relation(
+    name="analytics.snapshot_coverage",
+    kind="view",
+    view_sql="snapshot_coverage.sql",
+    description=(
+        "One row per creator snapshot (creator_id, snapshot_date): which of the creator's notes the "
+        "scan covered, so that comparisons of two snapshots only look at what both of them saw."
+    ),
+    notes=(
+        "A scan is taken as complete (`covered_from` NULL) when it loaded at least as many notes as "
+        "the API's total. Otherwise it is taken as bounded by publish date: it covers notes published "
+        "after the oldest loaded note's day (that day itself is left out, since a scan may stop part "
+        "way through it); a scan that loaded nothing while the total was above zero covers nothing. "
+        "`analytics.anomalies` reads coverage only from this view, so a scan log that records the "
+        "scan's bound can replace this derivation in one file."
+    ),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
+        _c("notes_loaded", "BIGINT", "Notes stored in analytics.notes for this snapshot.", unit="notes"),
+        _c(
+            "covered_from",
+            "DATE",
+            "Oldest publish day the scan is taken to cover; NULL when it covered every note.",
+        ),
+    ),
+)
+
+NOTE_HISTORY = Relation(
+    name="analytics.note_history",
+    kind="view",
+    view_sql="note_history.sql",
+    description=(
+        "One row per note and snapshot: counts at that snapshot and their change since the creator's "
+        "previous snapshot, with the days in between, so a gain over a gap of several days is not read "
+        "as one day's gain."
+    ),
+    notes=(
+        "The creator's previous snapshot is its latest earlier snapshot date with stored raw pages, "
+        "whether or not this note was in it. Changes are NULL when the note was not in that snapshot "
+        "(`first_seen` true: a new note, or one the earlier scan did not reach) or when the creator has "
+        "no earlier snapshot. `read_num_change_per_day` spreads a change evenly over the days between "
+        "the two snapshots. Filter on `creator_id` or `note_id`: both are pushed down to the scan."
+    ),
+    columns=(
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "noteId.", null=False),
+        SNAPSHOT_DATE,
+        _c("title", "VARCHAR", "Note title at this snapshot."),
+        _c("published_date", "DATE", "Publish day; NULL if unknown."),
+        _c(
+            "days_since_publish",
+            "INTEGER",
+            "snapshot_date minus published_date (0 on the publish day).",
+            unit="days",
+        ),
+        _c("is_advertise", "BOOLEAN", "isAdvertise at this snapshot."),
+        _c("brand_name", "VARCHAR", "brandName at this snapshot."),
+        _c("read_num", "BIGINT", "Cumulative reads at this snapshot.", unit="reads"),
+        _c("like_num", "BIGINT", "Likes at this snapshot.", unit="likes"),
+        _c("collect_num", "BIGINT", "Collects at this snapshot.", unit="collects"),
+        _c("interaction_num", "BIGINT", "like_num + collect_num.", unit="interactions"),
+        _c("previous_snapshot_date", "DATE", "The creator's previous snapshot; NULL for its first."),
+        _c(
+            "days_between_snapshots",
+            "INTEGER",
+            "snapshot_date minus previous_snapshot_date.",
+            unit="days",
+        ),
+        _c(
+            "first_seen",
+            "BOOLEAN",
+            "True when the note is not in the creator's previous snapshot (or there is none).",
+            null=False,
+        ),
+        _c("read_num_change", "BIGINT", "read_num minus its value at the previous snapshot.", unit="reads"),
+        _c("like_num_change", "BIGINT", "like_num minus its value at the previous snapshot.", unit="likes"),
+        _c(
+            "collect_num_change",
+            "BIGINT",
+            "collect_num minus its value at the previous snapshot.",
+            unit="collects",
+        ),
+        _c(
+            "interaction_num_change",
+            "BIGINT",
+            "interaction_num minus its value at the previous snapshot.",
+            unit="interactions",
+        ),
+        _c(
+            "read_num_change_per_day",
+            "DOUBLE",
+            "read_num_change / days_between_snapshots: the average daily gain over the gap.",
+            unit="reads/day",
+        ),
+    ),
+)
+
+BRAND_NOTES = Relation(
+    name="analytics.brand_notes",
+    kind="view",
+    view_sql="brand_notes.sql",
+    description=(
+        "One row per cooperation note that names a brand, at the note's latest snapshot: the notes "
+        "behind analytics.brand_cooperations and analytics.brands."
+    ),
+    notes=(
+        "A cooperation note is one marked as an ad (`is_advertise`) or tagged with a brand "
+        "(`brand_name`), at any of its snapshots. Brand names are matched exactly after trimming "
+        "whitespace at both ends (spaces, tabs, line breaks, no-break and ideographic spaces): "
+        "`' 花西子 '` and `'花西子'` are one brand, `'花西子 '` and `'花西子官方'` are two. Notes marked "
+        "as ads without a brand name belong to no brand (they still count in the metrics' cooperation "
+        "segment). A note's figures are those of its latest snapshot, so a note that later vanished "
+        "keeps its last known counts; `read_gain_since_first_seen` is what it gained from the first "
+        "snapshot that saw it to that latest one."
+    ),
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed (see above).", null=False),
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "noteId.", null=False),
+        _c("title", "VARCHAR", "Title at the latest snapshot."),
+        _c("published_date", "DATE", "Publish day."),
+        _c("is_advertise", "BOOLEAN", "Marked as an ad at the latest snapshot."),
+        _c("first_seen_date", "DATE", "First snapshot that had the note.", null=False),
+        _c("latest_snapshot_date", "DATE", "Latest snapshot that had the note.", null=False),
+        _c("read_num", "BIGINT", "Reads at the latest snapshot.", unit="reads"),
+        _c("like_num", "BIGINT", "Likes at the latest snapshot.", unit="likes"),
+        _c("collect_num", "BIGINT", "Collects at the latest snapshot.", unit="collects"),
+        _c("interaction_num", "BIGINT", "Interactions at the latest snapshot.", unit="interactions"),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "read_num at the latest snapshot minus read_num at the first.",
+            unit="reads",
+        ),
+    ),
+)
+
+BRAND_COOPERATIONS = Relation(
+    name="analytics.brand_cooperations",
+    kind="view",
+    view_sql="brand_cooperations.sql",
+    description=(
+        "One row per brand and creator: the creator's cooperation notes for the brand and how they did, "
+        "from analytics.brand_notes (brand matching and latest-snapshot rules there)."
+    ),
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed.", null=False),
+        CREATOR_ID,
+        CREATORS.column("display_name"),
+        _c("cooperation_notes", "BIGINT", "Cooperation notes naming the brand.", null=False, unit="notes"),
+        _c("advertised_notes", "BIGINT", "Of those, marked as ads.", null=False, unit="notes"),
+        _c("first_published_date", "DATE", "Earliest publish day of those notes."),
+        _c("last_published_date", "DATE", "Latest publish day of those notes."),
+        _c("latest_snapshot_date", "DATE", "Latest snapshot of any of those notes.", null=False),
+        _c("read_num", "BIGINT", "Sum of reads, each note at its latest snapshot.", unit="reads"),
+        _c("interaction_num", "BIGINT", "Sum of interactions, likewise.", unit="interactions"),
+        _c("read_median", "DOUBLE", "Median reads per note.", unit="reads"),
+        _c(
+            "engagement_rate",
+            "DOUBLE",
+            "interaction_num / read_num; NULL when there are no reads.",
+            unit="ratio 0-1",
+        ),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "Sum over the notes of reads gained since each was first seen.",
+            unit="reads",
+        ),
+    ),
+)
+
+BRANDS = Relation(
+    name="analytics.brands",
+    kind="view",
+    view_sql="brands.sql",
+    description="One row per brand across every creator, from analytics.brand_notes.",
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed.", null=False),
+        _c("creators", "BIGINT", "Creators with at least one cooperation note for it.", null=False),
+        _c("cooperation_notes", "BIGINT", "Cooperation notes naming the brand.", null=False, unit="notes"),
+        _c("read_num", "BIGINT", "Total reads, each note at its latest snapshot.", unit="reads"),
+        _c("read_median", "DOUBLE", "Median reads per note.", unit="reads"),
+        _c("interaction_num", "BIGINT", "Total interactions.", unit="interactions"),
+        _c(
+            "engagement_rate",
+            "DOUBLE",
+            "interaction_num / read_num; NULL when there are no reads.",
+            unit="ratio 0-1",
+        ),
+        _c("first_published_date", "DATE", "Earliest publish day."),
+        _c("last_published_date", "DATE", "Latest publish day."),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "Sum over the notes of reads gained since each was first seen.",
+            unit="reads",
+        ),
+    ),
+)
+
+
+def _percentile(metric: str) -> Column:
+    return _c(
+        f"{metric}_percentile",
+        "DOUBLE",
+        f"Share of the other creators in the group, with a {metric} that day, whose {metric} is strictly "
+        "lower, times 100; NULL when fewer than 3 creators of the group have one, or this one has none.",
+        unit="percent 0-100",
+    )
+
+
+PEER_METRICS = ("read_median", "interaction_median", "engagement_rate", "hundred_like_rate")
+
+CREATOR_PEER_PERCENTILES = Relation(
+    name="analytics.creator_peer_percentiles",
+    description=(
+        "One row per creator, snapshot date and peer group: where the creator stands among its peers "
+        '("beats X% of peers"), on the 30d/all metrics of analytics.creator_engagement_metrics.'
+    ),
+    notes=(
+        "Peer groups are `'all'` (every creator with metrics that day) and each tag of "
+        "analytics.creators (a creator is in every group of its tags; a tag spelled `all` is not a group "
+        "of its own). A percentile is the share of the *other* creators of the group, among those with a "
+        "value of that metric that day, whose value is strictly lower, times 100, as Pugongying's "
+        "`readMedianBeyondRate`: the top creator of a group of 5 scores 100, the bottom one 0. Ties count "
+        "as not beaten: two creators with equal values get the same percentile. Replaced whole per "
+        "snapshot date by the `analytics/creator_peer_percentiles` asset."
+    ),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("peer_group", "VARCHAR", "'all' or a registry tag.", null=False),
+        _c(
+            "peer_count",
+            "INTEGER",
+            "Creators of the group with a 30d/all metrics row that day, this one included.",
+            null=False,
+            unit="creators",
+        ),
+        *(CREATOR_ENGAGEMENT_METRICS.column(m) for m in PEER_METRICS),
+        *(_percentile(m) for m in PEER_METRICS),
+    ),
+)
+
+ANOMALY_KINDS = ("note_disappeared", "reads_decreased", "read_spike", "total_dropped", "creator_went_quiet")
+SPIKE_FACTOR = 10.0  # k: a daily gain above k x the creator's median daily gain
+SPIKE_FLOOR_READS_PER_DAY = 1000  # and at least this many reads a day, so small creators are not flagged
+SPIKE_BASELINE_DAYS = 30  # the creator's usual daily gain is taken over this many days of snapshots
+QUIET_DAYS = 30
+QUIET_MIN_EARLIER_NOTES = 4
+QUIET_EARLIER_DAYS = 60
+
+ANOMALIES = Relation(
+    name="analytics.anomalies",
+    description=(
+        "One row per finding on a creator's snapshot compared with its previous one: a note vanished, "
+        "reads went down, reads jumped, the reported total dropped, or the creator went quiet."
+    ),
+    notes=(
+        "The kinds, each comparing snapshot `snapshot_date` with the creator's previous snapshot "
+        "`previous_snapshot_date`:\n\n"
+        "- `note_disappeared`: the note was in the previous snapshot and is not in this one (deleted or "
+        "hidden). Only notes both scans covered are compared (analytics.snapshot_coverage), so a scan "
+        "bounded by publish date does not report the older notes it did not read. value_before: its "
+        "reads then.\n"
+        "- `reads_decreased`: the note's read_num went down (the service corrected it). value_before, "
+        "value_after: read_num then and now.\n"
+        f"- `read_spike`: the note's daily gain (change_per_day: its gain spread over the days between "
+        f"the snapshots) is above k = {SPIKE_FACTOR:g} times the creator's median daily gain (baseline: "
+        "the reads all of the creator's notes together gained per day, from `read_gain` of window `all` in "
+        "analytics.creator_engagement_metrics, median over its earlier snapshots of the last "
+        f"{SPIKE_BASELINE_DAYS} days, so a creator's second snapshot has none yet), and at least {SPIKE_FLOOR_READS_PER_DAY:,} reads a day, so that a "
+        "small creator's note is not flagged for +50 reads. A new note's normal first days stay below "
+        "that bound; one note outgaining the whole account tenfold does not. threshold: the larger of "
+        "the two bounds.\n"
+        "- `total_dropped`: the API's reported note total went down. value_before, value_after: the "
+        "totals.\n"
+        f"- `creator_went_quiet`: no note published in the {QUIET_DAYS} days up to the snapshot after at "
+        f"least {QUIET_MIN_EARLIER_NOTES} in the {QUIET_EARLIER_DAYS} days before those; reported once, "
+        "on the first snapshot where it holds. published_date: the last note's day; value_before: the "
+        "notes of the earlier 60 days.\n\n"
+        "Replaced whole per snapshot date by the `analytics/anomalies` asset, whose check warns when a "
+        "date has findings."
+    ),
+    columns=(
+        _c("kind", "VARCHAR", "One of: " + ", ".join(ANOMALY_KINDS) + ".", null=False),
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "The note concerned; NULL for total_dropped and creator_went_quiet."),
+        SNAPSHOT_DATE,
+        _c("previous_snapshot_date", "DATE", "The creator's previous snapshot compared with."),
+        _c("title", "VARCHAR", "The note's title (its last known one)."),
+        _c("published_date", "DATE", "The note's publish day; for creator_went_quiet the last note's."),
+        _c("value_before", "DOUBLE", "The figure at the previous snapshot (see the kinds)."),
+        _c("value_after", "DOUBLE", "The figure at this snapshot (see the kinds)."),
+        _c("change_per_day", "DOUBLE", "read_spike: the note's daily gain.", unit="reads/day"),
+        _c(
+            "baseline",
+            "DOUBLE",
+            "read_spike: the creator's median daily gain, all notes together.",
+            unit="reads/day",
+        ),
+        _c("threshold", "DOUBLE", "The bound the figure crossed."),
+        _c("message", "VARCHAR", "The finding in one sentence.", null=False),
+    ),
+)
+
+
 RELATIONS: tuple[Relation, ...] = (
     RAW_NOTE_PAGES,
     NOTES,
@@ -501,6 +816,13 @@ RELATIONS: tuple[Relation, ...] = (
     SCHEMA_MIGRATIONS,
     NOTES_LATEST,
     CREATOR_LEADERBOARD,
+    CREATOR_PEER_PERCENTILES,
+    ANOMALIES,
+    SNAPSHOT_COVERAGE,
+    NOTE_HISTORY,
+    BRAND_NOTES,
+    BRAND_COOPERATIONS,
+    BRANDS,
 )
 
 
