@@ -6,8 +6,9 @@
 
 Benchmarks: ``fetch`` (1, at the service's limit, against the doc's sample loop and dlt),
 ``orchestration`` (2, range run versus one run per creator), ``normalize`` (3, one million notes),
-``metrics`` (4, as history grows), ``replica`` (5, analysts reading the replica through snapshot
-runs, and the copy's cost at 1 GB). Everything talks to loopback only.
+``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds and report at 3.6M
+note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and the copy's cost
+at 1 GB). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics", "replica")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica")
 
 SMOKE = {
     "creators": 3,
@@ -41,6 +42,9 @@ SMOKE = {
     "metrics_creators": 20,
     "histories": "1,3",
     "metrics_repeats": 1,
+    "analyst_creators": 20,
+    "analyst_days": 5,
+    "analyst_repeats": 1,
     "replica_creators": 3,
     "replica_repeats": 1,
     "replica_copy_mb": 5,
@@ -88,7 +92,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--metrics-creators", type=int, default=1000)
     g.add_argument("--histories", default="10,30,90")
     g.add_argument("--metrics-repeats", type=int, default=9)
-    g = p.add_argument_group("5 replica")
+    g = p.add_argument_group("5 analyst")
+    g.add_argument("--analyst-creators", type=int, default=1000)
+    g.add_argument("--analyst-days", type=int, default=90, help="daily snapshots (40 notes each)")
+    g.add_argument("--analyst-repeats", type=int, default=3)
+    g = p.add_argument_group("6 replica")
     g.add_argument("--replica-creators", type=int, default=100)
     g.add_argument("--replica-repeats", type=int, default=3, help="runs with and without the analyst, each")
     g.add_argument("--replica-copy-mb", type=int, default=1000, help="size of the file whose copy is timed")
@@ -159,11 +167,18 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         results["metrics"] = metrics.run(
             creators=args.metrics_creators, histories=histories, repeats=args.metrics_repeats, log=log
         )
+    if "analyst" in only:
+        from benchmarks import analyst
+
+        log(f"5 analyst: {args.analyst_creators} creators x {args.analyst_days} daily snapshots x 40 notes")
+        results["analyst"] = analyst.run(
+            creators=args.analyst_creators, days=args.analyst_days, repeats=args.analyst_repeats, log=log
+        )
     if "replica" in only:
         from benchmarks import replica
 
         log(
-            f"5 replica: an analyst polls the read replica every 20 ms through {args.replica_creators}-creator runs"
+            f"6 replica: an analyst polls the read replica every 20 ms through {args.replica_creators}-creator runs"
         )
         results["replica"] = replica.run(
             n_creators=args.replica_creators,

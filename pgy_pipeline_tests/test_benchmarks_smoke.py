@@ -116,6 +116,19 @@ def test_metrics_history(smoke):
     assert m["ratio_longest_over_shortest"] > 0
 
 
+def test_analyst_desk(smoke):
+    a = smoke["results"]["analyst"]
+    creators, days = smoke["args"].analyst_creators, smoke["args"].analyst_days
+    assert a["build"]["notes_rows"] > creators * days * 39  # 40 a day, now and then one missing
+    assert a["build"]["metric_rows"] == creators * days * 9
+    assert a["percentile_rows"] > creators  # 'all' plus each creator's tags
+    assert a["report_charts"] > 1
+    for name, q in a["queries"].items():
+        assert q["seconds"]["n"] == 1, name
+    assert a["queries"]["creator: note history"]["rows"] > 0
+    assert a["queries"]["brand: cooperations by creator"]["rows"] > 0
+
+
 def test_replica_analyst_never_fails_and_the_main_file_contrast_is_measured(smoke):
     r = smoke["results"]["replica"]
     a = r["analyst"]
@@ -149,7 +162,8 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "## 2. Orchestration",
         "## 3. Load and normalize",
         "## 4. Metrics",
-        "## 5. Reading while the pipeline writes",
+        "## 5. The analyst's desk",
+        "## 6. Reading while the pipeline writes",
         "## How to run",
     ):
         assert heading in first
@@ -166,6 +180,10 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "normalize_over_plain",
         "normalize_peak_rss",
         "metrics_flat",
+        "analyst_slowest_query",
+        "analyst_percentiles",
+        "analyst_anomalies",
+        "analyst_report",
         "replica_analyst_errors",
         "replica_wall_growth",
         "replica_copy_1gb_s",

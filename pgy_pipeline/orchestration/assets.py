@@ -43,6 +43,7 @@ from pgy_pipeline.api.client import NotesQuery, Page
 from pgy_pipeline.api.ingest import FetchOutcome, fetch_creators
 from pgy_pipeline.errors import AccountError, PastSnapshotDateError, PgyError
 from pgy_pipeline.orchestration.dagster_internals import tag_run
+from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
 from pgy_pipeline.orchestration.locks import API_LOCK
 from pgy_pipeline.orchestration.metadata import (
@@ -162,7 +163,11 @@ def _fetch(
 
     try:
         outcome = fetch_creators(
-            client, [c for c, _ in plan.to_fetch], day, query=query, spool=spool, progress=progress
+            client,
+            [c for c, _ in plan.to_fetch],
+            query=query,
+            on_scan=lambda scan: spool.save(scan.creator_id, day, scan.pages),
+            progress=progress,
         )
     finally:
         client.close()
@@ -188,6 +193,24 @@ def _add_partition_metadata(
     """Give each partition of the step its own figures, instead of the step's totals."""
     for key, values in _partition_figures(rows, names).items():
         context.add_asset_metadata(values, partition_key=partition_key(*key))
+
+
+def _note_empty_snapshots(
+    context: AssetExecutionContext, pages_by_key: dict[PartitionKey, list[Page]]
+) -> list[str]:
+    """Log every creator whose written snapshot is 'empty' and keep the streaks of empty snapshots
+    (in the Dagster instance, for the daily schedule); returns those creators."""
+    by_day: dict[date, tuple[list[str], list[str]]] = {}
+    for (creator_id, day), pages in sorted(pages_by_key.items()):
+        empty, with_data = by_day.setdefault(day, ([], []))
+        (empty if is_empty_scan(pages) else with_data).append(creator_id)
+    for day, (empty, with_data) in by_day.items():
+        for creator_id, streak in record_snapshots(context.instance, day, empty, with_data).items():
+            context.log.warning(
+                f"creator {creator_id}: {NO_DATA_MESSAGE} (the service answered code 0 with no notes and "
+                f"total 0, and billed the call); {streak.describe()}"
+            )
+    return sorted({c for empty, _ in by_day.values() for c in empty})
 
 
 @asset(
@@ -255,6 +278,7 @@ def _note_pages(
             per_partition = report(conn, "raw_pages_per_partition")
     for key in pages_by_key:
         spool.discard(*key)
+    no_data = _note_empty_snapshots(context, pages_by_key)
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
     )
@@ -285,6 +309,8 @@ def _note_pages(
     )
     if drift:
         metadata["list_drift"] = MetadataValue.json(drift)
+    if no_data:
+        metadata["run_total/no_pugongying_data"] = MetadataValue.json(no_data)
     if failures:
         # A failed step records no materialization by itself: record the partitions that were written.
         for key in pages_by_key:

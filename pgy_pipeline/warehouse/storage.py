@@ -27,6 +27,7 @@ from pgy_pipeline.warehouse.schema import ensure_schema
 from pgy_pipeline.warehouse.sql_files import sql_file
 from pgy_pipeline.warehouse.tables import (
     CREATOR_ENGAGEMENT_METRICS,
+    CREATOR_SNAPSHOTS,
     CREATORS,
     NOTE_REJECTS,
     NOTES,
@@ -45,18 +46,19 @@ def connect(
     lock_wait_s: float = 120.0,
     config: dict[str, Any] | None = None,
     on_wait: Callable[[float, str], None] | None = None,
+    report_every_s: float = 15.0,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to ``database``, waiting a bounded time for another process's lock.
 
     DuckDB lets one process open the file for writing, and any reader (even read-only) blocks it.
     This waits up to ``lock_wait_s`` and then names the process holding the lock, so a person knows
-    whom to ask. ``on_wait(seconds_waited, holder)`` is called about every 15 s while waiting.
+    whom to ask. ``on_wait(seconds_waited, holder)`` is called every ``report_every_s`` while waiting.
     """
     if database != ":memory:" and not database.startswith("md:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + lock_wait_s
-    next_report = started + 15.0
+    next_report = started + report_every_s
     delay = 0.05
     while True:
         try:
@@ -81,7 +83,7 @@ def connect(
                 ) from None
             if on_wait is not None and now >= next_report:
                 on_wait(now - started, _lock_holder(str(exc)))
-                next_report = now + 15.0
+                next_report = now + report_every_s
             time.sleep(min(delay, max(0.0, deadline - now)))
             delay = min(delay * 2, 2.0)
     try:
@@ -222,9 +224,12 @@ def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[Partit
 
 
 def _rebuild_from_raw(
-    conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey], tables: tuple[str, ...], sql_name: str
+    conn: duckdb.DuckDBPyConnection,
+    keys: Iterable[PartitionKey],
+    tables: tuple[str, ...],
+    sql_names: tuple[str, ...],
 ) -> set[PartitionKey]:
-    """Replace the ``keys`` partitions of ``tables`` by running ``sql/<sql_name>``, in one transaction.
+    """Replace the ``keys`` partitions of ``tables`` by running ``sql/<sql_names>``, in one transaction.
 
     Only partitions that have raw pages are touched; the others are returned, untouched.
     """
@@ -233,18 +238,22 @@ def _rebuild_from_raw(
     with partition_keys(conn, present), transaction(conn):
         for table in tables:
             conn.execute(f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        conn.execute(sql_file(sql_name))
+        for sql_name in sql_names:
+            conn.execute(sql_file(sql_name))
     return wanted - present
 
 
 def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
-    """Rebuild ``analytics.notes`` and ``analytics.note_rejects`` from raw pages; returns keys without any."""
-    return _rebuild_from_raw(conn, keys, (NOTES.name, NOTE_REJECTS.name), "notes.sql")
+    """Rebuild ``analytics.notes``, ``analytics.note_rejects`` and ``analytics.creator_snapshots`` from raw
+    pages; returns the keys that have none."""
+    return _rebuild_from_raw(
+        conn, keys, (NOTES.name, NOTE_REJECTS.name, CREATOR_SNAPSHOTS.name), ("notes.sql", "snapshots.sql")
+    )
 
 
 def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
     """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
-    return _rebuild_from_raw(conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), "metrics.sql")
+    return _rebuild_from_raw(conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), ("metrics.sql",))
 
 
 def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
