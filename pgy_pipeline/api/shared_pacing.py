@@ -7,6 +7,8 @@ would earn 302s. :class:`PostgresPacer` keeps the in-process pacer's rule (reque
 
 * one row per token in ``pgy_api_pacing`` holds the time of the last release, by PostgreSQL's
   clock (so hosts with skewed clocks agree);
+* the margin is wider than in-process (about 10% under the limit by default, ``arrival_jitter_s``),
+  because requests of different processes reach the service with more jitter than threads' do;
 * a release locks that row (``SELECT ... FOR UPDATE``), sleeps until ``last + interval``, stamps
   the row with the actual release time and commits: the next process's lock waits for that commit;
 * the row is keyed by a SHA-256 of the token, never the token; a process that dies mid-wait loses
@@ -61,9 +63,15 @@ class PostgresPacer(Pacer):
         max_rps: float | None,
         max_concurrency: int,
         *,
+        arrival_jitter_s: float = 0.07,
         connect_timeout_s: int = 10,
     ) -> None:
         super().__init__(max_rps, max_concurrency)
+        if max_rps is not None:
+            # A wider margin than in-process: the service counts arrivals, and a request of another
+            # process (its first one opening a connection, or one descheduled on a busy host) may
+            # arrive this much after its release. rps + 1 arrivals then still span over one second.
+            self.interval = (1.03 + arrival_jitter_s) / max_rps
         self.url = url
         self.connect_timeout_s = connect_timeout_s
         self._key = token_key(token)
@@ -84,7 +92,7 @@ class PostgresPacer(Pacer):
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [TABLE])
                 cur.execute(_CREATE)
                 cur.execute(
-                    f"INSERT INTO {TABLE} (token_key, last_release) VALUES (%s, '-infinity') "
+                    f"INSERT INTO {TABLE} (token_key, last_release) VALUES (%s, 'epoch') "
                     "ON CONFLICT (token_key) DO NOTHING",
                     [self._key],
                 )
