@@ -8,8 +8,6 @@ metadata (the step's output) and in its log. It runs beside snapshot runs: each 
 transaction and is retried when it conflicts with a writer.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 from dagster import (

@@ -180,10 +180,12 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
             applied.append(step.version)
         if applied or (database not in _derived_done and not (lake and derived_current(conn))):
             apply_derived(conn)
-        conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    # Outside the except: a failed COMMIT has ended the transaction already (on a lake, a conflict
+    # that the caller reruns).
+    conn.execute("COMMIT")
     _derived_done.add(database)
     return applied
 
