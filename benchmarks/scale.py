@@ -183,8 +183,61 @@ def render(results: list[dict[str, Any]]) -> str:
             f"| {r['planned_events']:,} ({r['planned_events_s']:.1f} s) "
             f"| {r['metadata_bytes_per_materialization']:.0f} B |"
         )
-    lines += ["", "Raw figures:", "", "```json", json.dumps(results, indent=1), "```", SECTION_END]
+    lines += [
+        "",
+        *_findings(results),
+        "",
+        "Raw figures:",
+        "",
+        "```json",
+        json.dumps(results, indent=1),
+        "```",
+    ]
+    lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
+
+
+def _findings(results: list[dict[str, Any]]) -> list[str]:
+    """What the figures say against the targets (20 ms of Dagster per creator, tick under 10 s)."""
+    out = ["What the figures say:", ""]
+    for r in results:
+        if r["subset_planned_events"]:
+            continue
+        n = r["creators"]
+        twin = next((x for x in results if x["creators"] == n and x["subset_planned_events"]), None)
+        mats = r["materializations"]
+        rest_s = r["range_run_s"] - r["direct_work_s"] - r["planned_events_s"]
+        out.append(
+            f"- {n:,} creators: Dagster costs {r['dagster_overhead_ms_per_creator']:.0f} ms per creator per "
+            f"daily run (target 20 ms: **not met**). {r['planned_events']:,} planned events take "
+            f"{r['planned_events_s']:.1f} s ({1000 * r['planned_events_s'] / max(1, r['planned_events']):.1f} ms "
+            f"each), written before the step starts; {mats:,} per-partition materializations and the rest of "
+            f"the run take {rest_s:.1f} s ({1000 * rest_s / max(1, mats):.0f} ms per materialization). The "
+            f"fetch and DuckDB work itself is {r['direct_work_s']:.1f} s."
+        )
+        if twin:
+            out.append(
+                f"- With `{SUBSET_FLAG}=true` the planned events shrink to {twin['planned_events']} "
+                f"({twin['planned_events_s']:.2f} s) and the overhead to "
+                f"{twin['dagster_overhead_ms_per_creator']:.0f} ms per creator: it removes the planned-event "
+                "cost, not the per-partition materializations, which are now the whole gap."
+            )
+        out.append(
+            f"- The schedule tick's evaluation takes {r['schedule_evaluation_s']:.2f} s and emits "
+            f"{r['schedule_run_requests']} run request(s); its cost under the daemon is the run's creation, "
+            "i.e. the planned events above (a backfill launch over the same range writes the same planned events; it was not timed separately)."
+        )
+    out += [
+        "- Per-partition metadata is small already ("
+        + ", ".join(f"{r['metadata_bytes_per_materialization']:.0f} B" for r in results[:1])
+        + " per materialization; the column schema lives on the asset definition): the cost is the "
+        "number of events, not their size. The cure is fewer partitions per run: see "
+        "docs/production.md, *Partitioning for large rosters*.",
+        "- Not measured here: PostgreSQL storage, 5,000 and 10,000 creators, the webserver's memory and "
+        "the asset page's partition-health query. At ~25 ms per materialization the 10,000-creator "
+        "daily run would spend about 12 minutes on Dagster bookkeeping on SQLite.",
+    ]
+    return out
 
 
 def write_section(path: Path, section: str) -> None:
@@ -204,14 +257,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-subset", action="store_true", help=f"skip the {SUBSET_FLAG} rerun")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"))
+    p.add_argument("--from-json", help="re-render the section from a file of result lines (no run)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.child, args.url, 12)))
         return
-    results = []
-    for n in [int(x) for x in args.creators.split(",")]:
+    results: list[dict[str, Any]] = []
+    if args.from_json:
+        lines = Path(args.from_json).read_text(encoding="utf-8").splitlines()
+        results = [json.loads(x) for x in lines if x.startswith("{")]
+    for n in [] if args.from_json else [int(x) for x in args.creators.split(",")]:
         for subset in (False,) if args.no_subset else (False, True):
             r = measure(n, subset=subset)
             print(json.dumps(r), flush=True)
