@@ -813,6 +813,16 @@ def write(
 ) -> str:
     previous = _load_history(path)
     text = render(results, machine, command, duration_s, previous)
+    # The scale section is written by benchmarks/scale.py on its own schedule: keep it.
+    kept = (
+        re.search(
+            r"<!-- scale-section -->.*?<!-- /scale-section -->\n", path.read_text(encoding="utf-8"), re.S
+        )
+        if path.exists()
+        else None
+    )
+    if kept:
+        text = text.replace("## How to run", kept.group(0) + "\n## How to run", 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return text

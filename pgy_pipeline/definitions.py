@@ -29,8 +29,14 @@ from pgy_pipeline.orchestration.automation import (
     raw_pages_followup_sensor,
     snapshot_job,
 )
+from pgy_pipeline.orchestration.lake_maintenance import (
+    DEFAULT_MAINTENANCE_CRON,
+    build_lake_maintenance_schedule,
+    lake_maintenance_job,
+)
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.warehouse.lake import is_lake
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,11 +98,19 @@ class Settings:
     creator_registry: CreatorRegistryResource
     snapshot_cron: str = DEFAULT_SNAPSHOT_CRON
     simulated: bool = True
+    lake: bool = False
+    lake_maintenance_cron: str = DEFAULT_MAINTENANCE_CRON
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         simulated = not env.get("JUSTONEAPI_TOKEN")
+        lake = is_lake(env.get("PGY_DUCKDB_PATH", ""))
+        if lake and not env.get("PGY_LAKE_DATA_PATH"):
+            raise ValueError(
+                "PGY_DUCKDB_PATH names a DuckLake (ducklake:...), so PGY_LAKE_DATA_PATH must say where its "
+                "data files go: a directory every run can reach, or s3://bucket/prefix"
+            )
         return cls(
             pgy_api=PgyApiResource(
                 token=_env_or(env, "JUSTONEAPI_TOKEN", ""),
@@ -106,6 +120,7 @@ class Settings:
                 # simulator of the demo has no limit worth respecting, so the demo runs faster.
                 max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 2.0),
                 max_concurrency=_env_int(env, "JUSTONEAPI_MAX_CONCURRENCY", 4),
+                pacing_url=_env_or(env, "PGY_PACING_URL", ""),
             ),
             duckdb=PgyDuckDBResource(
                 database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),
@@ -114,12 +129,22 @@ class Settings:
                 lock_dir=env.get("PGY_LOCK_DIR") or "",
                 lock_url=_lock_url(env),
                 step_lock_wait_s=_env_float(env, "PGY_LOCK_WAIT_S", 600.0),
+                lake_data_path=env.get("PGY_LAKE_DATA_PATH") or "",
+                s3_endpoint=env.get("PGY_S3_ENDPOINT") or "",
+                s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "",
+                s3_url_style=env.get("PGY_S3_URL_STYLE") or "",
+                s3_use_ssl=(env.get("PGY_S3_USE_SSL") or "true").lower() not in ("0", "false", "no"),
+                s3_access_key_id=_env_or(env, "AWS_ACCESS_KEY_ID", ""),
+                s3_secret_access_key=_env_or(env, "AWS_SECRET_ACCESS_KEY", ""),
+                s3_session_token=_env_or(env, "AWS_SESSION_TOKEN", ""),
             ),
             creator_registry=CreatorRegistryResource(
                 path=env.get("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
             ),
             snapshot_cron=env.get("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON,
             simulated=simulated,
+            lake=lake,
+            lake_maintenance_cron=env.get("PGY_LAKE_MAINTENANCE_CRON") or DEFAULT_MAINTENANCE_CRON,
         )
 
 
@@ -144,10 +169,21 @@ def build_defs(
         "creator_registry": settings.creator_registry,
         **resource_overrides,
     }
+    jobs: list[Any] = [
+        snapshot_job,
+        analytics_rebuild_job,
+        creator_registry_job,
+        api_guard_reset_job,
+        analyst_job,
+    ]
+    schedules = [build_daily_snapshot_schedule(settings.snapshot_cron)]
+    if settings.lake:
+        jobs.append(lake_maintenance_job)
+        schedules.append(build_lake_maintenance_schedule(settings.lake_maintenance_cron))
     return Definitions(
         assets=[*api_assets, creators],
-        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job, analyst_job],
-        schedules=[build_daily_snapshot_schedule(settings.snapshot_cron)],
+        jobs=jobs,
+        schedules=schedules,
         sensors=[
             creator_registry_sensor,
             raw_pages_followup_sensor,

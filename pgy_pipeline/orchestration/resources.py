@@ -21,6 +21,7 @@ from pydantic import Field
 
 from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
 from pgy_pipeline.orchestration.locks import DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline.warehouse.lake import LakeSettings, is_lake
 from pgy_pipeline.warehouse.replica import file_backed, publish_replica
 from pgy_pipeline.warehouse.storage import connect
 
@@ -78,6 +79,12 @@ class PgyApiResource(ConfigurableResource):
         default=10.0, description="First backoff step after a 302 with no Retry-After."
     )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
+    pacing_url: str = Field(
+        default="",
+        repr=False,
+        description="PostgreSQL URL of the pacing shared by every process using the token (PGY_PACING_URL); "
+        "empty: pace within this process only.",
+    )
 
     @property
     def simulated(self) -> bool:
@@ -113,6 +120,7 @@ class PgyApiResource(ConfigurableResource):
             backoff_initial_s=self.backoff_initial_s,
             rate_limit_backoff_s=self.rate_limit_backoff_s,
             max_pages=self.max_pages,
+            pacing_url=self.pacing_url or None,
         )
 
 
@@ -146,11 +154,54 @@ class PgyDuckDBResource(DuckDBResource):
     )
     lock_report_s: float = Field(default=15.0, description="How often a waiting step logs who it waits for.")
 
+    lake_data_path: str = Field(
+        default="",
+        description="Lake profile: where data files go, a directory or s3://bucket/prefix (PGY_LAKE_DATA_PATH).",
+    )
+    s3_endpoint: str = Field(
+        default="", description="S3-compatible endpoint host:port; empty: AWS (PGY_S3_ENDPOINT)."
+    )
+    s3_region: str = Field(default="", description="S3 region (AWS_REGION or AWS_DEFAULT_REGION).")
+    s3_url_style: str = Field(
+        default="", description="'path' or 'vhost'; empty: DuckDB's default (PGY_S3_URL_STYLE)."
+    )
+    s3_use_ssl: bool = Field(default=True, description="TLS to the S3 endpoint (PGY_S3_USE_SSL).")
+    s3_access_key_id: str = Field(default="", repr=False, description="AWS_ACCESS_KEY_ID.")
+    s3_secret_access_key: str = Field(default="", repr=False, description="AWS_SECRET_ACCESS_KEY.")
+    s3_session_token: str = Field(default="", repr=False, description="AWS_SESSION_TOKEN.")
+
+    @property
+    def is_lake(self) -> bool:
+        """True on the DuckLake profile (PGY_DUCKDB_PATH=ducklake:...)."""
+        return is_lake(self.database)
+
+    @property
+    def single_writer(self) -> bool:
+        """True when one process at a time may write (a DuckDB file): writers must be serialized.
+
+        False on the lake, where concurrent writers commit optimistically; serializing them there
+        would only throw away the reason for the lake.
+        """
+        return not self.is_lake
+
+    @property
+    def lake_settings(self) -> LakeSettings:
+        return LakeSettings(
+            data_path=self.lake_data_path,
+            s3_endpoint=self.s3_endpoint,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+            s3_session_token=self.s3_session_token,
+            s3_url_style=self.s3_url_style,
+            s3_use_ssl=self.s3_use_ssl,
+        )
+
     @property
     def spool_path(self) -> Path:
         if self.spool_dir:
             return Path(self.spool_dir)
-        if not file_backed(self.database):
+        if not file_backed(self.database) or self.is_lake:
             return Path("data") / "spool"
         return Path(self.database + ".spool")
 
@@ -182,7 +233,15 @@ class PgyDuckDBResource(DuckDBResource):
         self, *, run_id: str, log: Callable[[str], None], publish: bool = True
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection under the writer lock; after the block succeeds (and the connection is closed),
-        the read replica is refreshed while the lock is still held."""
+        the read replica is refreshed while the lock is still held.
+
+        On the lake (``single_writer`` False) writers commit concurrently and analysts attach the lake
+        read-only, so there is neither a writer lock nor a replica.
+        """
+        if not self.single_writer:
+            with self._connect(log) as conn:
+                yield conn
+            return
         with self.step_lock(DUCKDB_LOCK, run_id=run_id, log=log):
             with self._connect(log) as conn:
                 yield conn
@@ -207,7 +266,11 @@ class PgyDuckDBResource(DuckDBResource):
             (log or log_warning)(message)
 
         with connect(
-            self.database, lock_wait_s=self.lock_wait_s, config=dict(self.connection_config), on_wait=waiting
+            self.database,
+            lock_wait_s=self.lock_wait_s,
+            config=dict(self.connection_config),
+            on_wait=waiting,
+            lake=self.lake_settings if self.is_lake else None,
         ) as conn:
             yield conn
 
