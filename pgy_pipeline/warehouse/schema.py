@@ -121,11 +121,19 @@ def _database_path(conn: duckdb.DuckDBPyConnection) -> str:
 
 _PRIMARY_KEY_CLAUSE = re.compile(r",\s*PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
 _PRIMARY_KEY_COLUMN = re.compile(r"\s+PRIMARY\s+KEY\b", re.IGNORECASE)
+# DuckLake adds columns with a DEFAULT but without constraints ("Adding columns with constraints not
+# yet supported"): the lake's added columns may hold NULL where a file's may not.
+_ADDED_NOT_NULL = re.compile(r"(ADD\s+COLUMN\s[^;]*?)\s+NOT\s+NULL\b", re.IGNORECASE)
+# DuckLake 0.3 (DuckDB 1.4.4) records a column twice after ALTER COLUMN ... DROP DEFAULT, and the
+# lake then fails to attach ("Column with name ... already exists"): the lake keeps the default.
+_DROP_DEFAULT = re.compile(r"ALTER\s+TABLE\s[^;]*?ALTER\s+COLUMN\s[^;]*?DROP\s+DEFAULT\s*;", re.IGNORECASE)
 
 
 def lake_sql(sql: str) -> str:
-    """``sql`` without PRIMARY KEY constraints, which DuckLake does not support."""
-    return _PRIMARY_KEY_COLUMN.sub("", _PRIMARY_KEY_CLAUSE.sub("", sql))
+    """``sql`` without what DuckLake does not support: PRIMARY KEY constraints, NOT NULL on an added
+    column, and dropping a column's default."""
+    sql = _PRIMARY_KEY_COLUMN.sub("", _PRIMARY_KEY_CLAUSE.sub("", sql))
+    return _DROP_DEFAULT.sub("", _ADDED_NOT_NULL.sub(r"\1", sql))
 
 
 def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None = None) -> list[int]:

@@ -198,3 +198,20 @@ def test_new_tables_ddl_comes_from_the_declaration():
         assert ddl.startswith(f"CREATE TABLE {rel.name} (")
         for col in rel.columns:
             assert f'"{col.name}" {col.type}' in ddl
+
+
+def test_the_lake_dialect_drops_only_what_ducklake_cannot_hold():
+    from pgy_pipeline.warehouse.schema import lake_sql
+
+    sql = (
+        'CREATE TABLE m.t (\n    "version" INTEGER NOT NULL,\n    PRIMARY KEY ("version")\n);\n'
+        "ALTER TABLE a.b ADD COLUMN n BIGINT NOT NULL DEFAULT 0;\n"
+        "ALTER TABLE a.b ALTER COLUMN n DROP DEFAULT;\n"
+        "UPDATE a.b SET x = 1 WHERE y IS NOT NULL;\n"
+    )
+    assert lake_sql(sql) == (
+        'CREATE TABLE m.t (\n    "version" INTEGER NOT NULL\n);\n'
+        "ALTER TABLE a.b ADD COLUMN n BIGINT DEFAULT 0;\n"
+        "\n"
+        "UPDATE a.b SET x = 1 WHERE y IS NOT NULL;\n"
+    )
