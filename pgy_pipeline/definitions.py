@@ -91,10 +91,16 @@ class Settings:
                 token=_env_or(env, "JUSTONEAPI_TOKEN", ""),
                 base_url=_env_or(env, "JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
                 timeout_s=_env_float(env, "JUSTONEAPI_TIMEOUT_S", 60.0),
-                # The real service's limit is not published: 2 requests/s is a safe start. The local
-                # simulator of the demo has no limit worth respecting, so the demo runs faster.
-                max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 2.0),
+                # The real service's limit is not published: the pace starts at a safe 2 requests/s
+                # and learns the limit, up to this ceiling. The demo's local simulator has no limit
+                # worth respecting, so the demo starts at its ceiling.
+                max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 10.0),
+                start_rps=_env_float(env, "JUSTONEAPI_START_RPS", 2.0) if not simulated else None,
+                adaptive_pacing=env.get("JUSTONEAPI_ADAPTIVE_PACING", "true").strip().lower()
+                not in ("0", "false", "no", "off"),
                 max_concurrency=_env_int(env, "JUSTONEAPI_MAX_CONCURRENCY", 4),
+                full_scan_every_days=_env_int(env, "PGY_FULL_SCAN_EVERY_DAYS", 7),
+                daily_call_budget=_env_int(env, "PGY_DAILY_CALL_BUDGET", 0),  # unset: no budget
             ),
             duckdb=PgyDuckDBResource(
                 database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),
@@ -132,7 +138,7 @@ def build_defs(
     return Definitions(
         assets=[*api_assets, creators],
         jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
-        schedules=[build_daily_snapshot_schedule(settings.snapshot_cron)],
+        schedules=[build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)],
         sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
         resources=resources,
         executor=executor,

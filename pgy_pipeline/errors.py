@@ -20,6 +20,7 @@ The tree, by what a person does about it::
     │       └── InsufficientBalanceError 601
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
+    ├── BudgetExhaustedError ......... the daily call budget (PGY_DAILY_CALL_BUDGET) would be passed
     └── WarehouseError ............... the DuckDB file cannot be used as it is
         ├── DataSourceMismatchError .. simulated and real data would mix in one DuckDB file
         ├── DuckDBLockedError ........ another process held the DuckDB file past the wait bound
@@ -157,6 +158,10 @@ class CircuitOpenError(PgyError):
 
 class ApiGuardError(PgyError):
     """API calls are paused by the stored quota/account guard."""
+
+
+class BudgetExhaustedError(PgyError):
+    """A call refused, without reaching the service, because it could pass the day's call budget."""
 
 
 class WarehouseError(PgyError):

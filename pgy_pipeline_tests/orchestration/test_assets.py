@@ -312,7 +312,9 @@ def test_metrics_match_independent_computation_including_read_gain(
 
     simulator.clock = fixed_clock(TODAY)
     simulator.reset_stats()
-    assert run_pipeline(instance, api, duckdb_resource, ids).success
+    # A full scan today, so that window 'all' is computed too (a window scan leaves it NULL).
+    full = {"ops": {"raw__note_pages": {"config": {"scan": "full"}}}}
+    assert run_pipeline(instance, api, duckdb_resource, ids, run_config=full).success
     columns = [
         "note_count",
         "video_note_count",

@@ -22,6 +22,7 @@ TABLES_0_1_0 = [
     "analytics.creators",
     "meta.data_source",
 ]
+VIEWS_OVER_NEW_TABLES = {"meta.api_calls_daily"}
 
 
 def release_0_1_0_file(path: Path) -> Path:
@@ -91,7 +92,9 @@ def test_the_0_1_0_file_upgrades_with_no_row_lost_and_every_view_answering(tmp_p
             # columns a migration added come after the 0.1.0 ones; the old values are untouched
             assert sorted(r[:old_columns] for r in after) == sorted(rows), table
         for view in views():
-            assert conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0] >= 1, view.name
+            count = conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0]
+            # the billing ledger starts empty: its view answers, with no rows yet
+            assert count >= (0 if view.name in VIEWS_OVER_NEW_TABLES else 1), view.name
         board = conn.execute("SELECT display_name, note_count FROM analytics.creator_leaderboard").fetchall()
         snapshots = conn.execute(
             "SELECT snapshot_date::VARCHAR, scan_status, total_reported, notes_loaded, pages, calls"
