@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -71,7 +71,8 @@ class ApiCall:
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> ApiCall:
-        values = dict(record)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}  # a journal line carries more
         when = datetime.fromisoformat(str(values.pop("called_at")))
         return cls(called_at=when if when.tzinfo else when.replace(tzinfo=UTC), **values)
 

@@ -90,6 +90,7 @@ class AdaptivePacer(Pacer):
             self.slow_start = True
         self._successes = 0
         self._last_cut = -float("inf")
+        self.start_rps = self.rate
         self.started_at = clock()
         self.rate_limited = 0  # 302s / 429s observed
         self.cuts = 0
@@ -145,6 +146,7 @@ class AdaptivePacer(Pacer):
         with self._lock:
             return {
                 "ceiling_rps": self.ceiling_rps,
+                "start_rps": round(self.start_rps, 3),
                 "final_rps": round(self.rate, 3),
                 "limit_estimate_rps": None if self.limit_estimate is None else round(self.limit_estimate, 3),
                 "rate_limited_answers": self.rate_limited,

@@ -208,3 +208,15 @@ def test_full_scan_every_days_comes_from_the_resource(every, instance, simulator
     assert run_pipeline(instance, api, duckdb_resource, [creator]).success
     expected_full = every <= 2
     assert (simulator.call_count(creator) == 38) is expected_full
+
+
+def test_only_a_newest_first_query_may_be_window_bounded(simulator):
+    from pgy_pipeline.api.client import PgyClient, ScanWindow
+    from pgy_pipeline.errors import InvalidParameterError
+    from pgy_pipeline_tests.conftest import TEST_TOKEN
+
+    [creator] = creator_ids(1, prefix="mostread")
+    with PgyClient(TEST_TOKEN, base_url=simulator.base_url) as client:
+        with pytest.raises(InvalidParameterError, match="orderType LATEST"):
+            client.scan_notes(creator, NotesQuery(order_type="MOST_READ"), ScanWindow.for_snapshot(TODAY))
+    assert simulator.call_count() == 0
