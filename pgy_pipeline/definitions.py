@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetsDefinition, AssetSpec, Definitions, EnvVar, ExecutorDefinition, map_asset_specs
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    EnvVar,
+    ExecutorDefinition,
+    in_process_executor,
+    map_asset_specs,
+)
 
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, creators, note_pages, notes
 from pgy_pipeline.orchestration.automation import (
@@ -32,6 +40,13 @@ from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# A range run over N creators would otherwise start by writing 3 x N "materialization planned" events,
+# one SQLite commit each (seconds per snapshot: docs/benchmarks.md). With this, Dagster writes one per
+# asset. It is read where a run is created: here it covers `dagster asset materialize` and anything
+# that imports the definitions; scripts/dev.sh and the Kubernetes values set it for the webserver and
+# daemon. Its cost: a failed run's partitions show as missing rather than failed.
+os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
 def _env_or(environ: Mapping[str, str], name: str, default: str) -> str | EnvVar:
@@ -124,7 +139,12 @@ def build_defs(
     settings: Settings | None = None, *, executor: ExecutorDefinition | None = None, **resource_overrides: Any
 ) -> Definitions:
     """The whole graph with ``settings`` (default: from the environment); keyword arguments replace
-    resources by name (``pgy_api=..., duckdb=...``), as tests and benchmarks do."""
+    resources by name (``pgy_api=..., duckdb=...``), as tests and benchmarks do.
+
+    Runs execute their steps in the run's own process (``in_process_executor``) unless ``executor``
+    says otherwise: a snapshot's three steps run one after another anyway, and a process per step
+    cost seconds of start-up each (docs/benchmarks.md, fetch).
+    """
     settings = settings or Settings.from_env()
     api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics]
     if settings.simulated:
@@ -141,7 +161,7 @@ def build_defs(
         schedules=[build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)],
         sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
         resources=resources,
-        executor=executor,
+        executor=executor or in_process_executor,
         metadata={
             "data_source": "simulator (JUSTONEAPI_TOKEN unset)" if settings.simulated else "justoneapi"
         },

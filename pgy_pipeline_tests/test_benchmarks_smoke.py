@@ -24,7 +24,7 @@ def smoke() -> dict[str, Any]:
 
 
 def _creators_with_notes(args) -> int:
-    counts = fetch.note_counts(fetch.creator_ids(args.creators, prefix="fetch"), args.max_notes)
+    counts = fetch.note_counts(fetch.creator_ids(args.creators, prefix="fetch"), args.fetch_max_notes)
     return sum(1 for n in counts.values() if n > 0)
 
 
@@ -38,6 +38,7 @@ def test_fetch_pipeline_makes_exactly_the_minimum_calls_and_loses_nothing(smoke)
     assert p["calls_302"]["max"] == 0
     assert p["calls_past_last_page"]["max"] == 0
     assert p["metric_rows"] == smoke["args"].creators * 9  # 3 windows x 3 segments
+    assert p["ledger_calls"]["max"] == r["min_calls"]  # every call in the billing ledger
     assert {"raw__note_pages", "analytics__notes", "analytics__creator_engagement_metrics"} <= set(
         p["steps_s"]
     )
@@ -116,6 +117,24 @@ def test_metrics_history(smoke):
     assert m["ratio_longest_over_shortest"] > 0
 
 
+def test_scans_window_costs_less_with_identical_30d_90d_metrics(smoke):
+    sc = smoke["results"]["scans"]
+    assert sc["metric_rows_differing"] == 0
+    assert sc["metric_rows_compared"] == smoke["args"].scans_creators * smoke["args"].scans_days * 6
+    assert sc["scans"]["window"]["full"] == smoke["args"].scans_creators  # the first day only
+    assert sc["calls"]["window"] < sc["calls"]["full"]
+    assert sc["ratio_full_over_window"] > 1
+
+
+def test_pacing_loses_no_note_and_learns_a_pace(smoke):
+    pc = smoke["results"]["pacing"]
+    for run in ("first", "second"):
+        assert pc[run]["notes_lost"] == 0 and pc[run]["failures"] == 0
+        assert pc[run]["calls"] >= pc[run]["calls_302"] >= 0
+    assert 0 < pc["learned"]["rate_rps"] <= pc["setup"]["ceiling_rps"]
+    assert pc["second"]["pacer"]["start_rps"] == round(pc["learned"]["rate_rps"], 3)
+
+
 def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
     machine = {
         "date": "2026-01-01 00:00 UTC",
@@ -139,6 +158,8 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "## 2. Orchestration",
         "## 3. Load and normalize",
         "## 4. Metrics",
+        "## 5. Calls per creator-day",
+        "## 6. Adaptive pacing",
         "## How to run",
     ):
         assert heading in first
@@ -155,6 +176,11 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "normalize_over_plain",
         "normalize_peak_rss",
         "metrics_flat",
+        "scans_ratio",
+        "scans_metrics_identical",
+        "pacing_302_share",
+        "pacing_throughput",
+        "pacing_notes_lost",
     } <= keys
     second = report.write(path, smoke["results"], {**machine, "date": "2026-01-02 00:00 UTC"}, "again", 1.0)
     assert "## Before and after" in second
