@@ -128,9 +128,9 @@ def test_scans_window_costs_less_with_identical_30d_90d_metrics(smoke):
 
 def test_pacing_loses_no_note_and_learns_a_pace(smoke):
     pc = smoke["results"]["pacing"]
-    for run in ("first", "second"):
-        assert pc[run]["notes_lost"] == 0 and pc[run]["failures"] == 0
-        assert pc[run]["calls"] >= pc[run]["calls_302"] >= 0
+    for which in ("first", "second"):
+        assert pc[which]["notes_lost"] == 0 and pc[which]["failures"] == 0
+        assert pc[which]["calls"] >= pc[which]["calls_302"] >= 0
     assert 0 < pc["learned"]["rate_rps"] <= pc["setup"]["ceiling_rps"]
     assert pc["second"]["pacer"]["start_rps"] == round(pc["learned"]["rate_rps"], 3)
 
