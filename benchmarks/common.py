@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,9 @@ def creator_ids(n: int, prefix: str = "bench") -> list[str]:
 
 def range_tags(creators: list[str], day: str) -> dict[str, str]:
     """Run tags for one run over ``creators`` (contiguous in registration order) on ``day``."""
-    return {
-        "dagster/asset_partition_range_start": f"{creators[0]}|{day}",
-        "dagster/asset_partition_range_end": f"{creators[-1]}|{day}",
-    }
+    from pgy_pipeline.orchestration.automation import range_tags as snapshot_range_tags
+
+    return snapshot_range_tags(creators[0], creators[-1], date.fromisoformat(day))
 
 
 def spread(values: Iterable[float]) -> dict[str, Any]:

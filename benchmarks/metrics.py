@@ -45,7 +45,8 @@ SELECT
     (n.j + 1)::INTEGER AS list_position,
     (n.j // $page_size + 1)::INTEGER AS page_number,
     $day::TIMESTAMP AS fetched_at,
-    []::VARCHAR[] AS quality_issues
+    []::VARCHAR[] AS quality_issues,
+    CASE WHEN n.k % 5 = 0 THEN 'cooperation' ELSE 'organic' END AS segment
 FROM (SELECT substr(md5('metrics:' || c), 1, 24) AS creator_id, c FROM range($creators) AS t(c)) AS cr,
      (SELECT j, (($day::DATE - $origin::DATE) // 2) - j AS k FROM range($notes) AS q(j)) AS n,
      LATERAL (SELECT (1000 + (hash(cr.c, n.k) % 50000) * least(1.0, ($day::DATE - ($origin::DATE + (2 * n.k)::INTEGER)) / 6.0))::BIGINT

@@ -6,9 +6,9 @@
 
 Benchmarks: ``fetch`` (1, at the service's limit, a ``dagster asset materialize`` process, against the
 doc's sample loop and dlt), ``orchestration`` (2, range run versus one run per creator), ``normalize``
-(3, one million notes), ``metrics`` (4, as history grows), ``scans`` (5, calls per creator-day, full
-versus window scans over a week), ``pacing`` (6, adaptive pacing against a hidden limit). Everything
-talks to loopback only.
+(3, one million notes), ``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds
+and report at 3.6M note rows), ``scans`` (6, calls per creator-day, full versus window scans over a
+week), ``pacing`` (7, adaptive pacing against a hidden limit). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics", "scans", "pacing")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "scans", "pacing")
 
 SMOKE = {
     "creators": 3,
@@ -42,6 +42,9 @@ SMOKE = {
     "metrics_creators": 20,
     "histories": "1,3",
     "metrics_repeats": 1,
+    "analyst_creators": 20,
+    "analyst_days": 5,
+    "analyst_repeats": 1,
     "fetch_max_notes": 12,
     "scans_creators": 12,
     "scans_days": 2,
@@ -94,10 +97,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--metrics-creators", type=int, default=1000)
     g.add_argument("--histories", default="10,30,90")
     g.add_argument("--metrics-repeats", type=int, default=9)
-    g = p.add_argument_group("5 scans")
+    g = p.add_argument_group("5 analyst")
+    g.add_argument("--analyst-creators", type=int, default=1000)
+    g.add_argument("--analyst-days", type=int, default=90, help="daily snapshots (40 notes each)")
+    g.add_argument("--analyst-repeats", type=int, default=3)
+    g = p.add_argument_group("6 scans")
     g.add_argument("--scans-creators", type=int, default=200)
     g.add_argument("--scans-days", type=int, default=7)
-    g = p.add_argument_group("6 pacing")
+    g = p.add_argument_group("7 pacing")
     g.add_argument("--pacing-creators", type=int, default=150)
     g.add_argument("--pacing-limit", type=float, default=7.0, help="the simulator's hidden limit, requests/s")
     g.add_argument("--pacing-ceiling", type=float, default=20.0, help="JUSTONEAPI_MAX_RPS")
@@ -169,16 +176,23 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         results["metrics"] = metrics.run(
             creators=args.metrics_creators, histories=histories, repeats=args.metrics_repeats, log=log
         )
+    if "analyst" in only:
+        from benchmarks import analyst
+
+        log(f"5 analyst: {args.analyst_creators} creators x {args.analyst_days} daily snapshots x 40 notes")
+        results["analyst"] = analyst.run(
+            creators=args.analyst_creators, days=args.analyst_days, repeats=args.analyst_repeats, log=log
+        )
     if "scans" in only:
         from benchmarks import scans
 
-        log(f"5 scans: {args.scans_creators} creators x {args.scans_days} days, full vs window scans")
+        log(f"6 scans: {args.scans_creators} creators x {args.scans_days} days, full vs window scans")
         results["scans"] = scans.run(creators=args.scans_creators, days=args.scans_days, log=log)
     if "pacing" in only:
         from benchmarks import pacing
 
         log(
-            f"6 pacing: hidden limit {args.pacing_limit:g} req/s, ceiling {args.pacing_ceiling:g}, "
+            f"7 pacing: hidden limit {args.pacing_limit:g} req/s, ceiling {args.pacing_ceiling:g}, "
             f"{args.pacing_latency_ms:g} ms latency"
         )
         results["pacing"] = pacing.run(

@@ -1,4 +1,4 @@
-"""Benchmark 5: calls per creator-day, full scans every day versus window-bounded scans.
+"""Benchmark 6: calls per creator-day, full scans every day versus window-bounded scans.
 
 A realistic roster (``pgy_pipeline.simulator.roster``: note counts long-tailed from 5 to 600, posting
 rates from once a month to daily) served by the simulator, snapshotted once a day for a week with the
@@ -85,7 +85,7 @@ def run(
                         quiet_loggers("httpx", "httpcore"),
                         PgyClient(TOKEN, base_url=base_url, max_rps=None, max_concurrency=4) as client,
                     ):
-                        outcome = fetch_creators(client, ids, day, windows=windows)
+                        outcome = fetch_creators(client, ids, windows=windows)
                     seconds[strategy] += time.monotonic() - t0
                     if outcome.failures:
                         raise RuntimeError(f"{strategy} day {d}: {len(outcome.failures)} creators failed")

@@ -24,6 +24,7 @@ from dagster import (
     map_asset_specs,
 )
 
+from pgy_pipeline.orchestration.analyst_assets import ANALYST_ASSETS, analyst_job, analyst_refresh_sensor
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, creators, note_pages, notes
 from pgy_pipeline.orchestration.automation import (
     DEFAULT_SNAPSHOT_CRON,
@@ -146,7 +147,8 @@ def build_defs(
     cost seconds of start-up each (docs/benchmarks.md, fetch).
     """
     settings = settings or Settings.from_env()
-    api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics]
+    # Everything computed from the API's data says so when that data is simulated.
+    api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics, *ANALYST_ASSETS]
     if settings.simulated:
         api_assets = list(map_asset_specs(_flag_simulated, api_assets))
     resources: dict[str, Any] = {
@@ -157,9 +159,14 @@ def build_defs(
     }
     return Definitions(
         assets=[*api_assets, creators],
-        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job],
+        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job, analyst_job],
         schedules=[build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)],
-        sensors=[creator_registry_sensor, raw_pages_followup_sensor, api_failure_sensor],
+        sensors=[
+            creator_registry_sensor,
+            raw_pages_followup_sensor,
+            api_failure_sensor,
+            analyst_refresh_sensor,
+        ],
         resources=resources,
         executor=executor or in_process_executor,
         metadata={

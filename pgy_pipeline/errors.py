@@ -9,15 +9,21 @@ The tree, by what a person does about it::
     │   └── PastSnapshotDateError .... raw pages can only be fetched for today (Asia/Shanghai)
     ├── ApiError ..................... the Just One API answered with a failure
     │   ├── TransientError ........... worth retrying: 301, 500, HTTP 5xx/429, timeouts, broken bodies
-    │   │   └── RateLimitedError ..... 302 or HTTP 429: back off longer
+    │   │   ├── RateLimitedError ..... 302 or HTTP 429: back off longer
+    │   │   └── ServiceUnavailableError 503: the service is down for a while; back off longer
     │   ├── RetriesExhaustedError .... a transient failure outlived the retry budget
     │   ├── InvalidRequestError ...... 400: the service rejected this request's parameters
+    │   ├── NotFoundError ............ 201 (billed) or 404: nothing there for this request; not retried
+    │   ├── UnsupportedTargetError ... 202: the endpoint does not support this target; not retried
     │   ├── UnexpectedResponseError .. a code or body shape the documentation does not describe
     │   └── AccountError ............. terminal for the whole account; the circuit breaker opens
     │       ├── AuthError ............ 100: token invalid or inactive
+    │       ├── AccountRejectedError . 101: undocumented, next to 100; treated like it
     │       ├── QuotaExceededError ... 303: daily quota used up
+    │       │   └── UsageLimitError .. 300: undocumented, a quota per the vendor's SDK; treated like 303
     │       ├── PermissionDeniedError  600
-    │       └── InsufficientBalanceError 601
+    │       ├── InsufficientBalanceError 601
+    │       └── SpendingCapError ..... 602: the token's spending cap is reached
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
     ├── BudgetExhaustedError ......... the daily call budget (PGY_DAILY_CALL_BUDGET) would be passed
@@ -115,6 +121,10 @@ class RateLimitedError(TransientError):
         self.retry_after_s = retry_after_s
 
 
+class ServiceUnavailableError(TransientError):
+    """Code 503: the service is temporarily unavailable; worth retrying after a longer wait."""
+
+
 class RetriesExhaustedError(ApiError):
     """A transient failure that kept happening until the retry budget ran out."""
 
@@ -126,6 +136,17 @@ class RetriesExhaustedError(ApiError):
 
 class InvalidRequestError(ApiError):
     """Code 400: the service rejected this request's parameters."""
+
+
+class NotFoundError(ApiError):
+    """Code 201 ("no content", billed) or 404: the service has nothing for this request.
+
+    Terminal for the request: a retry of a 201 would be billed again for the same answer.
+    """
+
+
+class UnsupportedTargetError(ApiError):
+    """Code 202: the endpoint does not support this target; the vendor says retrying will not help."""
 
 
 class UnexpectedResponseError(ApiError):
@@ -140,8 +161,16 @@ class AuthError(AccountError):
     """Code 100: the token is invalid or inactive."""
 
 
+class AccountRejectedError(AccountError):
+    """Code 101 (undocumented, next to 100): the token or account was rejected; treated like 100."""
+
+
 class QuotaExceededError(AccountError):
     """Code 303: the daily quota is used up."""
+
+
+class UsageLimitError(QuotaExceededError):
+    """Code 300 (undocumented; the vendor's SDK pairs it with "quota exceeded"): treated like 303."""
 
 
 class PermissionDeniedError(AccountError):
@@ -150,6 +179,10 @@ class PermissionDeniedError(AccountError):
 
 class InsufficientBalanceError(AccountError):
     """Code 601: the account balance is too low."""
+
+
+class SpendingCapError(AccountError):
+    """Code 602: the token's spending cap is reached; it stays until an operator raises it."""
 
 
 class CircuitOpenError(PgyError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult, instance_for_test, 
 
 from pgy_pipeline.api.client import reset_circuit_breakers
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.orchestration.automation import range_tags as snapshot_range_tags
 from pgy_pipeline.orchestration.partitions import today_shanghai
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.simulator import Simulator
@@ -85,11 +87,19 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
 
 def range_tags(creators: list[str], day: str | None = None) -> dict[str, str]:
     """Run tags for one run over ``creators`` (contiguous in registration order) on ``day``."""
-    day = day or today_shanghai().isoformat()
-    return {
-        "dagster/asset_partition_range_start": f"{creators[0]}|{day}",
-        "dagster/asset_partition_range_end": f"{creators[-1]}|{day}",
-    }
+    when = date.fromisoformat(day) if day else today_shanghai()
+    return snapshot_range_tags(creators[0], creators[-1], when)
+
+
+def setup_creators(
+    instance: DagsterInstance, simulator: Simulator, prefix: str, note_counts: list[int]
+) -> list[str]:
+    """Creators with these note counts on the simulator, registered as partitions of ``instance``."""
+    ids = creator_ids(len(note_counts), prefix=prefix)
+    for c, n in zip(ids, note_counts, strict=True):
+        simulator.set_note_count(c, n)
+    instance.add_dynamic_partitions("creators", ids)
+    return ids
 
 
 def run_pipeline(

@@ -135,6 +135,19 @@ def test_pacing_loses_no_note_and_learns_a_pace(smoke):
     assert pc["second"]["pacer"]["start_rps"] == round(pc["learned"]["rate_rps"], 3)
 
 
+def test_analyst_desk(smoke):
+    a = smoke["results"]["analyst"]
+    creators, days = smoke["args"].analyst_creators, smoke["args"].analyst_days
+    assert a["build"]["notes_rows"] > creators * days * 39  # 40 a day, now and then one missing
+    assert a["build"]["metric_rows"] == creators * days * 9
+    assert a["percentile_rows"] > creators  # 'all' plus each creator's tags
+    assert a["report_charts"] > 1
+    for name, q in a["queries"].items():
+        assert q["seconds"]["n"] == 1, name
+    assert a["queries"]["creator: note history"]["rows"] > 0
+    assert a["queries"]["brand: cooperations by creator"]["rows"] > 0
+
+
 def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
     machine = {
         "date": "2026-01-01 00:00 UTC",
@@ -158,8 +171,9 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "## 2. Orchestration",
         "## 3. Load and normalize",
         "## 4. Metrics",
-        "## 5. Calls per creator-day",
-        "## 6. Adaptive pacing",
+        "## 5. The analyst's desk",
+        "## 6. Calls per creator-day",
+        "## 7. Adaptive pacing",
         "## How to run",
     ):
         assert heading in first
@@ -181,6 +195,10 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "pacing_302_share",
         "pacing_throughput",
         "pacing_notes_lost",
+        "analyst_slowest_query",
+        "analyst_percentiles",
+        "analyst_anomalies",
+        "analyst_report",
     } <= keys
     second = report.write(path, smoke["results"], {**machine, "date": "2026-01-02 00:00 UTC"}, "again", 1.0)
     assert "## Before and after" in second

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pgy_pipeline.api.client import CODE_TABLE
 from pgy_pipeline.warehouse import docs
+from pgy_pipeline.warehouse.pugongying import FIELD_MAPPINGS
+from pgy_pipeline.warehouse.tables import relation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +30,36 @@ def test_readme_names_every_environment_variable_the_code_reads():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = sorted(n for n in names if n not in readme)
     assert not missing, f"README does not mention {missing}"
+
+
+def test_the_pugongying_mapping_names_only_declared_columns_and_covers_the_fields():
+    named = [rc for m in FIELD_MAPPINGS for rc in m.qualified_columns()]
+    assert named
+    for relation_name, column in named:
+        relation(relation_name).column(column)  # KeyError names a column missing from the schema
+    fields = " ".join(m.pugongying for m in FIELD_MAPPINGS)
+    for field in [
+        "readMedian",
+        "interactionMedian",
+        "mEngagementNum",
+        "interactionRate",
+        "hundredLikePercent",
+        "thousandLikePercent",
+        "noteNumber",
+        "videoNoteNumber",
+        "daily",
+        "cooperation",
+    ]:
+        assert field in fields, field
+    rendered = docs.render()
+    assert "## Pugongying's figures and ours" in rendered
+    for m in FIELD_MAPPINGS:
+        assert m.pugongying in rendered
+
+
+def test_readme_failure_table_names_every_business_code_and_its_error():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| outcome | error |") : readme.index("The **guard** carries")]
+    for code, (cls, _) in CODE_TABLE.items():
+        assert re.search(rf"\b{code}\b", table), code
+        assert cls.__name__ in table, cls.__name__

@@ -18,7 +18,13 @@ import pytest
 from pgy_pipeline.orchestration.automation import failure_cause
 from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
-from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline, step_failure_messages
+from pgy_pipeline_tests.conftest import (
+    TEST_TOKEN,
+    fast_api,
+    run_pipeline,
+    setup_creators,
+    step_failure_messages,
+)
 from pgy_pipeline_tests.reliability_support import (
     Holder,
     RunnerProcess,
@@ -40,14 +46,6 @@ REFRESH = {"ops": {"raw__note_pages": {"config": {"refresh": True}}}}
 def frozen_clock(simulator):
     moment = datetime.combine(TODAY, dtime(10), tzinfo=SHANGHAI)
     simulator.clock = lambda: moment
-
-
-def setup_creators(instance, simulator, prefix, note_counts):
-    ids = creator_ids(len(note_counts), prefix=prefix)
-    for c, n in zip(ids, note_counts, strict=True):
-        simulator.set_note_count(c, n)
-    instance.add_dynamic_partitions("creators", ids)
-    return ids
 
 
 def in_background(fn):

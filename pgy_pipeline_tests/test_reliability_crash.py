@@ -34,7 +34,13 @@ from pgy_pipeline.warehouse.storage import (
     rebuild_notes,
     replace_raw_pages,
 )
-from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline, step_failure_messages
+from pgy_pipeline_tests.conftest import (
+    TEST_TOKEN,
+    fast_api,
+    run_pipeline,
+    setup_creators,
+    step_failure_messages,
+)
 from pgy_pipeline_tests.reliability_support import (
     RunnerProcess,
     counts,
@@ -98,14 +104,6 @@ def store_snapshot(simulator, db_path, ids, day, hour=10):
         keys = [(c, day) for c in ids]
         rebuild_notes(conn, keys)
         rebuild_metrics(conn, keys)
-
-
-def setup_creators(pinstance, simulator, prefix, note_counts):
-    ids = creator_ids(len(note_counts), prefix=prefix)
-    for c, n in zip(ids, note_counts, strict=True):
-        simulator.set_note_count(c, n)
-    pinstance.add_dynamic_partitions("creators", ids)
-    return ids
 
 
 def runner(home, db_path, simulator, ids, **options) -> RunnerProcess:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: install, lint (ruff), and run the whole test suite.
+# One command from a fresh clone: install, lint (ruff), type-check (mypy --strict), and run the whole
+# test suite.
 # The PostgreSQL profile test needs a server: set PGY_TEST_POSTGRES_URL, or have PostgreSQL's
 # binaries installed (initdb, pg_ctl) and this script starts a throwaway one on a free port.
 set -euo pipefail
@@ -8,6 +9,8 @@ bash scripts/setup.sh
 .venv/bin/ruff check pgy_pipeline pgy_pipeline_tests benchmarks
 .venv/bin/ruff format --check pgy_pipeline pgy_pipeline_tests benchmarks >/dev/null || \
   echo "note: ruff format would reformat some files (not enforced)"
+.venv/bin/mypy   # strict, on the package: see [tool.mypy] in pyproject.toml
+.venv/bin/python -m pgy_pipeline.warehouse.docs --check
 
 pg_dir=""
 cleanup() {

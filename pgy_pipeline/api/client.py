@@ -9,10 +9,12 @@ What it guarantees:
 * **Business codes decide.** A response's ``code`` field, not its HTTP status, says whether a call
   worked. 301, 500, HTTP 5xx/429, timeouts, dropped connections and bodies that are not JSON are
   retried with exponential backoff and jitter (tenacity), bounded in attempts and in time, except a
-  non-JSON client error page (HTTP 4xx other than 408/425), which no retry would heal; 302 backs
-  off longer and honours ``Retry-After``. 100, 303, 600 and 601 are terminal for the account: the
-  call is not retried and a process-wide circuit breaker refuses every later call, because each one
-  would fail or be billed. 400 is terminal for that request.
+  non-JSON client error page (HTTP 4xx other than 408/425), which no retry would heal; 302 and 503
+  back off longer, 302 honouring ``Retry-After``. 100, 101, 300, 303, 600, 601 and 602 are terminal
+  for the account: the call is not retried and a process-wide circuit breaker refuses every later
+  call, because each one would fail or be billed. 201, 202, 400 and 404 are terminal for that
+  request (201 is billed: never retried). Any other code fails, naming it and the service's message.
+  :data:`CODE_TABLE` says why for each code.
 * **Fewest calls.** :meth:`PgyClient.scan_notes` pages until the notes collected reach ``total`` or a
   page comes back empty, under a hard page cap; it never assumes a page size. Notes are deduplicated
   by ``noteId``, and list drift while paging (``total`` changing, a note seen twice) is reported. A
@@ -51,6 +53,7 @@ from tenacity.stop import stop_before_delay
 from pgy_pipeline.api.ledger import ApiCall, CallHooks, code_in_body, is_billed
 from pgy_pipeline.errors import (
     AccountError,
+    AccountRejectedError,
     ApiError,
     AuthError,
     CircuitOpenError,
@@ -58,12 +61,17 @@ from pgy_pipeline.errors import (
     InvalidCreatorIdError,
     InvalidParameterError,
     InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitedError,
     RetriesExhaustedError,
+    ServiceUnavailableError,
+    SpendingCapError,
     TransientError,
     UnexpectedResponseError,
+    UnsupportedTargetError,
+    UsageLimitError,
 )
 
 log = logging.getLogger(__name__)
@@ -236,6 +244,10 @@ class Pacer:
 
     def observe(self, rate_limited: bool, released_at: float) -> None:
         """Feedback on one answered call released at ``released_at`` (monotonic); fixed pace ignores it."""
+
+    def rate_limit_wait_s(self, attempt: int) -> float | None:
+        """How long a request answered 302 waits before its retry; None: the client's own backoff."""
+        return None
 
     def __enter__(self) -> Pacer:
         self._slots.acquire()
@@ -447,16 +459,89 @@ def _runs(values: list[int]) -> list[int]:
 # The client
 # --------------------------------------------------------------------------------------------
 
-_ACCOUNT_ERRORS: dict[int, tuple[type[AccountError], str]] = {
+# Every business code the vendor documents, and what the client does with it. Sources: the endpoint's
+# page (0, 100, 301, 302, 303, 400, 500, 600, 601), the vendor's API usage guide (201, and its billing
+# table: only 0 and 201 are billed) and the code enum of its OpenAPI document (101, 202, 300, 404, 503,
+# 602, which no vendor text explains). A code absent from the billing table is taken as not billed.
+#
+# * Account codes (an AccountError): every further call would fail, or be billed for nothing. The call
+#   is not retried, the process-wide breaker opens, and the asset sets the stored guard.
+# * Transient codes (a TransientError): retried with backoff within the attempt and time budgets.
+# * Request codes (any other ApiError): that request fails, nothing else stops.
+CODE_TABLE: dict[int, tuple[type[ApiError], str]] = {
+    # --- account: no retry, breaker, guard ---
     100: (AuthError, "API token invalid or inactive: check JUSTONEAPI_TOKEN; no further calls will be made"),
+    # Undocumented (an enum member only). It sits next to 100, so it is most likely about the token or
+    # the account: stopping costs a pause, calling on could cost money. An operator clears the guard.
+    101: (
+        AccountRejectedError,
+        "the service rejected the token or account (101, undocumented; treated like 100): check the "
+        "Just One API account and JUSTONEAPI_TOKEN; no further calls will be made",
+    ),
+    # Undocumented; the only vendor text is a fixture of its SDK's tests that pairs 300 with "quota
+    # exceeded". Handled like the daily quota: calls pause until tomorrow and then resume by themselves,
+    # so a wrong guess costs at most a day, while calling on through a quota would fail every call.
+    300: (
+        UsageLimitError,
+        "usage limit reached (300, undocumented; the vendor's SDK pairs it with 'quota exceeded'): "
+        "treated like the daily quota, no more calls until tomorrow (Asia/Shanghai)",
+    ),
     303: (QuotaExceededError, "daily quota exceeded: no more calls until tomorrow (Asia/Shanghai)"),
     600: (PermissionDeniedError, "permission denied: this account may not call the notes endpoint"),
     601: (InsufficientBalanceError, "insufficient balance: top up the Just One API account, then retry"),
+    # A per-token spending cap. No vendor text says when (or whether) it resets, so it is not treated
+    # as a daily quota: calls stay paused until an operator has raised the cap and clears the guard.
+    602: (
+        SpendingCapError,
+        "spending cap reached (602): this token's spending limit is used up; raise it in the Just One "
+        "API console, then clear the guard; no further calls will be made",
+    ),
+    # --- transient: retried ---
+    301: (TransientError, "collection failed on the service side (301): retrying"),
+    302: (RateLimitedError, "rate limit exceeded (302): backing off"),
+    500: (TransientError, "internal server error on the service side (500): retrying"),
+    # The OpenAPI document's HTTP 503 reads "Service temporarily unavailable": worth retrying, after
+    # the longer waits of a rate limit, so the retries do not land while the service is still down.
+    503: (ServiceUnavailableError, "service temporarily unavailable (503): retrying after a longer wait"),
+    # --- this request fails, no retry ---
+    # "No Content Available": the resource does not exist, and the vendor bills it. A retry would be
+    # billed again for the same answer, so it is never retried.
+    201: (
+        NotFoundError,
+        "no content (201): the service found nothing for this request (a wrong id, or the creator left "
+        "the marketplace); not retried, because every 201 is billed",
+    ),
+    # "Some items are not supported; ... code is 202 and retrying will not help" (OpenAPI text of
+    # other endpoints).
+    202: (
+        UnsupportedTargetError,
+        "not supported (202): the endpoint does not support this target; retrying would not help",
+    ),
+    400: (
+        InvalidRequestError,
+        "the service rejected the request's parameters (400): check the creator id and query; "
+        "retrying would not help",
+    ),
+    # Undocumented as a business code. A wrong or retired path comes back from the gateway without a
+    # 'code' field, so a 404 code is the service saying that what was asked for does not exist: the
+    # request fails, not retried (not billed, but a retry would get the same answer).
+    404: (
+        NotFoundError,
+        "not found (404, undocumented business code): the service has nothing for this request; not retried",
+    ),
 }
-_TRANSIENT_CODES = {
-    301: "collection failed on the service side",
-    500: "internal server error on the service side",
-}
+
+
+def _business_code(value: object) -> int | None:
+    """The body's ``code`` as an int: the vendor's OpenAPI document declared codes as strings until
+    2026-08, so ``"0"`` counts as 0. None when it is not a whole number (an undocumented code)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 class PgyClient:
@@ -638,39 +723,37 @@ class PgyClient:
                 http_status=status,
                 **where,
             )
-        code = body.get("code")
+        raw_code = body.get("code")
+        code = _business_code(raw_code)
         message = body.get("message") if isinstance(body.get("message"), str) else None
         message = redact(message, _REDACTOR.secrets) if message else message
-        self.stats.record(str(code))
-        ctx: _Where = {**where, "code": code if isinstance(code, int) else None, "service_message": message}
+        self.stats.record(str(code if code is not None else raw_code))
+        ctx: _Where = {**where, "code": code, "service_message": message}
         if code == 0:
             return body, text
-        if code in _ACCOUNT_ERRORS:
-            cls, text_ = _ACCOUNT_ERRORS[code]
-            error = cls(text_, **ctx)
-            self.breaker.trip(error)
-            raise error
-        if code == 302:
-            raise RateLimitedError("rate limit exceeded (302): backing off", retry_after_s=retry_after, **ctx)
-        if code in _TRANSIENT_CODES:
-            raise TransientError(f"{_TRANSIENT_CODES[code]} ({code}): retrying", **ctx)
-        if code == 400:
-            raise InvalidRequestError(
-                "the service rejected the request's parameters (400): check the creator id and query; "
-                "retrying would not help",
+        rule = CODE_TABLE.get(code) if code is not None else None
+        if rule is None:
+            raise UnexpectedResponseError(
+                f"undocumented business code {raw_code!r}: not retried, and other calls go on; "
+                "report it to Just One API if it persists",
                 **ctx,
             )
-        raise UnexpectedResponseError(
-            f"undocumented business code {code!r}: not retried; report it if it persists", **ctx
-        )
+        cls, explanation = rule
+        if issubclass(cls, RateLimitedError):
+            raise cls(explanation, retry_after_s=retry_after, **ctx)
+        error = cls(explanation, **ctx)
+        if isinstance(error, AccountError):
+            self.breaker.trip(error)
+        raise error
 
     def _wait_s(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         n = state.attempt_number
-        if isinstance(exc, RateLimitedError):
-            if exc.retry_after_s is not None:
+        if isinstance(exc, RateLimitedError | ServiceUnavailableError):
+            if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
                 return min(exc.retry_after_s, self.max_retry_time_s)
-            base = self.rate_limit_backoff_s * 2.0 ** (n - 1)
+            paced = self.pacer.rate_limit_wait_s(n) if isinstance(exc, RateLimitedError) else None
+            base = paced if paced is not None else self.rate_limit_backoff_s * 2.0 ** (n - 1)
         else:
             base = self.backoff_initial_s * 2.0 ** (n - 1)
         # Full jitter on top of the exponential step keeps parallel workers from retrying in lockstep.

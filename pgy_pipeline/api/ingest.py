@@ -1,4 +1,4 @@
-"""Fetch many creators' scans concurrently, spooling each one as soon as it is complete.
+"""Fetch many creators' scans concurrently, handing each one over as soon as it is complete.
 
 Plain Python (no Dagster), so the asset stays a thin layer and benchmarks can call it directly.
 Creators are scanned in parallel up to the client's concurrency limit; the client's pacer keeps the
@@ -17,11 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import date
 
 from pgy_pipeline.api.client import NotesQuery, PgyClient, Scan, ScanWindow
 from pgy_pipeline.errors import PgyError
-from pgy_pipeline.warehouse.spool import Spool
 
 
 @dataclass
@@ -35,16 +33,16 @@ class FetchOutcome:
 def fetch_creators(
     client: PgyClient,
     creator_ids: list[str],
-    snapshot_date: date,
     *,
     query: NotesQuery | None = None,
-    spool: Spool | None = None,
+    on_scan: Callable[[Scan], None] | None = None,
     progress: Callable[[int, int, FetchOutcome], None] | None = None,
     windows: Mapping[str, ScanWindow] | None = None,
     estimates: Mapping[str, int] | None = None,
 ) -> FetchOutcome:
-    """Scan each creator (window-bounded where ``windows`` says); spool every completed scan;
-    collect failures by creator. ``estimates`` are the expected calls per creator (default 1)."""
+    """Scan each creator (window-bounded where ``windows`` says); hand every completed scan to
+    ``on_scan`` (the caller spools it, so pages paid for survive a failed write); collect failures by
+    creator. ``estimates`` are the expected calls per creator (default 1), for the hooks."""
     query = query or NotesQuery()
     outcome = FetchOutcome()
     started = time.monotonic()
@@ -63,8 +61,8 @@ def fetch_creators(
         mode = "window" if window is not None else "full"
         since = window.since if window is not None else None
         scan.pages = [replace(p, scan=mode, scan_window_from=since) for p in scan.pages]
-        if spool is not None:
-            spool.save(creator_id, snapshot_date, scan.pages)
+        if on_scan is not None:
+            on_scan(scan)
         return scan
 
     workers = max(1, min(client.pacer.max_concurrency, len(creator_ids)))

@@ -5,7 +5,8 @@ The vendor does not publish its limit, so ``JUSTONEAPI_MAX_RPS`` is a ceiling an
 * **Slow start.** Without a remembered rate the pace starts at ``start_rps`` and grows by half
   after each second's worth of successes, until the first 302 (or the ceiling).
 * **Decrease.** On a 302 (or HTTP 429) the pace is cut to ``decrease`` times itself, the next release
-  waits a full interval at the new pace, and the refused request retries after the client's backoff.
+  waits a full interval at the new pace, and the refused request retries after about a second (the
+  service's window; doubling if refused again), not the fixed pace's 10 s steps.
   Answers to requests released before the cut belong to the same overload and do not cut again.
 * **Increase.** After each second's worth of successes the pace grows by ``increase`` of itself,
   a quarter of that within 5% of the rate that last earned a 302 (the limit is probably there), and
@@ -134,6 +135,11 @@ class AdaptivePacer(Pacer):
                     step /= 4
                 self.rate = min(self.ceiling_rps, self.rate + step)
             self._record(now)
+
+    def rate_limit_wait_s(self, attempt: int) -> float | None:
+        # The pace was cut already (the real back-off, shared by every request); the refused request
+        # itself waits about the service's one-second window, doubling if it is refused again.
+        return min(8.0, 1.0 * 2.0 ** (attempt - 1))
 
     def _record(self, now: float) -> None:
         self.history.append((now - self.started_at, self.rate))

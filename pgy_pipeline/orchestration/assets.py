@@ -46,6 +46,7 @@ from pgy_pipeline.errors import (
     PgyError,
 )
 from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, budget_message, record_verdict
+from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
 from pgy_pipeline.orchestration.metadata import column_schema, keys_text, md_table
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
@@ -169,9 +170,8 @@ def _fetch(
         outcome = fetch_creators(
             client,
             scans.order,
-            day,
             query=query,
-            spool=spool,
+            on_scan=lambda scan: spool.save(scan.creator_id, day, scan.pages),
             progress=progress,
             windows=scans.windows,
             estimates=scans.estimates,
@@ -206,6 +206,24 @@ def _add_partition_metadata(
     """Give each partition of the step its own figures, instead of the step's totals."""
     for key, values in _partition_figures(rows, names).items():
         context.add_asset_metadata(values, partition_key=partition_key(*key))
+
+
+def _note_empty_snapshots(
+    context: AssetExecutionContext, pages_by_key: dict[PartitionKey, list[Page]]
+) -> list[str]:
+    """Log every creator whose written snapshot is 'empty' and keep the streaks of empty snapshots
+    (in the Dagster instance, for the daily schedule); returns those creators."""
+    by_day: dict[date, tuple[list[str], list[str]]] = {}
+    for (creator_id, day), pages in sorted(pages_by_key.items()):
+        empty, with_data = by_day.setdefault(day, ([], []))
+        (empty if is_empty_scan(pages) else with_data).append(creator_id)
+    for day, (empty, with_data) in by_day.items():
+        for creator_id, streak in record_snapshots(context.instance, day, empty, with_data).items():
+            context.log.warning(
+                f"creator {creator_id}: {NO_DATA_MESSAGE} (the service answered code 0 with no notes and "
+                f"total 0, and billed the call); {streak.describe()}"
+            )
+    return sorted({c for empty, _ in by_day.values() for c in empty})
 
 
 @asset(
@@ -311,6 +329,7 @@ def note_pages(
     for key in pages_by_key:
         spool.discard(*key)
     spent = books.journal.totals()
+    no_data = _note_empty_snapshots(context, pages_by_key)
     with duckdb.get_connection() as conn, partition_keys(conn, plan.stored | set(pages_by_key)):
         per_partition = report(conn, "raw_pages_per_partition")
     figures = _partition_figures(
@@ -346,6 +365,8 @@ def note_pages(
     )
     if drift:
         metadata["list_drift"] = MetadataValue.json(drift)
+    if no_data:
+        metadata["run_total/no_pugongying_data"] = MetadataValue.json(no_data)
     if order_breaks:
         # Dates out of newest-first order by more than the window margin: a window scan could miss notes.
         metadata["out_of_order_dates"] = MetadataValue.json(order_breaks)

@@ -4,6 +4,8 @@
   gives each new creator its first snapshot at once.
 * ``daily_snapshot_schedule`` snapshots every active creator once a day, in as few runs as the
   partition ranges allow (one, when the active creators are contiguous in registration order).
+  A creator whose last 3 or more snapshots came back empty (no Pugongying data) is checked only
+  weekly, and the tick says so (:mod:`pgy_pipeline.orchestration.empty_streaks`).
 * ``raw_pages_followup_sensor`` rebuilds notes and metrics for raw partitions that changed without
   them (a partial run, a manual raw-only rerun or backfill).
 * ``api_failure_sensor`` tags failed runs with their cause, so the runs list shows it at a glance.
@@ -58,6 +60,7 @@ from pgy_pipeline.orchestration.dagster_internals import (
     materialized_partitions,
     tag_run,
 )
+from pgy_pipeline.orchestration.empty_streaks import deferred_creators, deferred_text, forget, read_streaks
 from pgy_pipeline.orchestration.guard import clear_guard, read_guard
 from pgy_pipeline.orchestration.partitions import (
     SHANGHAI,
@@ -132,6 +135,15 @@ def creator_registry_sensor(
     registered = set(context.instance.get_dynamic_partitions("creators"))
     new = [c for c in registry.active_ids if c not in registered]
     run_requests, notes_for_tick = [], []
+    # A creator taken out of the registry (or made inactive) loses its streak of empty snapshots, so
+    # adding it back has it checked daily again.
+    active = set(registry.active_ids)
+    streaks = read_streaks(context.instance)
+    forgotten = forget(context.instance, [c for c in streaks if c not in active])
+    if forgotten:
+        notes_for_tick.append(
+            f"{len(forgotten)} creator(s) no longer active: their streak of empty snapshots is forgotten"
+        )
     if registry.fingerprint != context.cursor:
         run_requests.append(
             RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}")
@@ -216,17 +228,25 @@ def build_daily_snapshot_schedule(
                 f"{len(unregistered)} active creator(s) not yet registered as partitions (the registry "
                 f"sensor adds them on its next tick): {', '.join(unregistered[:5])}"
             )
-        blocks = contiguous_blocks(registered, active)
+        when = context.scheduled_execution_time
+        day = when.astimezone(SHANGHAI).date() if when is not None else today_shanghai()
+        # Creators that came back empty too often are checked weekly (read from the instance: the
+        # schedule never opens DuckDB, which a run may be holding).
+        deferred = deferred_creators(read_streaks(context.instance), active, day)
+        if deferred:
+            context.log.info(deferred_text(deferred))
+        blocks = contiguous_blocks(registered, active - set(deferred))
         if not blocks:
+            if deferred:
+                return SkipReason(f"daily snapshot skipped: {deferred_text(deferred)}")
             return SkipReason("no active creators registered: add creators to the registry file")
         if daily_call_budget:
             blocks = by_need(context.instance, blocks)
-        when = context.scheduled_execution_time
-        day = when.astimezone(SHANGHAI).date() if when is not None else today_shanghai()
+        extra = {"pgy/checked_weekly_not_today": str(len(deferred))} if deferred else {}
         return [
             RunRequest(
                 run_key=f"daily-{day}-{i}",
-                tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "daily-snapshot"},
+                tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "daily-snapshot", **extra},
             )
             for i, block in enumerate(blocks)
         ]
@@ -297,25 +317,51 @@ def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | 
     return run_requests
 
 
+# Causes that stop the whole run (or every call), most specific first: a guard message quotes the
+# original error.
+_RUN_CAUSES = [
+    ("api calls paused", "API calls paused by the guard"),
+    ("call refused without reaching", "API account error (circuit open)"),
+    ("usage limit reached (300", "API usage limit (300, taken as a quota)"),
+    ("daily quota exceeded", "API daily quota exceeded"),
+    ("token invalid", "API token invalid"),
+    ("rejected the token or account (101", "API token or account rejected (101)"),
+    ("permission denied", "API permission denied"),
+    ("insufficient balance", "API balance too low"),
+    ("spending cap reached (602", "API spending cap reached (602)"),
+    ("call budget", "daily call budget spent"),
+    ("stayed locked", "DuckDB file locked by another process"),
+    ("only serves the present", "past date asked of the API"),
+    ("invalid creator id", "invalid creator id"),
+]
+# Causes of one creator's failure, named when every failed creator of the run shares one.
+_CREATOR_CAUSES = [
+    ("no content (201)", "not found by the service (201, billed)"),
+    ("not found (404", "not found by the service (404)"),
+    ("not supported (202)", "target not supported by the endpoint (202)"),
+    ("rejected the request's parameters (400)", "request parameters rejected (400)"),
+    ("temporarily unavailable (503)", "API service unavailable (503)"),
+    ("undocumented business code", "undocumented business code"),
+    ("gave up after", "retries exhausted"),
+]
+
+
 def failure_cause(messages: list[str]) -> str:
     """A short label for why a run failed, from its step errors."""
     text = "\n".join(messages).lower()
-    for needle, label in [  # most specific first: a guard message quotes the original error
-        ("api calls paused", "API calls paused by the guard"),
-        ("call refused without reaching", "API account error (circuit open)"),
-        ("daily quota exceeded", "API daily quota exceeded"),
-        ("token invalid", "API token invalid"),
-        ("permission denied", "API permission denied"),
-        ("insufficient balance", "API balance too low"),
-        ("call budget", "daily call budget spent"),
-        ("stayed locked", "DuckDB file locked by another process"),
-        ("only serves the present", "past date asked of the API"),
-        ("invalid creator id", "invalid creator id"),
-        ("creator(s) failed", "some creators failed"),
-        ("simulated data", "simulated and real data mixed"),
-    ]:
+    for needle, label in _RUN_CAUSES:
         if needle in text:
             return label
+    if "creator(s) failed" in text:
+        causes = {
+            next((label for needle, label in _CREATOR_CAUSES if needle in line), None)
+            for line in text.splitlines()
+            if line.startswith("- ")
+        }
+        only = causes.pop() if len(causes) == 1 else None
+        return f"some creators failed: {only}" if only else "some creators failed"
+    if "simulated data" in text:
+        return "simulated and real data mixed"
     return "other (see the run's logs)"
 
 

@@ -4,9 +4,11 @@ The client's circuit breaker protects one process. The guard carries the same de
 processes and days, in Dagster's own storage (SQLite by default, PostgreSQL in production), so every
 run, schedule tick and sensor tick sees it:
 
-* after 303 (daily quota), no calls until the next day in Asia/Shanghai, when it lifts by itself;
-* after 100 (token), 600 (permission) or 601 (balance), no calls until an operator clears it, with
-  the ``api_guard_reset_job`` in the UI or ``python -m pgy_pipeline.orchestration.guard clear``.
+* after 303 (daily quota) or 300 (undocumented, taken as a quota), no calls until the next day in
+  Asia/Shanghai, when it lifts by itself;
+* after 100 (token), 101 (undocumented, taken as a token or account problem), 600 (permission),
+  601 (balance) or 602 (spending cap), no calls until an operator clears it, with the
+  ``api_guard_reset_job`` in the UI or ``python -m pgy_pipeline.orchestration.guard clear``.
 """
 
 from __future__ import annotations

@@ -95,9 +95,9 @@ class PgyApiResource(ConfigurableResource):
     max_retry_time_s: float = Field(default=300.0, description="Retry budget per page, in seconds.")
     backoff_initial_s: float = Field(default=1.0, description="First backoff step for transient failures.")
     rate_limit_backoff_s: float = Field(
-        default=2.0,
-        description="First backoff step of a request answered 302 with no Retry-After (the pace itself "
-        "is cut at once).",
+        default=10.0,
+        description="First backoff step after a 302 (fixed pace; adaptive pacing waits about 1 s, having "
+        "cut the pace) or a 503, with no Retry-After.",
     )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pgy_pipeline.warehouse.pugongying import FIELD_MAPPINGS, METRICS_TABLE
 from pgy_pipeline.warehouse.schema import LATEST_VERSION
 from pgy_pipeline.warehouse.tables import RELATIONS, Relation
 
@@ -70,10 +71,32 @@ def render_relation(rel: Relation) -> str:
     return "\n".join(lines) + "\n"
 
 
+MAPPING_INTRO = f"""## Pugongying's figures and ours
+Pugongying does not publish its formulas. These are inferred from responses recorded from its own
+creator endpoints (one creator, December 2025, public repository noir-madlax/GoodGame): evidence, not
+proof. Columns are those of `{METRICS_TABLE}` unless qualified. The main gap: this endpoint returns
+no comments (nor shares or impressions), so every interaction figure here is likes + collects.
+"""
+
+
+def render_mappings() -> str:
+    """The table of Pugongying fields against our columns (from :mod:`pgy_pipeline.warehouse.pugongying`)."""
+    lines = [
+        MAPPING_INTRO,
+        "| Pugongying | our column | our formula | what differs, and why |",
+        "|---|---|---|---|",
+    ]
+    for m in FIELD_MAPPINGS:
+        columns = ", ".join(f"`{c}`" for c in m.columns) or "none"
+        lines.append(f"| {_cell(m.pugongying)} | {columns} | {_cell(m.formula)} | {_cell(m.differs)} |")
+    return "\n".join(lines) + "\n"
+
+
 def render() -> str:
     """The whole of ``docs/tables.md``."""
     parts = [INTRO.format(version=LATEST_VERSION)]
     parts += [render_relation(r) for r in RELATIONS]
+    parts.append(render_mappings())
     parts.append(EXAMPLES)
     return "\n".join(parts)
 

@@ -46,18 +46,19 @@ def connect(
     lock_wait_s: float = 120.0,
     config: dict[str, Any] | None = None,
     on_wait: Callable[[float, str], None] | None = None,
+    report_every_s: float = 15.0,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to ``database``, waiting a bounded time for another process's lock.
 
     DuckDB lets one process open the file for writing, and any reader (even read-only) blocks it.
     This waits up to ``lock_wait_s`` and then names the process holding the lock, so a person knows
-    whom to ask. ``on_wait(seconds_waited, holder)`` is called about every 15 s while waiting.
+    whom to ask. ``on_wait(seconds_waited, holder)`` is called every ``report_every_s`` while waiting.
     """
     if database != ":memory:" and not database.startswith("md:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + lock_wait_s
-    next_report = started + 15.0
+    next_report = started + report_every_s
     delay = 0.05
     while True:
         try:
@@ -82,7 +83,7 @@ def connect(
                 ) from None
             if on_wait is not None and now >= next_report:
                 on_wait(now - started, _lock_holder(str(exc)))
-                next_report = now + 15.0
+                next_report = now + report_every_s
             time.sleep(min(delay, max(0.0, deadline - now)))
             delay = min(delay * 2, 2.0)
     try:

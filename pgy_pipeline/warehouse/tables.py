@@ -185,7 +185,13 @@ NOTES = Relation(
     notes=(
         'Values that are missing or cannot be typed (a count sent as `"abc"`, a negative count, a date '
         "that is not a date) become NULL and are named in `quality_issues`; counts sent as numeric "
-        "strings are typed and flagged `... was sent as text`. Nulls stay nulls."
+        "strings are typed and flagged `... was sent as text`. Nulls stay nulls.\n\n"
+        "`segment` is the one place the organic/cooperation rule lives (the metrics use it): "
+        "`'cooperation'` when the note is marked as an ad (`is_advertise`) or tagged with a brand "
+        "(`brand_name` with any character that is not white space), `'organic'` when it is neither, "
+        "NULL when `is_advertise` is unknown and there is no brand. Both raw flags are kept as sent, so "
+        "a brand-tagged note that is not marked as an ad reads `is_advertise = false`, "
+        "`brand_name = '...'`, `segment = 'cooperation'`."
     ),
     partitioned=True,
     columns=(
@@ -222,6 +228,12 @@ NOTES = Relation(
             "Values that were missing or could not be typed (then NULL); empty when clean.",
             null=False,
         ),
+        _c(
+            "segment",
+            "VARCHAR",
+            "'cooperation' (marked as an ad, or tagged with a brand), 'organic' (neither: Pugongying's "
+            "daily notes) or NULL (is_advertise unknown and no brand); see the table's notes.",
+        ),
     ),
 )
 
@@ -251,15 +263,36 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
     name="analytics.creator_engagement_metrics",
     description="Per-creator engagement metrics: one row per creator, snapshot, window (30d, 90d, all) and segment (all, organic, cooperation).",
     notes=(
-        "3 windows x 3 segments = 9 rows per snapshot. Notes with an unknown `published_date` count only "
-        "in window `all`; notes with an unknown `is_advertise` only in segment `all`. Rates count notes "
-        'with a known `like_num`. `window` is a reserved word in SQL: quote it, `"window"`.\n\n'
-        "On a window-scan day (`analytics.creator_snapshots.scan_status = 'window'`) the scan read only "
-        "the notes of the last 90 days and a margin, so the rows of window `all` keep `notes_total_reported` "
-        "and `days_since_last_note` (the newest note is always read) and leave every other figure NULL, "
-        "`note_count` and `read_gain` included: nothing is invented from notes the scan did not read. "
-        "Windows `30d` and `90d` are exactly what a full scan gives. For all-time figures use the latest "
-        "day whose scan_status is `'full'`."
+        "3 windows x 3 segments = 9 rows for every stored snapshot, an `'empty'` one included (see "
+        "analytics.creator_snapshots).\n\n"
+        "**Windows end the day before the snapshot**, as Pugongying's do. `30d` and `90d` hold the notes "
+        "published from `snapshot_date - N` to `snapshot_date - 1`, both days included (N days, by "
+        "publish day in Asia/Shanghai); `all` holds every note. A note published on the snapshot day (a "
+        "few hours old, with few reads) is in `all` only. Worked example, snapshot 2025-12-08: `30d` "
+        "is 2025-11-08 to 2025-12-07, so a note of 2025-11-08 (30 days old) is in it and one of "
+        "2025-11-07 (31 days old) is not, but is in `90d`, which is 2025-09-09 to 2025-12-07; a note of "
+        "2025-12-08 counts in `all` only. Pugongying's 30-day figures read on 2025-12-08 cover exactly "
+        "2025-11-08 to 2025-12-07 (its `dateKey` is 2025-12-07). Notes with an unknown "
+        "`published_date` count in `all` only.\n\n"
+        "**Segments follow brand tagging.** `cooperation` holds the notes marked as ads or tagged with "
+        "a brand, `organic` the others (Pugongying's daily notes, 日常笔记), by `analytics.notes.segment`. "
+        "Recorded Pugongying responses (one creator, December 2025) leave two notes that carry a "
+        "`brandName` with `isAdvertise` false out of the daily-notes figures, so a brand tag alone "
+        "makes a note cooperation here too; `brand_tagged_non_ad_count` counts such notes. A note with "
+        "an unknown `is_advertise` and no brand counts in segment `all` only.\n\n"
+        "**Empty cells.** With no note in the window and segment, every median, mean and rate is NULL "
+        '(Pugongying shows 0, which there means "no notes"), as is `days_since_last_note`; the counts '
+        "are 0, `notes_per_week` is 0 (nothing was posted in the window) and `read_gain` is 0 when there "
+        "is a previous snapshot. Rates count notes with a known `like_num`. `window` is a reserved word "
+        'in SQL: quote it, `"window"`. How each column compares with Pugongying\'s own figures: see '
+        "*Pugongying's figures and ours* below.\n\n"
+        "**Window-scan days.** On a day whose scan was window-bounded (`analytics.creator_snapshots."
+        "scan_status = 'window'`) the scan read only the notes of the last 90 days and a margin, so the "
+        "rows of window `all` keep `notes_total_reported` and `days_since_last_note` (the newest note is "
+        "always read) and leave every other figure NULL, the counts and `read_gain` included: nothing is "
+        "invented from notes the scan did not read. `read_gain` of window `all` is also NULL on a full-scan "
+        "day that follows a window-scan day. Windows `30d` and `90d` are exactly what a full scan gives. "
+        "For all-time figures use the latest day whose scan_status is `'full'`."
     ),
     partitioned=True,
     columns=(
@@ -268,13 +301,15 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         _c(
             "window",
             "VARCHAR",
-            "'30d' or '90d': notes published in (snapshot_date - N days, snapshot_date]; 'all': every note.",
+            "'30d' or '90d': notes published from snapshot_date - N to snapshot_date - 1, both days "
+            "included; 'all': every note (a note published on the snapshot day is in 'all' only).",
             null=False,
         ),
         _c(
             "segment",
             "VARCHAR",
-            "'all', 'organic' (is_advertise false) or 'cooperation' (is_advertise true).",
+            "'all'; 'organic': neither marked as an ad nor tagged with a brand; 'cooperation': marked as "
+            "an ad (is_advertise) or tagged with a brand (brand_name not blank).",
             null=False,
         ),
         _c(
@@ -284,34 +319,47 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
             unit="notes",
         ),
         _c("video_note_count", "BIGINT", "Of those, video notes (NULL where note_count is).", unit="notes"),
-        _c("read_median", "DOUBLE", "Median read_num (DuckDB median).", unit="reads"),
-        _c("read_mean", "DOUBLE", "Mean read_num.", unit="reads"),
-        _c("interaction_median", "DOUBLE", "Median interaction_num.", unit="interactions"),
-        _c("like_median", "DOUBLE", "Median like_num.", unit="likes"),
-        _c("collect_median", "DOUBLE", "Median collect_num.", unit="collects"),
+        _c("read_median", "DOUBLE", "Median read_num (DuckDB median); NULL for an empty cell.", unit="reads"),
+        _c("read_mean", "DOUBLE", "Mean read_num; NULL for an empty cell.", unit="reads"),
+        _c(
+            "interaction_median",
+            "DOUBLE",
+            "median(like_num) + median(collect_num): a sum of medians, Pugongying's interactionMedian "
+            "form. Pugongying adds median comments too; this endpoint returns no comments, so they are "
+            "absent here. NULL for an empty cell.",
+            unit="interactions",
+        ),
+        _c("like_median", "DOUBLE", "Median like_num; NULL for an empty cell.", unit="likes"),
+        _c("collect_median", "DOUBLE", "Median collect_num; NULL for an empty cell.", unit="collects"),
         _c(
             "engagement_rate",
             "DOUBLE",
-            "sum(interaction_num) / sum(read_num); NULL when there are no reads.",
+            "sum(interaction_num) / sum(read_num): likes and collects over reads (Pugongying's "
+            "interactionRate also counts comments); NULL when there are no reads.",
             unit="ratio 0-1",
         ),
         _c(
             "hundred_like_rate",
             "DOUBLE",
-            "Share of notes with like_num >= 100 (notes with a known like_num).",
+            "Share of notes with like_num >= 100 (of notes with a known like_num); NULL for an empty cell.",
             unit="ratio 0-1",
         ),
-        _c("thousand_like_rate", "DOUBLE", "Share of notes with like_num >= 1000.", unit="ratio 0-1"),
+        _c(
+            "thousand_like_rate",
+            "DOUBLE",
+            "Share of notes with like_num >= 1000; NULL for an empty cell.",
+            unit="ratio 0-1",
+        ),
         _c(
             "notes_per_week",
             "DOUBLE",
-            "note_count / (window days / 7); NULL for window 'all'.",
+            "note_count / (window days / 7); 0 for an empty window; NULL for window 'all'.",
             unit="notes/week",
         ),
         _c(
             "days_since_last_note",
             "INTEGER",
-            "snapshot_date minus the latest published_date in the cell.",
+            "snapshot_date minus the latest published_date in the cell; NULL for an empty cell.",
             unit="days",
         ),
         _c(
@@ -322,6 +370,20 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         ),
         _c("previous_snapshot_date", "DATE", "The creator's previous snapshot used for read_gain."),
         _c("notes_total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
+        _c(
+            "interaction_per_note_median",
+            "DOUBLE",
+            "Median of each note's interaction_num (like_num + collect_num): Pugongying's mEngagementNum "
+            "without comments, which this endpoint does not return. NULL for an empty cell.",
+            unit="interactions",
+        ),
+        _c(
+            "brand_tagged_non_ad_count",
+            "BIGINT",
+            "Notes tagged with a brand but not marked as ads (is_advertise false): cooperation by their "
+            "brand tag alone; always 0 in segment 'organic'; NULL for window 'all' on a window-scan day.",
+            unit="notes",
+        ),
     ),
 )
 
@@ -501,7 +563,13 @@ CREATOR_LEADERBOARD = Relation(
     view_sql="creator_leaderboard.sql",
     description=(
         "Each creator's latest snapshot, window 30d, segment all, with display_name and tags from "
-        "analytics.creators; ordered by read_median."
+        "analytics.creators and the scan's status; ordered by read_median."
+    ),
+    notes=(
+        "A creator whose latest snapshot is `'empty'` is listed too, with `no_pugongying_data` true and "
+        "counts of 0 (its medians NULL, so it sorts last): the service answered with no notes and "
+        "total 0, so there is no Pugongying data for this id: check the id, or the creator left the "
+        "marketplace. After 3 such snapshots in a row the daily schedule checks it only weekly."
     ),
     columns=(
         CREATOR_ENGAGEMENT_METRICS.column("creator_id"),
@@ -509,8 +577,335 @@ CREATOR_LEADERBOARD = Relation(
         CREATORS.column("tags"),
         CREATOR_ENGAGEMENT_METRICS.column("snapshot_date"),
         *(CREATOR_ENGAGEMENT_METRICS.column(n) for n in _LEADERBOARD_FROM_METRICS),
+        _c(
+            "scan_status",
+            "VARCHAR",
+            "analytics.creator_snapshots.scan_status of that snapshot: 'full', 'empty' or 'partial'.",
+        ),
+        _c(
+            "no_pugongying_data",
+            "BOOLEAN",
+            "True when that snapshot is 'empty': no Pugongying data for this id (a wrong id, or the "
+            "creator left the marketplace).",
+        ),
+        CREATOR_ENGAGEMENT_METRICS.column("interaction_per_note_median"),
     ),
 )
+
+# ---------------------------------------------------------------------------------------------
+# The analyst's desk: peers, brands, note histories and anomalies (see docs/tables.md).
+
+BRAND_TRIM_CHARS = " \t\n\r\u00a0\u3000"  # what "trimmed" means for brand names (ASCII and CJK spaces)
+
+SNAPSHOT_COVERAGE = Relation(
+    name="analytics.snapshot_coverage",
+    kind="view",
+    view_sql="snapshot_coverage.sql",
+    description=(
+        "One row per creator snapshot (creator_id, snapshot_date): which of the creator's notes the "
+        "scan covered, so that comparisons of two snapshots only look at what both of them saw."
+    ),
+    notes=(
+        "A scan is taken as complete (`covered_from` NULL) when it loaded at least as many notes as "
+        "the API's total. Otherwise it is taken as bounded by publish date: it covers notes published "
+        "after the oldest loaded note's day (that day itself is left out, since a scan may stop part "
+        "way through it); a scan that loaded nothing while the total was above zero covers nothing. "
+        "`analytics.anomalies` reads coverage only from this view, so a scan log that records the "
+        "scan's bound can replace this derivation in one file."
+    ),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
+        _c("notes_loaded", "BIGINT", "Notes stored in analytics.notes for this snapshot.", unit="notes"),
+        _c(
+            "covered_from",
+            "DATE",
+            "Oldest publish day the scan is taken to cover; NULL when it covered every note.",
+        ),
+    ),
+)
+
+NOTE_HISTORY = Relation(
+    name="analytics.note_history",
+    kind="view",
+    view_sql="note_history.sql",
+    description=(
+        "One row per note and snapshot: counts at that snapshot and their change since the creator's "
+        "previous snapshot, with the days in between, so a gain over a gap of several days is not read "
+        "as one day's gain."
+    ),
+    notes=(
+        "The creator's previous snapshot is its latest earlier snapshot date with stored raw pages, "
+        "whether or not this note was in it. Changes are NULL when the note was not in that snapshot "
+        "(`first_seen` true: a new note, or one the earlier scan did not reach) or when the creator has "
+        "no earlier snapshot. `read_num_change_per_day` spreads a change evenly over the days between "
+        "the two snapshots. Filter on `creator_id` or `note_id`: both are pushed down to the scan."
+    ),
+    columns=(
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "noteId.", null=False),
+        SNAPSHOT_DATE,
+        _c("title", "VARCHAR", "Note title at this snapshot."),
+        _c("published_date", "DATE", "Publish day; NULL if unknown."),
+        _c(
+            "days_since_publish",
+            "INTEGER",
+            "snapshot_date minus published_date (0 on the publish day).",
+            unit="days",
+        ),
+        _c("is_advertise", "BOOLEAN", "isAdvertise at this snapshot."),
+        _c("brand_name", "VARCHAR", "brandName at this snapshot."),
+        _c("read_num", "BIGINT", "Cumulative reads at this snapshot.", unit="reads"),
+        _c("like_num", "BIGINT", "Likes at this snapshot.", unit="likes"),
+        _c("collect_num", "BIGINT", "Collects at this snapshot.", unit="collects"),
+        _c("interaction_num", "BIGINT", "like_num + collect_num.", unit="interactions"),
+        _c("previous_snapshot_date", "DATE", "The creator's previous snapshot; NULL for its first."),
+        _c(
+            "days_between_snapshots",
+            "INTEGER",
+            "snapshot_date minus previous_snapshot_date.",
+            unit="days",
+        ),
+        _c(
+            "first_seen",
+            "BOOLEAN",
+            "True when the note is not in the creator's previous snapshot (or there is none).",
+            null=False,
+        ),
+        _c("read_num_change", "BIGINT", "read_num minus its value at the previous snapshot.", unit="reads"),
+        _c("like_num_change", "BIGINT", "like_num minus its value at the previous snapshot.", unit="likes"),
+        _c(
+            "collect_num_change",
+            "BIGINT",
+            "collect_num minus its value at the previous snapshot.",
+            unit="collects",
+        ),
+        _c(
+            "interaction_num_change",
+            "BIGINT",
+            "interaction_num minus its value at the previous snapshot.",
+            unit="interactions",
+        ),
+        _c(
+            "read_num_change_per_day",
+            "DOUBLE",
+            "read_num_change / days_between_snapshots: the average daily gain over the gap.",
+            unit="reads/day",
+        ),
+    ),
+)
+
+BRAND_NOTES = Relation(
+    name="analytics.brand_notes",
+    kind="view",
+    view_sql="brand_notes.sql",
+    description=(
+        "One row per cooperation note that names a brand, at the note's latest snapshot: the notes "
+        "behind analytics.brand_cooperations and analytics.brands."
+    ),
+    notes=(
+        "A cooperation note is one marked as an ad (`is_advertise`) or tagged with a brand "
+        "(`brand_name`), at any of its snapshots. Brand names are matched exactly after trimming "
+        "whitespace at both ends (spaces, tabs, line breaks, no-break and ideographic spaces): "
+        "`' 花西子 '` and `'花西子'` are one brand, `'花西子 '` and `'花西子官方'` are two. Notes marked "
+        "as ads without a brand name belong to no brand (they still count in the metrics' cooperation "
+        "segment). A note's figures are those of its latest snapshot, so a note that later vanished "
+        "keeps its last known counts; `read_gain_since_first_seen` is what it gained from the first "
+        "snapshot that saw it to that latest one."
+    ),
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed (see above).", null=False),
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "noteId.", null=False),
+        _c("title", "VARCHAR", "Title at the latest snapshot."),
+        _c("published_date", "DATE", "Publish day."),
+        _c("is_advertise", "BOOLEAN", "Marked as an ad at the latest snapshot."),
+        _c("first_seen_date", "DATE", "First snapshot that had the note.", null=False),
+        _c("latest_snapshot_date", "DATE", "Latest snapshot that had the note.", null=False),
+        _c("read_num", "BIGINT", "Reads at the latest snapshot.", unit="reads"),
+        _c("like_num", "BIGINT", "Likes at the latest snapshot.", unit="likes"),
+        _c("collect_num", "BIGINT", "Collects at the latest snapshot.", unit="collects"),
+        _c("interaction_num", "BIGINT", "Interactions at the latest snapshot.", unit="interactions"),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "read_num at the latest snapshot minus read_num at the first.",
+            unit="reads",
+        ),
+    ),
+)
+
+BRAND_COOPERATIONS = Relation(
+    name="analytics.brand_cooperations",
+    kind="view",
+    view_sql="brand_cooperations.sql",
+    description=(
+        "One row per brand and creator: the creator's cooperation notes for the brand and how they did, "
+        "from analytics.brand_notes (brand matching and latest-snapshot rules there)."
+    ),
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed.", null=False),
+        CREATOR_ID,
+        CREATORS.column("display_name"),
+        _c("cooperation_notes", "BIGINT", "Cooperation notes naming the brand.", null=False, unit="notes"),
+        _c("advertised_notes", "BIGINT", "Of those, marked as ads.", null=False, unit="notes"),
+        _c("first_published_date", "DATE", "Earliest publish day of those notes."),
+        _c("last_published_date", "DATE", "Latest publish day of those notes."),
+        _c("latest_snapshot_date", "DATE", "Latest snapshot of any of those notes.", null=False),
+        _c("read_num", "BIGINT", "Sum of reads, each note at its latest snapshot.", unit="reads"),
+        _c("interaction_num", "BIGINT", "Sum of interactions, likewise.", unit="interactions"),
+        _c("read_median", "DOUBLE", "Median reads per note.", unit="reads"),
+        _c(
+            "engagement_rate",
+            "DOUBLE",
+            "interaction_num / read_num; NULL when there are no reads.",
+            unit="ratio 0-1",
+        ),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "Sum over the notes of reads gained since each was first seen.",
+            unit="reads",
+        ),
+    ),
+)
+
+BRANDS = Relation(
+    name="analytics.brands",
+    kind="view",
+    view_sql="brands.sql",
+    description="One row per brand across every creator, from analytics.brand_notes.",
+    columns=(
+        _c("brand_name", "VARCHAR", "Brand, trimmed.", null=False),
+        _c("creators", "BIGINT", "Creators with at least one cooperation note for it.", null=False),
+        _c("cooperation_notes", "BIGINT", "Cooperation notes naming the brand.", null=False, unit="notes"),
+        _c("read_num", "BIGINT", "Total reads, each note at its latest snapshot.", unit="reads"),
+        _c("read_median", "DOUBLE", "Median reads per note.", unit="reads"),
+        _c("interaction_num", "BIGINT", "Total interactions.", unit="interactions"),
+        _c(
+            "engagement_rate",
+            "DOUBLE",
+            "interaction_num / read_num; NULL when there are no reads.",
+            unit="ratio 0-1",
+        ),
+        _c("first_published_date", "DATE", "Earliest publish day."),
+        _c("last_published_date", "DATE", "Latest publish day."),
+        _c(
+            "read_gain_since_first_seen",
+            "BIGINT",
+            "Sum over the notes of reads gained since each was first seen.",
+            unit="reads",
+        ),
+    ),
+)
+
+
+def _percentile(metric: str) -> Column:
+    return _c(
+        f"{metric}_percentile",
+        "DOUBLE",
+        f"Share of the other creators in the group, with a {metric} that day, whose {metric} is strictly "
+        "lower, times 100; NULL when fewer than 3 creators of the group have one, or this one has none.",
+        unit="percent 0-100",
+    )
+
+
+PEER_METRICS = ("read_median", "interaction_median", "engagement_rate", "hundred_like_rate")
+
+CREATOR_PEER_PERCENTILES = Relation(
+    name="analytics.creator_peer_percentiles",
+    description=(
+        "One row per creator, snapshot date and peer group: where the creator stands among its peers "
+        '("beats X% of peers"), on the 30d/all metrics of analytics.creator_engagement_metrics.'
+    ),
+    notes=(
+        "Peer groups are `'all'` (every creator with metrics that day) and each tag of "
+        "analytics.creators (a creator is in every group of its tags; a tag spelled `all` is not a group "
+        "of its own). A percentile is the share of the *other* creators of the group, among those with a "
+        "value of that metric that day, whose value is strictly lower, times 100, as Pugongying's "
+        "`readMedianBeyondRate`: the top creator of a group of 5 scores 100, the bottom one 0. Ties count "
+        "as not beaten: two creators with equal values get the same percentile. Replaced whole per "
+        "snapshot date by the `analytics/creator_peer_percentiles` asset."
+    ),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("peer_group", "VARCHAR", "'all' or a registry tag.", null=False),
+        _c(
+            "peer_count",
+            "INTEGER",
+            "Creators of the group with a 30d/all metrics row that day, this one included.",
+            null=False,
+            unit="creators",
+        ),
+        *(CREATOR_ENGAGEMENT_METRICS.column(m) for m in PEER_METRICS),
+        *(_percentile(m) for m in PEER_METRICS),
+    ),
+)
+
+ANOMALY_KINDS = ("note_disappeared", "reads_decreased", "read_spike", "total_dropped", "creator_went_quiet")
+SPIKE_FACTOR = 10.0  # k: a daily gain above k x the creator's median daily gain
+SPIKE_FLOOR_READS_PER_DAY = 1000  # and at least this many reads a day, so small creators are not flagged
+SPIKE_BASELINE_DAYS = 30  # the creator's usual daily gain is taken over this many days of snapshots
+QUIET_DAYS = 30
+QUIET_MIN_EARLIER_NOTES = 4
+QUIET_EARLIER_DAYS = 60
+
+ANOMALIES = Relation(
+    name="analytics.anomalies",
+    description=(
+        "One row per finding on a creator's snapshot compared with its previous one: a note vanished, "
+        "reads went down, reads jumped, the reported total dropped, or the creator went quiet."
+    ),
+    notes=(
+        "The kinds, each comparing snapshot `snapshot_date` with the creator's previous snapshot "
+        "`previous_snapshot_date`:\n\n"
+        "- `note_disappeared`: the note was in the previous snapshot and is not in this one (deleted or "
+        "hidden). Only notes both scans covered are compared (analytics.snapshot_coverage), so a scan "
+        "bounded by publish date does not report the older notes it did not read. value_before: its "
+        "reads then.\n"
+        "- `reads_decreased`: the note's read_num went down (the service corrected it). value_before, "
+        "value_after: read_num then and now.\n"
+        f"- `read_spike`: the note's daily gain (change_per_day: its gain spread over the days between "
+        f"the snapshots) is above k = {SPIKE_FACTOR:g} times the creator's median daily gain (baseline: "
+        "the reads all of the creator's notes together gained per day, from `read_gain` of window `all` in "
+        "analytics.creator_engagement_metrics, median over its earlier snapshots of the last "
+        f"{SPIKE_BASELINE_DAYS} days, so a creator's second snapshot has none yet), and at least {SPIKE_FLOOR_READS_PER_DAY:,} reads a day, so that a "
+        "small creator's note is not flagged for +50 reads. A new note's normal first days stay below "
+        "that bound; one note outgaining the whole account tenfold does not. threshold: the larger of "
+        "the two bounds.\n"
+        "- `total_dropped`: the API's reported note total went down. value_before, value_after: the "
+        "totals.\n"
+        f"- `creator_went_quiet`: no note published in the {QUIET_DAYS} days up to the snapshot after at "
+        f"least {QUIET_MIN_EARLIER_NOTES} in the {QUIET_EARLIER_DAYS} days before those; reported once, "
+        "on the first snapshot where it holds. published_date: the last note's day; value_before: the "
+        "notes of the earlier 60 days.\n\n"
+        "Replaced whole per snapshot date by the `analytics/anomalies` asset, whose check warns when a "
+        "date has findings."
+    ),
+    columns=(
+        _c("kind", "VARCHAR", "One of: " + ", ".join(ANOMALY_KINDS) + ".", null=False),
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "The note concerned; NULL for total_dropped and creator_went_quiet."),
+        SNAPSHOT_DATE,
+        _c("previous_snapshot_date", "DATE", "The creator's previous snapshot compared with."),
+        _c("title", "VARCHAR", "The note's title (its last known one)."),
+        _c("published_date", "DATE", "The note's publish day; for creator_went_quiet the last note's."),
+        _c("value_before", "DOUBLE", "The figure at the previous snapshot (see the kinds)."),
+        _c("value_after", "DOUBLE", "The figure at this snapshot (see the kinds)."),
+        _c("change_per_day", "DOUBLE", "read_spike: the note's daily gain.", unit="reads/day"),
+        _c(
+            "baseline",
+            "DOUBLE",
+            "read_spike: the creator's median daily gain, all notes together.",
+            unit="reads/day",
+        ),
+        _c("threshold", "DOUBLE", "The bound the figure crossed."),
+        _c("message", "VARCHAR", "The finding in one sentence.", null=False),
+    ),
+)
+
 
 RELATIONS: tuple[Relation, ...] = (
     RAW_NOTE_PAGES,
@@ -524,6 +919,13 @@ RELATIONS: tuple[Relation, ...] = (
     SCHEMA_MIGRATIONS,
     NOTES_LATEST,
     CREATOR_LEADERBOARD,
+    CREATOR_PEER_PERCENTILES,
+    ANOMALIES,
+    SNAPSHOT_COVERAGE,
+    NOTE_HISTORY,
+    BRAND_NOTES,
+    BRAND_COOPERATIONS,
+    BRANDS,
     API_CALLS_DAILY,
 )
 

@@ -20,12 +20,14 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import httpx
 import pytest
 import tenacity
 from tenacity import RetryError
 
 from pgy_pipeline import errors as errors_module
 from pgy_pipeline.api.client import (
+    CODE_TABLE,
     AdvertiseSwitch,
     NotesQuery,
     OrderType,
@@ -35,6 +37,7 @@ from pgy_pipeline.api.client import (
 )
 from pgy_pipeline.errors import (
     AccountError,
+    AccountRejectedError,
     AuthError,
     CircuitOpenError,
     InsufficientBalanceError,
@@ -42,15 +45,19 @@ from pgy_pipeline.errors import (
     InvalidInputError,
     InvalidParameterError,
     InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
     PgyError,
     QuotaExceededError,
     RateLimitedError,
     RetriesExhaustedError,
+    SpendingCapError,
     TransientError,
     UnexpectedResponseError,
+    UnsupportedTargetError,
+    UsageLimitError,
 )
-from pgy_pipeline.simulator import MESSAGES, Simulator
+from pgy_pipeline.simulator import MESSAGES, VENDOR_CODES, Simulator, is_billed
 from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids
 
 # A frozen clock keeps the live counters (and so MOST_READ / MOST_INTERACT order) identical between the
@@ -319,6 +326,110 @@ def test_code_0_without_data_list_is_unexpected(sim: Simulator, client: PgyClien
         client.fetch_page(cid)
     assert "data.list" in str(info.value) and sim.call_count() == 1
     assert info.value.code == 0 and info.value.creator_id == cid
+
+
+# --------------------------------------------------------------------------------------------
+# Every business code the vendor documents: calls made, error text, breaker state
+# --------------------------------------------------------------------------------------------
+
+# code: (what it is, the error raised to the caller, a phrase of its text). "account" codes open the
+# breaker after one call; "transient" ones are retried to the attempt budget (3 here); "request" ones
+# fail that request after one call and stop nothing else.
+VENDOR_CODE_CASES: dict[int, tuple[str, type[PgyError], str]] = {
+    100: ("account", AuthError, "token invalid or inactive"),
+    101: ("account", AccountRejectedError, "rejected the token or account (101, undocumented"),
+    201: ("request", NotFoundError, "no content (201): the service found nothing"),
+    202: ("request", UnsupportedTargetError, "not supported (202)"),
+    300: ("account", UsageLimitError, "usage limit reached (300, undocumented"),
+    301: ("transient", RetriesExhaustedError, "collection failed on the service side (301)"),
+    302: ("transient", RetriesExhaustedError, "rate limit exceeded (302)"),
+    303: ("account", QuotaExceededError, "daily quota exceeded"),
+    400: ("request", InvalidRequestError, "rejected the request's parameters (400)"),
+    404: ("request", NotFoundError, "not found (404, undocumented business code)"),
+    500: ("transient", RetriesExhaustedError, "internal server error on the service side (500)"),
+    503: ("transient", RetriesExhaustedError, "service temporarily unavailable (503)"),
+    600: ("account", PermissionDeniedError, "permission denied"),
+    601: ("account", InsufficientBalanceError, "insufficient balance"),
+    602: ("account", SpendingCapError, "spending cap reached (602)"),
+}
+
+
+def test_every_vendor_code_has_a_deliberate_rule_in_the_client() -> None:
+    assert set(VENDOR_CODE_CASES) == set(VENDOR_CODES) == set(CODE_TABLE)
+    for code, (kind, _, _) in VENDOR_CODE_CASES.items():
+        cls = CODE_TABLE[code][0]
+        assert issubclass(cls, AccountError) == (kind == "account"), code
+        assert issubclass(cls, TransientError) == (kind == "transient"), code
+    # errors.py draws every error class in its tree
+    for cls in {c for c, _ in CODE_TABLE.values()}:
+        assert cls.__name__ in (errors_module.__doc__ or ""), cls.__name__
+
+
+@pytest.mark.parametrize("code", sorted(VENDOR_CODE_CASES))
+def test_each_vendor_code_on_the_simulator(sim: Simulator, code: int) -> None:
+    kind, cls, phrase = VENDOR_CODE_CASES[code]
+    cid, other = creator_ids(2, prefix=f"vendor-code-{code}")
+    sim.set_note_count(cid, 5)
+    sim.set_note_count(other, 5)
+    service_text = f"what the service said with {code}"
+    sim.add_fault("code", user_id=cid, times=None, code=code, message=service_text)
+    with make_client(sim, max_attempts=3, sleep=Sleeps()) as c:
+        with pytest.raises(cls) as info:
+            c.scan_notes(cid)
+        err = info.value
+        assert type(err) is cls
+        assert (err.code, err.service_message, err.creator_id, err.page) == (code, service_text, cid, 1)
+        assert phrase in str(err) and f"code {code}" in str(err) and service_text in str(err)
+        calls = 3 if kind == "transient" else 1
+        assert sim.call_count(cid) == calls
+        assert_stats(c, sim, retries=calls - 1, outcomes={str(code): calls})
+        # a billed answer (201) is never asked for twice
+        assert [call.billed for call in sim.calls] == [is_billed(code)] * calls
+        if kind == "account":
+            with pytest.raises(CircuitOpenError) as refused:
+                c.scan_notes(other)
+            assert refused.value.code == code and err.message in str(refused.value)
+            assert sim.call_count(other) == 0
+        else:
+            assert len(c.scan_notes(other).notes) == 5  # the breaker stays closed
+            assert sim.call_count(other) == 1
+
+
+def test_code_503_backs_off_as_long_as_a_rate_limit(sim: Simulator) -> None:
+    cid = creator(sim, 5, "backoff503")
+    sim.add_fault("code", user_id=cid, times=1, code=503)
+    sleeps = Sleeps()
+    with make_client(sim, sleep=sleeps, backoff_initial_s=0.01, rate_limit_backoff_s=8.0) as c:
+        assert c.fetch_page(cid).attempts == 2
+    assert len(sleeps) == 1 and 4.0 <= sleeps[0] <= 8.0
+
+
+def test_codes_sent_as_numeric_strings_are_read_as_numbers() -> None:
+    """The vendor's OpenAPI document declared codes as strings until 2026-08."""
+    bodies = iter(
+        [
+            {"code": "0", "message": "success", "data": {"list": [], "total": 0}},
+            {"code": " 602 ", "message": "cap", "data": None},
+        ]
+    )
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=next(bodies)))
+    with PgyClient(TEST_TOKEN, base_url="http://pgy.test", max_rps=None, transport=transport) as c:
+        page = c.fetch_page(VALID_ID)
+        assert (page.code, page.total, page.items) == (0, 0, [])
+        with pytest.raises(SpendingCapError) as info:
+            c.fetch_page(VALID_ID)
+        assert info.value.code == 602
+        assert dict(c.stats.outcomes) == {"0": 1, "602": 1}
+
+
+def test_a_code_that_is_not_a_number_fails_naming_it_and_the_message() -> None:
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, json={"code": "E42", "message": "odd", "data": None})
+    )
+    with PgyClient(TEST_TOKEN, base_url="http://pgy.test", max_rps=None, transport=transport) as c:
+        with pytest.raises(UnexpectedResponseError) as info:
+            c.fetch_page(VALID_ID)
+    assert "undocumented business code 'E42'" in str(info.value) and "odd" in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from pgy_pipeline.api.client import PgyClient
 from pgy_pipeline.api.ingest import fetch_creators
 from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
@@ -58,9 +56,9 @@ def test_finds_a_hidden_limit_on_the_simulator_without_losing_a_note(simulator):
     for c in ids:
         simulator.set_note_count(c, 60)  # 8 pages each: 240 calls
     pacer = AdaptivePacer(80.0, 4, start_rps=10.0)
-    client = PgyClient(TEST_TOKEN, base_url=simulator.base_url, pacer=pacer, rate_limit_backoff_s=0.2)
+    client = PgyClient(TEST_TOKEN, base_url=simulator.base_url, pacer=pacer)
     with client:
-        outcome = fetch_creators(client, ids, date.today())
+        outcome = fetch_creators(client, ids)
     assert not outcome.failures
     assert all(len(s.notes) == 60 for s in outcome.scans.values())
     rejected = sum(1 for c in simulator.calls if c.outcome == 302)

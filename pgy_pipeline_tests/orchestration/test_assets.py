@@ -12,8 +12,10 @@ from dagster import AssetKey, materialize
 
 from pgy_pipeline.api.client import PgyClient
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, read_streaks
 from pgy_pipeline.orchestration.partitions import SHANGHAI, partition_key, today_shanghai
 from pgy_pipeline.warehouse.storage import ensure_schema, replace_raw_pages
+from pgy_pipeline.warehouse.tables import CREATOR_ENGAGEMENT_METRICS
 from pgy_pipeline_tests.conftest import (
     TEST_TOKEN,
     creator_ids,
@@ -190,7 +192,13 @@ def test_refresh_in_run_config_fetches_again(instance, simulator, api, duckdb_re
         run_config={"ops": {"raw__note_pages": {"config": {"refresh": True}}}},
     )
     assert refreshed.success
-    assert simulator.call_count() == 9
+    # Today's full scan is on record, so the refresh reads only the 90-day window (and a margin)...
+    window_calls = simulator.call_count()
+    assert 0 < window_calls < 9
+    simulator.reset_stats()
+    full = {"ops": {"raw__note_pages": {"config": {"refresh": True, "scan": "full"}}}}
+    assert run_pipeline(instance, api, duckdb_resource, creators[:1], run_config=full).success
+    assert simulator.call_count() == 9  # ...unless the run config asks for the whole list
 
 
 def test_rebuild_from_raw_makes_no_call_and_is_idempotent(
@@ -248,6 +256,41 @@ def test_malformed_creator_id_is_refused_before_any_call(instance, simulator, ap
     assert simulator.call_count() == 0
 
 
+METRIC_COLUMNS = [
+    c.name
+    for c in CREATOR_ENGAGEMENT_METRICS.columns
+    if c.name not in ("creator_id", "snapshot_date", "window", "segment", "previous_snapshot_date")
+]
+EMPTY_CELL_NULLS = [  # every column that is NULL for a window and segment without notes
+    "read_median",
+    "read_mean",
+    "interaction_median",
+    "like_median",
+    "collect_median",
+    "engagement_rate",
+    "hundred_like_rate",
+    "thousand_like_rate",
+    "days_since_last_note",
+    "interaction_per_note_median",
+]
+
+
+def has_brand(note: dict) -> bool:
+    return bool(note.get("brandName") and note["brandName"].strip())
+
+
+def segment_of(note: dict) -> str:
+    """Pugongying's rule, restated: an ad or a brand tag makes a note cooperation."""
+    return "cooperation" if note["isAdvertise"] or has_brand(note) else "organic"
+
+
+def in_window(note: dict, day: date, days: int | None) -> bool:
+    """N days ending the day before the snapshot; 'all' is every note."""
+    return days is None or day - timedelta(days=days) <= date.fromisoformat(note["date"]) <= day - timedelta(
+        1
+    )
+
+
 def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: date, total: int) -> dict:
     """Metrics computed independently in Python, keyed by (window, segment)."""
     prev_reads = {n["noteId"]: n["readNum"] for n in notes_prev} if notes_prev is not None else None
@@ -257,20 +300,22 @@ def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: 
             cell = [
                 n
                 for n in notes_now
-                if (days is None or day - timedelta(days=days) < date.fromisoformat(n["date"]) <= day)
-                and (segment == "all" or n["isAdvertise"] == (segment == "cooperation"))
+                if in_window(n, day, days) and (segment == "all" or segment_of(n) == segment)
             ]
             reads = [n["readNum"] for n in cell]
             likes = [n["likeNum"] for n in cell]
+            collects = [n["collectNum"] for n in cell]
             inter = [n["likeNum"] + n["collectNum"] for n in cell]
             out[(window, segment)] = {
                 "note_count": len(cell),
                 "video_note_count": sum(n["isVideo"] for n in cell),
                 "read_median": statistics.median(reads) if cell else None,
                 "read_mean": statistics.fmean(reads) if cell else None,
-                "interaction_median": statistics.median(inter) if cell else None,
+                "interaction_median": statistics.median(likes) + statistics.median(collects)
+                if cell
+                else None,
                 "like_median": statistics.median(likes) if cell else None,
-                "collect_median": statistics.median([n["collectNum"] for n in cell]) if cell else None,
+                "collect_median": statistics.median(collects) if cell else None,
                 "engagement_rate": sum(inter) / sum(reads) if cell and sum(reads) else None,
                 "hundred_like_rate": sum(x >= 100 for x in likes) / len(cell) if cell else None,
                 "thousand_like_rate": sum(x >= 1000 for x in likes) / len(cell) if cell else None,
@@ -282,8 +327,32 @@ def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: 
                 if prev_reads is None
                 else sum(n["readNum"] - prev_reads[n["noteId"]] for n in cell if n["noteId"] in prev_reads),
                 "notes_total_reported": total,
+                "interaction_per_note_median": statistics.median(inter) if cell else None,
+                "brand_tagged_non_ad_count": sum(has_brand(n) and not n["isAdvertise"] for n in cell),
             }
     return out
+
+
+def stored_metrics(db_path: str, creator: str, day: date) -> dict:
+    """The pipeline's metric rows of one snapshot, keyed by (window, segment)."""
+    rows = query(
+        db_path,
+        f'SELECT "window", segment, {", ".join(METRIC_COLUMNS)} FROM analytics.creator_engagement_metrics'
+        " WHERE creator_id = ? AND snapshot_date = ?",
+        [creator, day],
+    )
+    return {(r[0], r[1]): dict(zip(METRIC_COLUMNS, r[2:], strict=True)) for r in rows}
+
+
+def assert_metrics_match(got: dict, want: dict, where: object) -> None:
+    assert set(got) == set(want), where
+    for cell, expected in want.items():
+        assert set(expected) == set(METRIC_COLUMNS)  # every declared column is computed here too
+        for col in METRIC_COLUMNS:
+            if isinstance(expected[col], float):
+                assert got[cell][col] == pytest.approx(expected[col], rel=1e-9), (where, cell, col)
+            else:
+                assert got[cell][col] == expected[col], (where, cell, col)
 
 
 def test_metrics_match_independent_computation_including_read_gain(
@@ -315,41 +384,11 @@ def test_metrics_match_independent_computation_including_read_gain(
     # A full scan today, so that window 'all' is computed too (a window scan leaves it NULL).
     full = {"ops": {"raw__note_pages": {"config": {"scan": "full"}}}}
     assert run_pipeline(instance, api, duckdb_resource, ids, run_config=full).success
-    columns = [
-        "note_count",
-        "video_note_count",
-        "read_median",
-        "read_mean",
-        "interaction_median",
-        "like_median",
-        "collect_median",
-        "engagement_rate",
-        "hundred_like_rate",
-        "thousand_like_rate",
-        "notes_per_week",
-        "days_since_last_note",
-        "read_gain",
-        "notes_total_reported",
-    ]
     for day, prev in [(yesterday, None), (TODAY, notes_prev)]:
         for c in ids:
             now_notes = simulator.notes_for(c, at=fixed_clock(day)())
             want = expected_metrics(now_notes, prev[c] if prev else None, day, len(now_notes))
-            rows = query(
-                db_path,
-                f'SELECT "window", segment, {", ".join(columns)} FROM analytics.creator_engagement_metrics'
-                " WHERE creator_id = ? AND snapshot_date = ?",
-                [c, day],
-            )
-            assert len(rows) == 9
-            for row in rows:
-                got = dict(zip(columns, row[2:], strict=True))
-                expected = want[(row[0], row[1])]
-                for col in columns:
-                    if isinstance(expected[col], float):
-                        assert got[col] == pytest.approx(expected[col], rel=1e-9), (c, day, row[:2], col)
-                    else:
-                        assert got[col] == expected[col], (c, day, row[:2], col)
+            assert_metrics_match(stored_metrics(db_path, c, day), want, (c, day))
     gains = query(
         db_path,
         "SELECT read_gain FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?"
@@ -363,6 +402,120 @@ def test_metrics_match_independent_computation_including_read_gain(
     assert latest == [(TODAY,)]  # no note vanished, so every note's latest snapshot is today's
     board = query(db_path, "SELECT creator_id, snapshot_date FROM analytics.creator_leaderboard")
     assert sorted(board) == sorted((c, TODAY) for c in ids)
+
+
+EDGE_AGES = [0, 1, 29, 30, 31, 89, 90, 91, 400]
+
+
+def test_hand_built_notes_give_pugongying_metrics_on_every_edge(
+    instance, simulator, api, duckdb_resource, db_path
+):
+    """Brand-tagged non-ad notes, a note of the snapshot day, notes exactly N and N+1 days old, empty
+    windows, all-video and all-photo creators, and an id unknown to the marketplace, in one run."""
+    edges, video, photo, old_only, unknown = creator_ids(5, prefix="pgy-metrics")
+    simulator.clock = fixed_clock(TODAY)
+    served = {
+        edges: simulator.set_notes_at_ages(
+            edges,
+            EDGE_AGES,
+            is_advertise=[False, False, True, False, False, False, False, True, False],
+            # a brand on a non-ad note (twice), a blank and a full-width-space brand (none), an ad with a brand
+            brand_name=[None, "花西子", "某品牌", "  ", "漫步者", "\u3000", None, "某品牌", None],
+            reads=[40, 1500, 900, 4300, 260, 7700, 120, 3000, 50],
+            likes=[3, 160, 44, 1200, 9, 530, 12, 95, 1],
+            collects=[1, 200, 13, 30, 2, 8, 90, 4, 0],
+            is_video=False,
+        ),
+        video: simulator.set_notes_at_ages(
+            video,
+            [2, 5, 10, 40],
+            is_video=True,
+            reads=[10, 20, 30, 40],
+            likes=[1, 2, 3, 4],
+            collects=[0, 0, 1, 1],
+        ),
+        photo: simulator.set_notes_at_ages(photo, [3, 20, 60], is_video=False),
+        old_only: simulator.set_notes_at_ages(old_only, [0, 120, 300], is_video=[True, False, True]),
+    }
+    simulator.set_unknown(unknown)
+    ids = [edges, video, photo, old_only, unknown]
+    instance.add_dynamic_partitions("creators", ids)
+    result = run_pipeline(instance, api, duckdb_resource, ids)
+    assert result.success, step_failure_messages(result)
+
+    for creator, items in served.items():
+        want = expected_metrics(items, None, TODAY, len(items))
+        assert_metrics_match(stored_metrics(db_path, creator, TODAY), want, creator)
+    got = stored_metrics(db_path, edges, TODAY)
+    # ages 1, 29 and 30 are in 30d; 31 is not (it is in 90d); 0 (today) is only in 'all'; 91 is not in 90d
+    assert [got[(w, "all")]["note_count"] for w in ("30d", "90d", "all")] == [3, 6, 9]
+    assert got[("30d", "all")]["days_since_last_note"] == 1
+    assert got[("all", "all")]["days_since_last_note"] == 0
+    # brand-tagged non-ads are cooperation; blank brands are none
+    assert [got[("all", s)]["note_count"] for s in ("organic", "cooperation")] == [5, 4]
+    assert [got[("all", s)]["brand_tagged_non_ad_count"] for s in ("all", "organic", "cooperation")] == [
+        2,
+        0,
+        2,
+    ]
+    # a sum of medians differs from the median of sums: 30d likes 160, 44, 1200 and collects 200, 13, 30
+    assert got[("30d", "all")]["interaction_median"] == 160 + 30
+    assert got[("30d", "all")]["interaction_per_note_median"] == 360
+    assert query(
+        db_path,
+        "SELECT published_date, is_advertise, brand_name, segment FROM analytics.notes"
+        " WHERE creator_id = ? ORDER BY published_date DESC",
+        [edges],
+    ) == [
+        (TODAY - timedelta(days=age), ad, brand, segment)
+        for age, ad, brand, segment in zip(
+            EDGE_AGES,
+            [False, False, True, False, False, False, False, True, False],
+            [None, "花西子", "某品牌", "  ", "漫步者", "\u3000", None, "某品牌", None],
+            [
+                "organic",
+                "cooperation",
+                "cooperation",
+                "organic",
+                "cooperation",
+                "organic",
+                "organic",
+                "cooperation",
+                "organic",
+            ],
+            strict=True,
+        )
+    ]
+    assert stored_metrics(db_path, video, TODAY)[("all", "all")]["video_note_count"] == 4
+    assert stored_metrics(db_path, photo, TODAY)[("all", "all")]["video_note_count"] == 0
+
+    # empty windows: counts 0, every median and rate NULL, not 0
+    for creator, cells in [
+        (old_only, [("30d", "all"), ("90d", "all"), ("30d", "cooperation")]),
+        (unknown, list(stored_metrics(db_path, unknown, TODAY))),
+    ]:
+        for cell in cells:
+            row = stored_metrics(db_path, creator, TODAY)[cell]
+            assert row["note_count"] == row["video_note_count"] == row["brand_tagged_non_ad_count"] == 0
+            assert all(row[c] is None for c in EMPTY_CELL_NULLS), (creator, cell, row)
+    assert len(stored_metrics(db_path, unknown, TODAY)) == 9
+
+    # the unknown id: one billed call, an 'empty' snapshot, flagged in the leaderboard and the logs
+    assert simulator.call_count(unknown) == 1
+    assert [c.billed for c in simulator.calls if c.user_id == unknown] == [True]
+    board = {
+        r[0]: r[1:]
+        for r in query(
+            db_path,
+            "SELECT creator_id, scan_status, no_pugongying_data, note_count FROM analytics.creator_leaderboard",
+        )
+    }
+    assert board[unknown] == ("empty", True, 0)
+    assert {c: board[c][:2] for c in served} == {c: ("full", False) for c in served}
+    logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    flagged = [m for m in logs if NO_DATA_MESSAGE in m]
+    assert len(flagged) == 1 and unknown in flagged[0] and "billed" in flagged[0]
+    assert read_streaks(instance)[unknown].count == 1 and set(read_streaks(instance)) == {unknown}
 
 
 def test_simulated_and_real_data_never_share_a_file(instance, simulator, duckdb_resource, creators):

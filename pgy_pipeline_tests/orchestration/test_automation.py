@@ -23,12 +23,15 @@ from pgy_pipeline.orchestration.automation import (
     build_daily_snapshot_schedule,
     contiguous_blocks,
     creator_registry_sensor,
+    failure_cause,
     raw_pages_followup_sensor,
 )
+from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, read_streaks, record_snapshots
 from pgy_pipeline.orchestration.guard import read_guard, trip_guard
 from pgy_pipeline.orchestration.partitions import SHANGHAI, partition_key, today_shanghai
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource, parse_registry
-from pgy_pipeline_tests.conftest import creator_ids, run_pipeline, step_failure_messages
+from pgy_pipeline.simulator import VENDOR_CODES
+from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
 
 TODAY = today_shanghai()
 daily_snapshot_schedule = build_daily_snapshot_schedule()
@@ -294,3 +297,134 @@ def test_notes_and_metrics_follow_raw_pages_changed_alone(instance, defs, simula
     assert run_pipeline(instance, api, duckdb_resource, ids[3:]).success
     after_full = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=result.cursor)
     assert not after_full.run_requests
+
+
+# -- every vendor code through the fetching step: calls, error text, guard -------------------------
+
+# code: (calls made with 2 attempts per page, what the guard does, the run's failure label)
+CODE_OUTCOMES = {
+    100: (1, "operator", "API token invalid"),
+    101: (1, "operator", "API token or account rejected (101)"),
+    201: (1, None, "some creators failed: not found by the service (201, billed)"),
+    202: (1, None, "some creators failed: target not supported by the endpoint (202)"),
+    300: (1, "tomorrow", "API usage limit (300, taken as a quota)"),
+    301: (2, None, "some creators failed: retries exhausted"),
+    302: (2, None, "some creators failed: retries exhausted"),
+    303: (1, "tomorrow", "API daily quota exceeded"),
+    400: (1, None, "some creators failed: request parameters rejected (400)"),
+    404: (1, None, "some creators failed: not found by the service (404)"),
+    500: (2, None, "some creators failed: retries exhausted"),
+    503: (2, None, "some creators failed: API service unavailable (503)"),
+    600: (1, "operator", "API permission denied"),
+    601: (1, "operator", "API balance too low"),
+    602: (1, "operator", "API spending cap reached (602)"),
+}
+
+
+def test_every_vendor_code_is_covered():
+    assert set(CODE_OUTCOMES) == set(VENDOR_CODES)
+
+
+@pytest.mark.parametrize("code", sorted(CODE_OUTCOMES))
+def test_each_vendor_code_in_a_run_calls_fails_and_guards_as_documented(
+    instance, simulator, duckdb_resource, code
+):
+    calls, guard, label = CODE_OUTCOMES[code]
+    creator = creator_ids(1, prefix=f"run-code-{code}")[0]
+    instance.add_dynamic_partitions("creators", [creator])
+    simulator.set_note_count(creator, 3)
+    simulator.add_fault("code", user_id=creator, times=None, code=code, message=f"said {code}")
+    api = fast_api(simulator, max_attempts=2)
+    result = run_pipeline(instance, api, duckdb_resource, [creator], assets=[note_pages])
+    assert not result.success
+    assert simulator.call_count(creator) == calls
+    messages = step_failure_messages(result)
+    text = "\n".join(messages)
+    assert f"code {code}" in text and f"said {code}" in text and creator in text
+    assert failure_cause(messages) == label
+    state = read_guard(instance)
+    if guard is None:
+        assert state is None
+    else:
+        assert state is not None and state.code == code
+        assert (state.until is None) == (guard == "operator")
+        if guard == "tomorrow":
+            assert state.until == (TODAY + timedelta(days=1)).isoformat()
+        assert read_guard(instance, today=TODAY + timedelta(days=2)) == (
+            None if guard == "tomorrow" else state
+        )
+
+
+# -- creators with no Pugongying data: checked weekly after 3 empty snapshots --------------------
+
+
+def test_an_empty_creator_is_checked_weekly_after_3_empty_snapshots_until_re_added(
+    instance, defs, simulator, api, duckdb_resource, registry_path
+):
+    a, b, gone = creator_ids(3, prefix="weekly")
+    write_registry(registry_path, [row(a), row(b), row(gone)])
+    instance.add_dynamic_partitions("creators", [a, b, gone])
+    simulator.set_note_count(a, 10)
+    simulator.set_note_count(b, 10)
+    simulator.set_unknown(gone)
+    # two earlier snapshots came back empty (the API cannot be asked for the past: recorded directly)
+    for days_ago in (2, 1):
+        record_snapshots(instance, TODAY - timedelta(days=days_ago), [gone], [a, b])
+    assert read_streaks(instance)[gone].count == 2
+    now = datetime.now(SHANGHAI)
+    [request] = schedule_tick(instance, defs, when=now).run_requests  # still daily: all three
+    assert request.tags["dagster/asset_partition_range_end"] == f"{gone}|{TODAY}"
+
+    result = run_pipeline(instance, api, duckdb_resource, [a, b, gone])
+    assert result.success, step_failure_messages(result)
+    streak = read_streaks(instance)[gone]
+    assert (streak.count, streak.last) == (3, TODAY.isoformat()) and set(read_streaks(instance)) == {gone}
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if NO_DATA_MESSAGE in e.user_message]
+    assert len(logged) == 1 and "checks it only weekly" in logged[0]
+    # a refresh of the same day does not count as another snapshot
+    record_snapshots(instance, TODAY, [gone], [])
+    assert read_streaks(instance)[gone].count == 3
+
+    # the schedule (which never opens DuckDB) leaves it out for a week, and says so on the tick
+    [request] = schedule_tick(instance, defs, when=now).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"{a}|{TODAY}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{b}|{TODAY}"
+    assert request.tags["pgy/checked_weekly_not_today"] == "1"
+    later = now + timedelta(days=6)
+    assert (
+        schedule_tick(instance, defs, when=later)
+        .run_requests[0]
+        .tags["dagster/asset_partition_range_end"]
+        .startswith(b)
+    )
+    week = now + timedelta(days=7)
+    [request] = schedule_tick(instance, defs, when=week).run_requests
+    assert request.tags["dagster/asset_partition_range_end"].startswith(gone)
+    assert "pgy/checked_weekly_not_today" not in request.tags
+    # only it active: the tick is skipped, with the reason
+    write_registry(registry_path, [row(a, active=False), row(b, active=False), row(gone)])
+    skipped = schedule_tick(instance, defs, when=now)
+    assert not skipped.run_requests
+    assert NO_DATA_MESSAGE in skipped.skip_message and "checked only weekly" in skipped.skip_message
+
+    # materializing it by hand always fetches
+    calls = simulator.call_count(gone)
+    refresh = {"ops": {"raw__note_pages": {"config": {"refresh": True}}}}
+    assert run_pipeline(instance, api, duckdb_resource, [gone], run_config=refresh).success
+    assert simulator.call_count(gone) == calls + 1
+
+    # taken out of the registry and added back: checked daily again
+    write_registry(registry_path, [row(a), row(b)])
+    sensor_tick(creator_registry_sensor, instance, defs)
+    assert gone not in read_streaks(instance)
+    write_registry(registry_path, [row(a), row(b), row(gone)])
+    sensor_tick(creator_registry_sensor, instance, defs)
+    [request] = schedule_tick(instance, defs, when=now).run_requests
+    assert request.tags["dagster/asset_partition_range_end"] == f"{gone}|{TODAY}"
+
+    # notes again: the streak ends
+    record_snapshots(instance, TODAY, [gone], [])
+    simulator.set_unknown(gone, False)
+    simulator.set_note_count(gone, 4)
+    assert run_pipeline(instance, api, duckdb_resource, [gone], run_config=refresh).success
+    assert read_streaks(instance) == {}

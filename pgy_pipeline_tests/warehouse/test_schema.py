@@ -11,6 +11,7 @@ import pytest
 from pgy_pipeline.errors import MigrationError, SchemaVersionError
 from pgy_pipeline.warehouse import schema
 from pgy_pipeline.warehouse.schema import LATEST_VERSION, MIGRATIONS, Migration, file_version, migrate
+from pgy_pipeline.warehouse.storage import rebuild_metrics
 from pgy_pipeline.warehouse.tables import RELATIONS, tables, views
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "release_0_1_0.sql"
@@ -23,6 +24,7 @@ TABLES_0_1_0 = [
     "meta.data_source",
 ]
 VIEWS_OVER_NEW_TABLES = {"meta.api_calls_daily"}
+RECOMPUTED = {"analytics.creator_engagement_metrics"}  # derived rows a migration rewrites
 
 
 def release_0_1_0_file(path: Path) -> Path:
@@ -86,21 +88,47 @@ def test_the_0_1_0_file_upgrades_with_no_row_lost_and_every_view_answering(tmp_p
         migrate(conn)
         assert file_version(conn) == LATEST_VERSION
         for table, rows in before.items():
+            if table in RECOMPUTED:
+                continue
             old_columns = len(rows[0]) if rows else 0
             after = conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
             assert len(after) == len(rows), table
             # columns a migration added come after the 0.1.0 ones; the old values are untouched
             assert sorted(r[:old_columns] for r in after) == sorted(rows), table
+        # metric rows are derived: migration 3 recomputed them under the new definitions, for exactly
+        # the partitions that had them, and they equal what a rebuild from the stored notes gives now
+        metrics = conn.execute("SELECT * FROM analytics.creator_engagement_metrics ORDER BY ALL").fetchall()
+        assert {(r[0], r[1]) for r in metrics} == {
+            (r[0], r[1]) for r in before["analytics.creator_engagement_metrics"]
+        }
+        assert len(metrics) == 9
+        rebuild_metrics(conn, {(r[0], r[1]) for r in metrics})
+        assert (
+            conn.execute("SELECT * FROM analytics.creator_engagement_metrics ORDER BY ALL").fetchall()
+            == metrics
+        )
+        segments = conn.execute("SELECT note_id, segment FROM analytics.notes ORDER BY ALL").fetchall()
         for view in views():
             count = conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0]
             # the billing ledger starts empty: its view answers, with no rows yet
             assert count >= (0 if view.name in VIEWS_OVER_NEW_TABLES else 1), view.name
-        board = conn.execute("SELECT display_name, note_count FROM analytics.creator_leaderboard").fetchall()
+        board = conn.execute(
+            "SELECT display_name, note_count, interaction_median, interaction_per_note_median, scan_status,"
+            " no_pugongying_data FROM analytics.creator_leaderboard"
+        ).fetchall()
         snapshots = conn.execute(
             "SELECT snapshot_date::VARCHAR, scan_status, total_reported, notes_loaded, pages, calls"
             " FROM analytics.creator_snapshots ORDER BY 1"
         ).fetchall()
-    assert board == [("小红", 2)]
+    # 30d on 2026-11-21 holds both notes: median likes 107 + median collects 24
+    assert board == [("小红", 2, 131.0, 131.0, "full", False)]
+    # the new column is filled for the notes already stored: the ad with its brand is cooperation
+    assert segments == [
+        ("66aa00000000000000000001", "organic"),
+        ("66aa00000000000000000001", "organic"),
+        ("66aa00000000000000000002", "cooperation"),
+        ("66aa00000000000000000002", "cooperation"),
+    ]
     # a table a migration added is filled for the snapshots the old file already held
     assert snapshots == [("2026-11-20", "full", 2, 2, 1, 1), ("2026-11-21", "full", 2, 2, 1, 2)]
 

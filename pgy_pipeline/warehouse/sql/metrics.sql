@@ -8,7 +8,7 @@ INSERT INTO analytics.creator_engagement_metrics (
     creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
     interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
     thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,
-    notes_total_reported
+    notes_total_reported, interaction_per_note_median, brand_tagged_non_ad_count
 )
 WITH
 snapshot_dates AS (
@@ -50,16 +50,17 @@ current_notes AS (
         AND prev.note_id = n.note_id
 ),
 members AS (
-    SELECT c.*, n.*  EXCLUDE (creator_id, snapshot_date)
+    SELECT c.*, n.* EXCLUDE (creator_id, snapshot_date, segment), n.segment AS note_segment
     FROM cells AS c
     LEFT JOIN current_notes AS n
         ON n.creator_id = c.creator_id
         AND n.snapshot_date = c.snapshot_date
+        -- N days ending the day before the snapshot, as Pugongying's windows: a note published on the
+        -- snapshot day is only a few hours old, and is in window 'all' only
         AND (c.window_days IS NULL
-             OR (n.published_date > c.snapshot_date - c.window_days AND n.published_date <= c.snapshot_date))
-        AND (c.segment = 'all'
-             OR (c.segment = 'organic' AND n.is_advertise = false)
-             OR (c.segment = 'cooperation' AND n.is_advertise = true))
+             OR (n.published_date >= c.snapshot_date - c.window_days AND n.published_date < c.snapshot_date))
+        -- analytics.notes.segment holds the rule (brand-tagged notes are cooperation)
+        AND (c.segment = 'all' OR n.segment = c.segment)
 )
 SELECT
     m.creator_id,
@@ -70,7 +71,8 @@ SELECT
     count(m.note_id) FILTER (WHERE m.is_video)                 AS video_note_count,
     median(m.read_num)                                         AS read_median,
     avg(m.read_num)                                            AS read_mean,
-    median(m.interaction_num)                                  AS interaction_median,
+    -- Pugongying's form, a sum of medians (its comments median is absent: the endpoint has none)
+    median(m.like_num) + median(m.collect_num)                 AS interaction_median,
     median(m.like_num)                                         AS like_median,
     median(m.collect_num)                                      AS collect_median,
     sum(m.interaction_num) / nullif(sum(m.read_num), 0)        AS engagement_rate,
@@ -81,7 +83,10 @@ SELECT
     CASE WHEN m.previous_snapshot_date IS NOT NULL
          THEN coalesce(sum(m.read_num - m.previous_read_num), 0) END AS read_gain,
     m.previous_snapshot_date,
-    r.notes_total_reported
+    r.notes_total_reported,
+    median(m.interaction_num)                                  AS interaction_per_note_median,
+    count(m.note_id) FILTER (WHERE m.note_segment = 'cooperation' AND m.is_advertise = false)
+                                                               AS brand_tagged_non_ad_count
 FROM members AS m
 LEFT JOIN reported AS r USING (creator_id, snapshot_date)
 GROUP BY m.creator_id, m.snapshot_date, m.window_name, m.window_days, m.segment,

@@ -14,7 +14,9 @@ SET note_count = NULL,
     hundred_like_rate = NULL,
     thousand_like_rate = NULL,
     read_gain = NULL,
-    previous_snapshot_date = NULL
+    previous_snapshot_date = NULL,
+    interaction_per_note_median = NULL,
+    brand_tagged_non_ad_count = NULL
 FROM analytics.creator_snapshots AS s
 WHERE m."window" = 'all'
   AND s.creator_id = m.creator_id

@@ -28,6 +28,16 @@ CREATE OR REPLACE TEMP MACRO _typed_issue(v, field, typed) AS
         WHEN (v ->> '$') IS NOT NULL AND typed IS NULL THEN field || ' could not be read: ' || left(v ->> '$', 40)
     END;
 
+-- The segment rule, in one place: a note marked as an ad, or tagged with a brand (a brandName with any
+-- character that is not white space), is cooperation, even when isAdvertise is false, as Pugongying
+-- leaves such notes out of its daily (organic) figures; neither is organic; NULL when isAdvertise is
+-- unknown and there is no brand.
+CREATE OR REPLACE TEMP MACRO _segment(is_advertise, brand_name) AS
+    CASE
+        WHEN is_advertise OR coalesce(regexp_matches(brand_name, '[^\s\pZ]'), false) THEN 'cooperation'
+        WHEN NOT is_advertise THEN 'organic'
+    END;
+
 CREATE OR REPLACE TEMP TABLE _items AS
 SELECT
     creator_id, snapshot_date, page_number, fetched_at, idx, item_type,
@@ -94,12 +104,12 @@ WHERE r.note_id IS NULL OR r.list_position <> r.first_position;
 INSERT INTO analytics.notes (
     creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
     read_num, like_num, collect_num, interaction_num, third_read_user_num, img_url,
-    list_position, page_number, fetched_at, quality_issues
+    list_position, page_number, fetched_at, quality_issues, segment
 )
 SELECT
     creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
     read_num, like_num, collect_num, like_num + collect_num AS interaction_num, third_read_user_num, img_url,
-    list_position, page_number, fetched_at, quality_issues
+    list_position, page_number, fetched_at, quality_issues, _segment(is_advertise, brand_name) AS segment
 FROM _ranked
 WHERE note_id IS NOT NULL AND list_position = first_position;
 

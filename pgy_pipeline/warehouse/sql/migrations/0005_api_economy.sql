@@ -7,6 +7,7 @@ ALTER TABLE raw.note_pages ADD COLUMN "scan_window_from" DATE;
 -- On a window-scan day window 'all' is not computed from notes the scan did not read.
 ALTER TABLE analytics.creator_engagement_metrics ALTER COLUMN "note_count" DROP NOT NULL;
 ALTER TABLE analytics.creator_engagement_metrics ALTER COLUMN "video_note_count" DROP NOT NULL;
+ALTER TABLE analytics.creator_engagement_metrics ALTER COLUMN "brand_tagged_non_ad_count" DROP NOT NULL;
 
 CREATE TABLE meta.api_calls (
     "call_id" VARCHAR NOT NULL,

@@ -1,0 +1,113 @@
+-- Pugongying's metric definitions: analytics.notes.segment, two metric columns, stored metric rows recomputed
+-- Windows now end the day before the snapshot, segments follow brand tagging, interaction_median is a
+-- sum of medians, and there are two new columns (interaction_per_note_median,
+-- brand_tagged_non_ad_count). Old metric rows would mean something else than new ones, so every
+-- partition that has metric rows is recomputed here from its stored notes (the metrics SQL of this
+-- release, frozen below as it was), in the upgrade's transaction; partitions without metric rows stay
+-- without. No API call, no raw page read beyond the reported totals.
+
+ALTER TABLE analytics.notes ADD COLUMN segment VARCHAR;
+UPDATE analytics.notes SET segment = CASE
+    WHEN is_advertise OR coalesce(regexp_matches(brand_name, '[^\s\pZ]'), false) THEN 'cooperation'
+    WHEN NOT is_advertise THEN 'organic'
+END;
+
+ALTER TABLE analytics.creator_engagement_metrics ADD COLUMN interaction_per_note_median DOUBLE;
+-- NOT NULL needs a value for the rows already there; they are all rewritten below, and the default goes.
+ALTER TABLE analytics.creator_engagement_metrics ADD COLUMN brand_tagged_non_ad_count BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE analytics.creator_engagement_metrics ALTER COLUMN brand_tagged_non_ad_count DROP DEFAULT;
+
+CREATE OR REPLACE TEMP TABLE _keys AS
+SELECT DISTINCT creator_id, snapshot_date FROM analytics.creator_engagement_metrics;
+
+DELETE FROM analytics.creator_engagement_metrics;
+
+INSERT INTO analytics.creator_engagement_metrics (
+    creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
+    interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
+    thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,
+    notes_total_reported, interaction_per_note_median, brand_tagged_non_ad_count
+)
+WITH
+snapshot_dates AS (
+    -- The creator's snapshots, from raw pages (one row per page, far fewer than notes).
+    SELECT DISTINCT creator_id, snapshot_date
+    FROM raw.note_pages
+    WHERE creator_id IN (SELECT creator_id FROM _keys)
+),
+previous AS (
+    SELECT k.creator_id, k.snapshot_date, max(s.snapshot_date) AS previous_snapshot_date
+    FROM _keys AS k
+    LEFT JOIN snapshot_dates AS s
+        ON s.creator_id = k.creator_id AND s.snapshot_date < k.snapshot_date
+    GROUP BY ALL
+),
+reported AS (
+    -- The service's total as reported on the last page read.
+    SELECT creator_id, snapshot_date, arg_max(total, page_number) AS notes_total_reported
+    FROM raw.note_pages
+    JOIN _keys USING (creator_id, snapshot_date)
+    GROUP BY ALL
+),
+windows(window_name, window_days) AS (VALUES ('30d', 30), ('90d', 90), ('all', NULL)),
+segments(segment) AS (VALUES ('all'), ('organic'), ('cooperation')),
+cells AS (
+    SELECT k.creator_id, k.snapshot_date, w.window_name, w.window_days, s.segment, p.previous_snapshot_date
+    FROM _keys AS k
+    JOIN previous AS p USING (creator_id, snapshot_date)
+    CROSS JOIN windows AS w
+    CROSS JOIN segments AS s
+),
+current_notes AS (
+    SELECT n.*, prev.read_num AS previous_read_num
+    FROM analytics.notes AS n
+    JOIN previous AS p USING (creator_id, snapshot_date)
+    LEFT JOIN analytics.notes AS prev
+        ON prev.creator_id = n.creator_id
+        AND prev.snapshot_date = p.previous_snapshot_date
+        AND prev.note_id = n.note_id
+),
+members AS (
+    SELECT c.*, n.* EXCLUDE (creator_id, snapshot_date, segment), n.segment AS note_segment
+    FROM cells AS c
+    LEFT JOIN current_notes AS n
+        ON n.creator_id = c.creator_id
+        AND n.snapshot_date = c.snapshot_date
+        -- N days ending the day before the snapshot, as Pugongying's windows: a note published on the
+        -- snapshot day is only a few hours old, and is in window 'all' only
+        AND (c.window_days IS NULL
+             OR (n.published_date >= c.snapshot_date - c.window_days AND n.published_date < c.snapshot_date))
+        -- analytics.notes.segment holds the rule (brand-tagged notes are cooperation)
+        AND (c.segment = 'all' OR n.segment = c.segment)
+)
+SELECT
+    m.creator_id,
+    m.snapshot_date,
+    m.window_name                                              AS "window",
+    m.segment,
+    count(m.note_id)                                           AS note_count,
+    count(m.note_id) FILTER (WHERE m.is_video)                 AS video_note_count,
+    median(m.read_num)                                         AS read_median,
+    avg(m.read_num)                                            AS read_mean,
+    -- Pugongying's form, a sum of medians (its comments median is absent: the endpoint has none)
+    median(m.like_num) + median(m.collect_num)                 AS interaction_median,
+    median(m.like_num)                                         AS like_median,
+    median(m.collect_num)                                      AS collect_median,
+    sum(m.interaction_num) / nullif(sum(m.read_num), 0)        AS engagement_rate,
+    avg(CASE WHEN m.like_num >= 100 THEN 1.0 WHEN m.like_num IS NOT NULL THEN 0.0 END) AS hundred_like_rate,
+    avg(CASE WHEN m.like_num >= 1000 THEN 1.0 WHEN m.like_num IS NOT NULL THEN 0.0 END) AS thousand_like_rate,
+    CASE WHEN m.window_days IS NOT NULL THEN count(m.note_id) / (m.window_days / 7.0) END AS notes_per_week,
+    (m.snapshot_date - max(m.published_date))::INTEGER         AS days_since_last_note,
+    CASE WHEN m.previous_snapshot_date IS NOT NULL
+         THEN coalesce(sum(m.read_num - m.previous_read_num), 0) END AS read_gain,
+    m.previous_snapshot_date,
+    r.notes_total_reported,
+    median(m.interaction_num)                                  AS interaction_per_note_median,
+    count(m.note_id) FILTER (WHERE m.note_segment = 'cooperation' AND m.is_advertise = false)
+                                                               AS brand_tagged_non_ad_count
+FROM members AS m
+LEFT JOIN reported AS r USING (creator_id, snapshot_date)
+GROUP BY m.creator_id, m.snapshot_date, m.window_name, m.window_days, m.segment,
+         m.previous_snapshot_date, r.notes_total_reported;
+
+DROP TABLE _keys;

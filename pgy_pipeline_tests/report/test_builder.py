@@ -1,0 +1,156 @@
+"""The HTML report on a fixture roster of 20 creators and 10 snapshots, opened in headless Chromium.
+
+The browser test asserts what a person would see: no console error, no network request, every chart
+drawn with as many marks as the data has (counted in the DOM, expected counts computed from the
+DuckDB file, not taken from the builder), and Chinese names and titles present. It saves a
+screenshot under pgy_pipeline_tests/artifacts/ (git-ignored) and prints its path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pgy_pipeline.errors import InvalidInputError
+from pgy_pipeline.report import build_report, report_path
+from pgy_pipeline.report.builder import WEEKS
+from pgy_pipeline.warehouse.analyst import rebuild_anomalies, rebuild_peer_percentiles
+from pgy_pipeline_tests.analyst_support import fixture_roster, write_creators, write_snapshots
+from pgy_pipeline_tests.report.cdp import Browser, chromium_binary
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def roster_db(tmp_path_factory):
+    roster = fixture_roster(n_creators=20, n_snapshots=10)
+    path = tmp_path_factory.mktemp("report") / "pgy.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        write_creators(conn, roster.creators)
+        write_snapshots(conn, roster.snapshots)
+        rebuild_peer_percentiles(conn, roster.days)
+        rebuild_anomalies(conn, roster.days)
+    return path, roster
+
+
+@pytest.fixture(scope="module")
+def report(roster_db):
+    path, roster = roster_db
+    out = report_path(str(path), roster.last_day)
+    with duckdb.connect(str(path)) as conn:
+        summary = build_report(conn, roster.last_day, out)
+    return summary
+
+
+def expected_marks(db: Path, day, creators_shown: int) -> dict[str, int]:
+    """Marks each chart must draw, straight from the tables (not from the report builder)."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        roster = conn.execute(
+            "SELECT creator_id FROM analytics.creator_engagement_metrics WHERE snapshot_date = ? "
+            "AND \"window\" = '30d' AND segment = 'all' ORDER BY read_median DESC NULLS LAST, creator_id",
+            [day],
+        ).fetchall()
+        points = conn.execute(
+            "SELECT count(*) FROM analytics.creator_engagement_metrics WHERE snapshot_date = ? "
+            "AND \"window\" = '30d' AND segment = 'all' AND read_median IS NOT NULL AND engagement_rate IS NOT NULL",
+            [day],
+        ).fetchall()[0][0]
+        brands = conn.execute(
+            "SELECT brand_name, count(DISTINCT creator_id) FROM analytics.brand_notes GROUP BY 1 "
+            "ORDER BY sum(read_num) DESC, 1"
+        ).fetchall()
+        marks = {"roster-scatter": points}
+        for i, (_, creators) in enumerate(brands):
+            marks[f"brand-{i}"] = min(creators, 15)
+        for i, (creator_id,) in enumerate(roster[:creators_shown]):
+            medians = conn.execute(
+                "SELECT count(*) FROM analytics.creator_engagement_metrics WHERE creator_id = ? AND "
+                "\"window\" = '30d' AND segment = 'all' AND read_median IS NOT NULL AND snapshot_date <= ?",
+                [creator_id, day],
+            ).fetchall()[0][0]
+            curve_points = conn.execute(
+                "WITH top AS (SELECT note_id FROM analytics.notes WHERE creator_id = ? AND snapshot_date = ? "
+                "ORDER BY read_num DESC, note_id LIMIT 5) "
+                "SELECT count(*) FROM analytics.note_history WHERE creator_id = ? AND snapshot_date <= ? "
+                "AND note_id IN (SELECT note_id FROM top)",
+                [creator_id, day, creator_id, day],
+            ).fetchall()[0][0]
+            marks[f"creator-{i}"] = medians + WEEKS + curve_points
+    return marks
+
+
+def test_report_is_one_self_contained_file_next_to_the_database(roster_db, report):
+    db, roster = roster_db
+    assert report.path == db.parent / "reports" / f"{roster.last_day.isoformat()}.html"
+    assert report.url.startswith("file:///") and report.url.endswith(".html")
+    text = report.path.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", text), "a script is loaded from elsewhere"
+    assert not re.search(r"<link[^>]+href=", text), "a stylesheet is loaded from elsewhere"
+    # plotly.js itself is inline (its only URL, for geo maps' topojson, is never fetched: see the browser test)
+    assert "Plotly.newPlot" in text and len(text) > 3_000_000
+    assert report.roster_points == 20 and report.creators_shown == 20 and report.brands_total == 4
+    assert report.anomalies == 2  # the fixture's vanished note and spike
+    assert report.chart_count == 1 + report.brands_shown + report.creators_shown
+    assert not list(report.path.parent.glob(".*.tmp")), "the atomic write left its temporary file"
+    assert report.marks == expected_marks(db, roster.last_day, report.creators_shown)
+
+
+def test_report_limits_are_checked_and_a_past_date_is_reported_as_of_that_date(roster_db, tmp_path):
+    db, roster = roster_db
+    with duckdb.connect(str(db), read_only=True) as conn:
+        with pytest.raises(InvalidInputError, match="max_creators"):
+            build_report(conn, roster.last_day, tmp_path / "x.html", max_creators=0)
+        early = build_report(conn, roster.days[0], tmp_path / "early.html", max_creators=3, max_brands=2)
+    assert early.creators_shown == 3 and early.brands_shown == 2 and early.anomalies == 0
+    # the first snapshot's report shows the first snapshot's figures (brands are checked on the last)
+    charts = {k: v for k, v in early.marks.items() if not k.startswith("brand-")}
+    assert charts == {
+        k: v for k, v in expected_marks(db, roster.days[0], 3).items() if not k.startswith("brand-")
+    }
+
+
+def test_report_renders_in_headless_chromium_with_every_chart_and_no_error(roster_db, report):
+    binary = chromium_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs it with apt-get install chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium fonts-wqy-zenhei)")
+    db, roster = roster_db
+    expected = expected_marks(db, roster.last_day, report.creators_shown)
+    with Browser(binary, width=1400, height=1000) as browser:
+        browser.open(report.url)
+        browser.wait_for(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {len(expected)}"
+            " && document.readyState === 'complete'"
+        )
+        browser.pump(1.0)  # let late errors arrive
+        drawn = browser.evaluate(
+            """(() => {
+                const out = {};
+                for (const el of document.querySelectorAll('.js-plotly-plot')) {
+                    out[el.id] = el.querySelectorAll('.scatterlayer .points path.point, .barlayer g.point').length;
+                }
+                return out;
+            })()"""
+        )
+        svg_text = browser.evaluate(
+            "[...document.querySelectorAll('svg text')].map(t => t.textContent).join(' ')"
+        )
+        body_text = browser.evaluate("document.body.innerText")
+        shot = browser.screenshot(ARTIFACTS / f"report-{roster.last_day.isoformat()}.png")
+        # the same page in two screen-sized parts, legible at a glance
+        browser.screenshot(ARTIFACTS / "report-top.png", 0, 1800)
+        creators_top = browser.evaluate("document.getElementById('creator-0').getBoundingClientRect().top")
+        browser.screenshot(ARTIFACTS / "report-creators.png", max(0, creators_top - 60), 1300)
+    print(f"\nreport screenshots: {shot}, and report-top.png, report-creators.png beside it")
+    assert browser.console_errors == []
+    assert [u for u in browser.requests if not u.startswith(("file:", "data:", "about:"))] == []
+    assert drawn == expected
+    names = [c.display_name for c in roster.creators]
+    assert all(name in svg_text for name in names), "a creator's name is missing from the charts"
+    assert "上海探店" in body_text and "花西子" in svg_text and "美妆" in svg_text
+    assert shot.stat().st_size > 50_000

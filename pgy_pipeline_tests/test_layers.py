@@ -1,0 +1,66 @@
+"""The package's layers import downward only: api, then warehouse, then orchestration."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pgy_pipeline"
+
+# layer -> what its modules must never import (top-level package names or pgy_pipeline subpackages)
+FORBIDDEN = {
+    "api": {"dagster", "dagster_duckdb", "duckdb", "pgy_pipeline.warehouse", "pgy_pipeline.orchestration"},
+    "warehouse": {"dagster", "dagster_duckdb", "pgy_pipeline.orchestration"},
+    "simulator": {
+        "dagster",
+        "duckdb",
+        "httpx",
+        "pgy_pipeline.api",
+        "pgy_pipeline.warehouse",
+        "pgy_pipeline.orchestration",
+    },
+}
+
+
+def imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violates(name: str, forbidden: set[str]) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in forbidden)
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    problems = []
+    for layer, forbidden in FORBIDDEN.items():
+        files = sorted((PACKAGE / layer).rglob("*.py"))
+        assert files, layer
+        for path in files:
+            for name in imported_names(path):
+                if violates(name, forbidden):
+                    problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not problems, problems
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import duckdb\nfrom dagster import asset\n", encoding="utf-8")
+    assert {n for n in imported_names(bad) if violates(n, FORBIDDEN["api"])} == {"duckdb", "dagster"}
+
+
+def test_non_public_dagster_apis_appear_only_in_their_one_module():
+    hits = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "dagster_internals.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in ("dagster._", "run_storage", "add_run_tags"):
+            if needle in text:
+                hits.append(f"{path.relative_to(PACKAGE)}: {needle}")
+    assert not hits, hits
