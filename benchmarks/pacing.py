@@ -1,4 +1,4 @@
-"""Benchmark 7: adaptive pacing against a hidden rate limit.
+"""Benchmark 8: adaptive pacing against a hidden rate limit.
 
 The simulator (in its own process) answers 302 above a per-token limit the client is not told
 (7 requests/s), with 200 ms latency. The client is the pipeline's: ``AdaptivePacer`` with the ceiling

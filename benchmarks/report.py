@@ -270,12 +270,43 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"< {target:g} s",
                 desk[key]["max"] < target,
             )
+    rep = results.get("replica")
+    if rep:
+        a = rep["analyst"]
+        add(
+            "replica_analyst_errors",
+            "6 replica",
+            f"analyst queries that failed (every 20 ms through {rep['setup']['repeats']} runs)",
+            a["errors"],
+            f"{a['errors']} of {a['queries']:,}",
+            "0",
+            a["errors"] == 0,
+        )
+        add(
+            "replica_wall_growth",
+            "6 replica",
+            "run wall time with the analyst polling / without",
+            1 + rep["wall_growth"],
+            f"{1 + rep['wall_growth']:.3f}×",
+            "< 1.10×",
+            rep["wall_growth"] < 0.10,
+        )
+        c = rep["copy"]
+        add(
+            "replica_copy_1gb_s",
+            "6 replica",
+            f"one replica copy of a {c['database_bytes'] / 1e9:.2f} GB file (copy, fsync, rename)",
+            _m(c["copy_s"]),
+            _spread(c["copy_s"], 2, " s"),
+            "report",
+            None,
+        )
     scans = results.get("scans")
     if scans:
         r = scans["ratio_full_over_window"]
         add(
             "scans_ratio",
-            "6 scans",
+            "7 scans",
             f"calls over {scans['setup']['days']} days, full scans / window scans (one full scan)",
             r,
             f"{r:.2f}× ({scans['calls_per_creator_day']['full']:.2f} vs "
@@ -285,7 +316,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "scans_metrics_identical",
-            "6 scans",
+            "7 scans",
             "30d/90d metric rows that differ between the two",
             scans["metric_rows_differing"],
             f"{scans['metric_rows_differing']} of {scans['metric_rows_compared']:,}",
@@ -297,7 +328,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         f = pacing["first"]
         add(
             "pacing_302_share",
-            "7 pacing",
+            "8 pacing",
             "share of calls answered 302 (first run, nothing learned)",
             f["share_302"],
             f"{f['share_302']:.1%} ({f['calls_302']} of {f['calls']})",
@@ -306,7 +337,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "pacing_throughput",
-            "7 pacing",
+            "8 pacing",
             "answered calls per second over the run / hidden limit",
             f["throughput_over_limit"],
             f"{f['throughput_over_limit']:.1%} ({f['throughput_rps']:.2f} of {pacing['setup']['hidden_limit_rps']:g} req/s)",
@@ -315,7 +346,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "pacing_notes_lost",
-            "7 pacing",
+            "8 pacing",
             "notes lost",
             f["notes_lost"],
             str(f["notes_lost"]),
@@ -324,7 +355,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         add(
             "pacing_converged_s",
-            "7 pacing",
+            "8 pacing",
             "time to converge (5 s at ≥ 85% of the limit)",
             f["converged_after_s"],
             _f(f["converged_after_s"], 1, " s")
@@ -423,6 +454,7 @@ def render(
     _normalize_section(w, results.get("normalize"))
     _metrics_section(w, results.get("metrics"))
     _analyst_section(w, results.get("analyst"))
+    _replica_section(w, results.get("replica"))
     _scans_section(w, results.get("scans"))
     _pacing_section(w, results.get("pacing"))
     findings = _findings(results, rows)
@@ -442,7 +474,7 @@ def render(
     w("python -m benchmarks.run          # full run (about 10 min on 2 cores), writes docs/benchmarks.md")
     w("python -m benchmarks.run --smoke  # tiny sizes, seconds, writes nothing unless --output is given")
     w(
-        "python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics,analyst,scans,pacing"
+        "python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics,analyst,replica,scans,pacing"
     )
     w("```")
     w("")
@@ -723,6 +755,42 @@ def _analyst_section(w, desk: dict[str, Any] | None) -> None:
     w("")
 
 
+def _replica_section(w, rep: dict[str, Any] | None) -> None:
+    if not rep:
+        return
+    s, a, m, c = rep["setup"], rep["analyst"], rep["main_file"], rep["copy"]
+    w("## 6. Reading while the pipeline writes (the read replica)")
+    w("")
+    w(
+        f"An analyst process opens `<name>.read.duckdb` read-only, runs `{s['query']}` and closes, every "
+        f"{s['interval_ms']:g} ms, through whole snapshot runs of {s['creators']} creators ({s['launch']}); "
+        f"{s['repeats']} runs with it and {s['repeats']} without, interleaved, each on a fresh DuckDB file."
+    )
+    w("")
+    w("| | measured |")
+    w("|---|---|")
+    w(f"| run without the analyst | {_spread(rep['run_without_analyst_s'], 1, ' s')} |")
+    w(f"| run with the analyst polling the replica | {_spread(rep['run_with_analyst_s'], 1, ' s')} |")
+    w(f"| wall time growth (medians) | {rep['wall_growth'] * 100:+.1f}% |")
+    w(f"| analyst queries / failed | {a['queries']:,} / {a['errors']} |")
+    w(f"| versions of the data the analyst saw, per run | {', '.join(str(v) for v in a['versions_seen'])} |")
+    w(f"| slowest open-query-close | {a['slowest_query_s'] * 1000:.0f} ms |")
+    w(
+        f"| contrast: the same analyst on the main file | {m.get('errors', 0)} of {m.get('queries', 0):,} failed"
+        + (f"; the run failed: {m['run_error']}" if m.get("run_error") else "")
+        + " |"
+    )
+    w("")
+    w(
+        f"Cost of the copy: a {c['database_bytes'] / 1e9:.2f} GB file takes {_spread(c['copy_s'], 2, ' s')} per "
+        f"publication ({c['mb_per_s']:.0f} MB/s on {c['filesystem']}), once after each step's write, under the "
+        "writer lock (so the next writer waits that long). Disk: the replica is a second full copy "
+        f"({c['replica_bytes'] / 1e9:.2f} GB), and while a new copy is written a third exists until the rename, "
+        "so keep free space of at least twice the file."
+    )
+    w("")
+
+
 def _findings(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Causes of missed targets, stated with the figures that show them.
 
@@ -832,7 +900,7 @@ def _scans_section(w, scans: dict[str, Any] | None) -> None:
     if not scans:
         return
     s = scans["setup"]
-    w("## 6. Calls per creator-day: full versus window scans")
+    w("## 7. Calls per creator-day: full versus window scans")
     w("")
     w(
         f"A roster of {s['creators']} creators (`pgy_pipeline.simulator.roster`, seed {s['seed']}): note counts "
@@ -872,7 +940,7 @@ def _pacing_section(w, pacing: dict[str, Any] | None) -> None:
     if not pacing:
         return
     s = pacing["setup"]
-    w("## 7. Adaptive pacing against a hidden limit")
+    w("## 8. Adaptive pacing against a hidden limit")
     w("")
     w(
         f"The simulator (own process) answers 302 above {s['hidden_limit_rps']:g} requests/s per token, "
@@ -906,6 +974,16 @@ def write(
 ) -> str:
     previous = _load_history(path)
     text = render(results, machine, command, duration_s, previous)
+    # The scale section is written by benchmarks/scale.py on its own schedule: keep it.
+    kept = (
+        re.search(
+            r"<!-- scale-section -->.*?<!-- /scale-section -->\n", path.read_text(encoding="utf-8"), re.S
+        )
+        if path.exists()
+        else None
+    )
+    if kept:
+        text = text.replace("## How to run", kept.group(0) + "\n## How to run", 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return text

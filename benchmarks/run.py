@@ -7,8 +7,9 @@
 Benchmarks: ``fetch`` (1, at the service's limit, a ``dagster asset materialize`` process, against the
 doc's sample loop and dlt), ``orchestration`` (2, range run versus one run per creator), ``normalize``
 (3, one million notes), ``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds
-and report at 3.6M note rows), ``scans`` (6, calls per creator-day, full versus window scans over a
-week), ``pacing`` (7, adaptive pacing against a hidden limit). Everything talks to loopback only.
+and report at 3.6M note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and
+the copy's cost at 1 GB), ``scans`` (7, calls per creator-day, full versus window scans over a week),
+``pacing`` (8, adaptive pacing against a hidden limit). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "scans", "pacing")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica", "scans", "pacing")
 
 SMOKE = {
     "creators": 3,
@@ -45,6 +46,9 @@ SMOKE = {
     "analyst_creators": 20,
     "analyst_days": 5,
     "analyst_repeats": 1,
+    "replica_creators": 3,
+    "replica_repeats": 1,
+    "replica_copy_mb": 5,
     "fetch_max_notes": 12,
     "scans_creators": 12,
     "scans_days": 2,
@@ -101,10 +105,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--analyst-creators", type=int, default=1000)
     g.add_argument("--analyst-days", type=int, default=90, help="daily snapshots (40 notes each)")
     g.add_argument("--analyst-repeats", type=int, default=3)
-    g = p.add_argument_group("6 scans")
+    g = p.add_argument_group("6 replica")
+    g.add_argument("--replica-creators", type=int, default=100)
+    g.add_argument("--replica-repeats", type=int, default=3, help="runs with and without the analyst, each")
+    g.add_argument("--replica-copy-mb", type=int, default=1000, help="size of the file whose copy is timed")
+    g = p.add_argument_group("7 scans")
     g.add_argument("--scans-creators", type=int, default=200)
     g.add_argument("--scans-days", type=int, default=7)
-    g = p.add_argument_group("7 pacing")
+    g = p.add_argument_group("8 pacing")
     g.add_argument("--pacing-creators", type=int, default=150)
     g.add_argument("--pacing-limit", type=float, default=7.0, help="the simulator's hidden limit, requests/s")
     g.add_argument("--pacing-ceiling", type=float, default=20.0, help="JUSTONEAPI_MAX_RPS")
@@ -183,16 +191,30 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         results["analyst"] = analyst.run(
             creators=args.analyst_creators, days=args.analyst_days, repeats=args.analyst_repeats, log=log
         )
+    if "replica" in only:
+        from benchmarks import replica
+
+        log(
+            f"6 replica: an analyst polls the read replica every 20 ms through {args.replica_creators}-creator runs"
+        )
+        results["replica"] = replica.run(
+            n_creators=args.replica_creators,
+            repeats=args.replica_repeats,
+            max_notes=args.max_notes,
+            executor=args.orch_executor,
+            copy_mb=args.replica_copy_mb,
+            log=log,
+        )
     if "scans" in only:
         from benchmarks import scans
 
-        log(f"6 scans: {args.scans_creators} creators x {args.scans_days} days, full vs window scans")
+        log(f"7 scans: {args.scans_creators} creators x {args.scans_days} days, full vs window scans")
         results["scans"] = scans.run(creators=args.scans_creators, days=args.scans_days, log=log)
     if "pacing" in only:
         from benchmarks import pacing
 
         log(
-            f"7 pacing: hidden limit {args.pacing_limit:g} req/s, ceiling {args.pacing_ceiling:g}, "
+            f"8 pacing: hidden limit {args.pacing_limit:g} req/s, ceiling {args.pacing_ceiling:g}, "
             f"{args.pacing_latency_ms:g} ms latency"
         )
         results["pacing"] = pacing.run(

@@ -1,4 +1,4 @@
-"""Benchmark 6: calls per creator-day, full scans every day versus window-bounded scans.
+"""Benchmark 7: calls per creator-day, full scans every day versus window-bounded scans.
 
 A realistic roster (``pgy_pipeline.simulator.roster``: note counts long-tailed from 5 to 600, posting
 rates from once a month to daily) served by the simulator, snapshotted once a day for a week with the

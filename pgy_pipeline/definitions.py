@@ -37,8 +37,14 @@ from pgy_pipeline.orchestration.automation import (
     raw_pages_followup_sensor,
     snapshot_job,
 )
+from pgy_pipeline.orchestration.lake_maintenance import (
+    DEFAULT_MAINTENANCE_CRON,
+    build_lake_maintenance_schedule,
+    lake_maintenance_job,
+)
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.warehouse.lake import is_lake
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +89,16 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _lock_url(environ: Mapping[str, str]) -> str | EnvVar:
+    """Where the step locks live: ``PGY_LOCK_URL``, else the team profile's ``DAGSTER_PG_URL`` (the same
+    server as Dagster's storage, so every host shares them), else lock files beside the DuckDB file.
+    As ``EnvVar``: the URL may hold a password, and is resolved only inside the run."""
+    for name in ("PGY_LOCK_URL", "DAGSTER_PG_URL"):
+        if environ.get(name):
+            return EnvVar(name)
+    return ""
+
+
 def default_duckdb_path(simulated: bool) -> str:
     """Simulated and real data never share a default file."""
     return str(PROJECT_ROOT / "data" / ("pgy_demo.duckdb" if simulated else "pgy.duckdb"))
@@ -97,11 +113,19 @@ class Settings:
     creator_registry: CreatorRegistryResource
     snapshot_cron: str = DEFAULT_SNAPSHOT_CRON
     simulated: bool = True
+    lake: bool = False
+    lake_maintenance_cron: str = DEFAULT_MAINTENANCE_CRON
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         simulated = not env.get("JUSTONEAPI_TOKEN")
+        lake = is_lake(env.get("PGY_DUCKDB_PATH", ""))
+        if lake and not env.get("PGY_LAKE_DATA_PATH"):
+            raise ValueError(
+                "PGY_DUCKDB_PATH names a DuckLake (ducklake:...), so PGY_LAKE_DATA_PATH must say where its "
+                "data files go: a directory every run can reach, or s3://bucket/prefix"
+            )
         return cls(
             pgy_api=PgyApiResource(
                 token=_env_or(env, "JUSTONEAPI_TOKEN", ""),
@@ -117,17 +141,31 @@ class Settings:
                 max_concurrency=_env_int(env, "JUSTONEAPI_MAX_CONCURRENCY", 4),
                 full_scan_every_days=_env_int(env, "PGY_FULL_SCAN_EVERY_DAYS", 7),
                 daily_call_budget=_env_int(env, "PGY_DAILY_CALL_BUDGET", 0),  # unset: no budget
+                pacing_url=_env_or(env, "PGY_PACING_URL", ""),
             ),
             duckdb=PgyDuckDBResource(
                 database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),
                 lock_wait_s=_env_float(env, "PGY_DUCKDB_LOCK_WAIT_S", 120.0),
                 spool_dir=env.get("PGY_SPOOL_DIR") or "",
+                lock_dir=env.get("PGY_LOCK_DIR") or "",
+                lock_url=_lock_url(env),
+                step_lock_wait_s=_env_float(env, "PGY_LOCK_WAIT_S", 600.0),
+                lake_data_path=env.get("PGY_LAKE_DATA_PATH") or "",
+                s3_endpoint=env.get("PGY_S3_ENDPOINT") or "",
+                s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "",
+                s3_url_style=env.get("PGY_S3_URL_STYLE") or "",
+                s3_use_ssl=(env.get("PGY_S3_USE_SSL") or "true").lower() not in ("0", "false", "no"),
+                s3_access_key_id=_env_or(env, "AWS_ACCESS_KEY_ID", ""),
+                s3_secret_access_key=_env_or(env, "AWS_SECRET_ACCESS_KEY", ""),
+                s3_session_token=_env_or(env, "AWS_SESSION_TOKEN", ""),
             ),
             creator_registry=CreatorRegistryResource(
                 path=env.get("PGY_CREATORS_FILE") or str(PROJECT_ROOT / "creators.yaml"),
             ),
             snapshot_cron=env.get("PGY_SNAPSHOT_CRON") or DEFAULT_SNAPSHOT_CRON,
             simulated=simulated,
+            lake=lake,
+            lake_maintenance_cron=env.get("PGY_LAKE_MAINTENANCE_CRON") or DEFAULT_MAINTENANCE_CRON,
         )
 
 
@@ -157,10 +195,21 @@ def build_defs(
         "creator_registry": settings.creator_registry,
         **resource_overrides,
     }
+    jobs: list[Any] = [
+        snapshot_job,
+        analytics_rebuild_job,
+        creator_registry_job,
+        api_guard_reset_job,
+        analyst_job,
+    ]
+    schedules = [build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)]
+    if settings.lake:
+        jobs.append(lake_maintenance_job)
+        schedules.append(build_lake_maintenance_schedule(settings.lake_maintenance_cron))
     return Definitions(
         assets=[*api_assets, creators],
-        jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job, api_guard_reset_job, analyst_job],
-        schedules=[build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)],
+        jobs=jobs,
+        schedules=schedules,
         sensors=[
             creator_registry_sensor,
             raw_pages_followup_sensor,

@@ -27,11 +27,15 @@ The tree, by what a person does about it::
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
     ├── BudgetExhaustedError ......... the daily call budget (PGY_DAILY_CALL_BUDGET) would be passed
+    ├── LockWaitTimeoutError ......... another run held a step lock (API fetch, DuckDB writer) too long
+    ├── SharedPacingError ............ the PostgreSQL pacing table (PGY_PACING_URL) cannot be used
     └── WarehouseError ............... the DuckDB file cannot be used as it is
         ├── DataSourceMismatchError .. simulated and real data would mix in one DuckDB file
         ├── DuckDBLockedError ........ another process held the DuckDB file past the wait bound
         ├── SchemaVersionError ....... the file was written by a newer release than the code
-        └── MigrationError ........... a schema migration failed; the file kept its old version
+        ├── MigrationError ........... a schema migration failed; the file kept its old version
+        ├── LakeUnavailableError ..... the DuckLake profile cannot start here (DuckDB version, extensions)
+        └── LakeConflictError ........ a lake commit kept conflicting with other writers past the bound
 
 Each error carries the business ``code`` (or HTTP status), the service's ``service_message``,
 the ``creator_id`` and the ``page`` it concerns, and its ``str()`` says what to do next.
@@ -197,6 +201,10 @@ class BudgetExhaustedError(PgyError):
     """A call refused, without reaching the service, because it could pass the day's call budget."""
 
 
+class LockWaitTimeoutError(PgyError):
+    """A step waited longer than ``PGY_LOCK_WAIT_S`` for a lock another live run holds."""
+
+
 class WarehouseError(PgyError):
     """The DuckDB file cannot be used as it is."""
 
@@ -215,3 +223,15 @@ class SchemaVersionError(WarehouseError):
 
 class MigrationError(WarehouseError):
     """A schema migration failed; the upgrade was rolled back."""
+
+
+class SharedPacingError(PgyError):
+    """The PostgreSQL pacing table named by PGY_PACING_URL cannot be reached or used."""
+
+
+class LakeUnavailableError(WarehouseError):
+    """The DuckLake profile cannot start in this environment (wrong DuckDB, extension missing)."""
+
+
+class LakeConflictError(WarehouseError):
+    """A DuckLake commit conflicted with other writers on every bounded attempt."""

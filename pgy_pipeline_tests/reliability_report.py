@@ -132,7 +132,8 @@ SCENARIOS = [
         "Nothing of the run in DuckDB; complete scans kept in the spool; the rerun pays only for the cut scan.",
         "{calls_before_kill} calls before the kill; partitions in DuckDB after it: {partitions_after_kill}; "
         "spooled: {spooled_after_kill}; rerun: {rerun_calls} calls, {rerun_from_spool} partitions from the "
-        "spool; {rows_raw} raw rows, {notes} notes in the end.",
+        "spool; {rows_raw} raw rows, {notes} notes in the end; the rerun, started at once with no cleanup, "
+        "done {next_run_done_after_kill_s} s after the kill.",
         "test_reliability_crash::test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_is_missing",
     ),
     S(
@@ -142,7 +143,8 @@ SCENARIOS = [
         "INSERT, before COMMIT), refreshing stored partitions",
         "Previous rows intact in every table; pages kept in the spool; a rerun completes.",
         "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill}; "
-        "rerun (refresh): {rerun_calls} calls for the {rerun_pages} pages already in the spool.",
+        "rerun (refresh): {rerun_calls} calls for the {rerun_pages} pages already in the spool, done "
+        "{next_run_done_after_kill_s} s after the kill.",
         "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows",
     ),
     S(
@@ -151,7 +153,7 @@ SCENARIOS = [
         "SIGKILL inside the notes transaction, before COMMIT",
         "Raw committed, notes and metrics keep their previous rows; the rebuild needs no call.",
         "{calls_before_kill} calls before the kill; tables changed by the kill: {tables_changed_by_kill} (raw "
-        "only); rebuild: {rerun_calls} calls.",
+        "only); rebuild: {rerun_calls} calls, done {next_run_done_after_kill_s} s after the kill.",
         "test_reliability_crash::test_kill_inside_the_write_transaction_keeps_the_previous_rows",
     ),
     S(
@@ -165,13 +167,47 @@ SCENARIOS = [
         "test_reliability_crash::test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition",
     ),
     S(
-        "4-stuck-slot",
+        "4-kill-cli",
         4,
-        "After a SIGKILL, the killed run's pool slot",
-        "A run killed outright does not block later runs for ever.",
-        "slots held by the killed run: {slots_held_by_killed_run} (run status {run_status}); run_monitoring "
-        "enabled: {run_monitoring}; free_slots_after_run_end_seconds: {free_slots_after_run_end_seconds}.",
-        "test_reliability_crash::test_a_killed_run_does_not_hold_the_api_pool_for_ever",
+        "SIGKILL of a `dagster asset materialize` run (its process group: run and step processes) while it "
+        "pages, then the same command again at once, with no daemon and nothing cleaned up",
+        "The new run is not blocked (the step lock died with its holder) and completes within 60 s of the "
+        "kill; nothing lost; whole scans come from the spool.",
+        "lock holder named in the lock file: {lock_holder_named}; {calls_before_kill} calls before the kill; "
+        "new run: {rerun_calls} calls (the cut scan again: {pages_paid_twice} of its pages paid twice), done "
+        "{next_run_done_after_kill_s} s after the kill; {pages_total} pages stored.",
+        "test_reliability_crash::test_cli_run_killed_mid_fetch_then_a_new_cli_run_at_once_completes_within_60_s",
+    ),
+    S(
+        "4-kill-waiting",
+        4,
+        "SIGKILL of a run while it waits for the fetch lock another run holds; a third run started at once",
+        "The waiter logs who holds the lock (run id, PID, host) and for how long; its death blocks nobody; "
+        "each page paid for once.",
+        'waiter\'s log: "{waiter_log}..."; {calls} calls for {pages} pages; third run done '
+        "{next_run_done_after_kill_s} s after the kill.",
+        "test_reliability_crash::test_a_run_killed_while_it_waits_for_the_lock_blocks_nobody",
+    ),
+    S(
+        "4-kill-dagster-dev",
+        4,
+        "Under `dagster dev` (webserver and daemon): SIGKILL of a UI backfill's step process while it pages, "
+        "then a run of the same partitions launched at once",
+        "The new run completes within 60 s of the kill; the killed run is failed and tagged with its cause "
+        "by `api_failure_sensor`; whole scans come from the spool.",
+        "new run done {next_run_done_after_kill_s} s after the kill, {rerun_calls} calls (only the cut "
+        "scan); killed run's tag pgy/failure: {failure_tag}.",
+        "test_webserver::test_dagster_dev_loads_registers_and_backfills",
+    ),
+    S(
+        "4-analyst-replica",
+        4,
+        "An analyst process opening the read replica read-only, querying and closing every 20 ms through a "
+        "run of 12 creators",
+        "No failed query; the analyst sees the new data once the run writes it.",
+        "{queries} queries, {failed} failed; {versions_seen} versions of the data seen; slowest "
+        "open-query-close {slowest_query_ms} ms.",
+        "test_reliability_crash::test_analysts_polling_the_replica_through_a_run_never_fail",
     ),
     *[
         S(
@@ -223,7 +259,7 @@ SCENARIOS = [
         "5-several-runs",
         5,
         "Three runs at once in three processes: a backfill of two blocks and a run over "
-        "both (overlapping), one instance with the project's pools, one DuckDB file",
+        "both (overlapping), one instance with the project's dagster.yaml and step locks, one DuckDB file",
         "All complete; no lock failure; each page paid for once.",
         "{runs} runs succeeded; {calls} calls for {pages} pages; {notes} notes; {seconds} s.",
         "test_reliability_concurrency::test_several_runs_at_once_overlapping_or_not_all_complete_and_pay_each_page_once",
@@ -436,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         tests = sorted(
             str(p.relative_to(ROOT)) for p in (ROOT / "pgy_pipeline_tests").glob("test_reliability_*.py")
-        )
+        ) + ["pgy_pipeline_tests/test_webserver.py::test_dagster_dev_loads_registers_and_backfills"]
         env = {**os.environ, "PGY_RELIABILITY_REPORT": str(figures_path)}
         started = time.monotonic()
         proc = subprocess.run(

@@ -16,6 +16,8 @@ It prints one JSON object per line on stdout, flushed at once, so a test can act
 * ``{"event": "paused_before_commit", "fn": ...}`` when ``--pause-before-commit`` names that write: the
   transaction has deleted the old rows and inserted the new ones, and the process then sleeps before
   ``COMMIT`` until it is killed (the most damaging moment to die);
+* ``{"event": "lock_wait", "name": ..., "message": ...}`` each time a step reports that it waits for a
+  step lock, and ``{"event": "lock_held", "name": ...}`` once it holds one;
 * ``{"event": "result", "success": ..., "failures": [...], "run_id": ...}`` at the end.
 
 The hooks wrap package functions from outside (monkeypatching in this process only); the package has
@@ -67,6 +69,23 @@ def install_hooks(pause_fn: str | None) -> None:
 
     for name in ("replace_raw_pages", "rebuild_notes", "rebuild_metrics"):
         wrap(name)
+
+    import pgy_pipeline.orchestration.resources as resources
+
+    holding = resources.hold
+
+    @contextmanager
+    def hold(locks, name, *, log, **kwargs):  # locks.hold, telling the test about waits and holds
+        def reporting(message: str) -> None:
+            if message.startswith("waiting for the lock"):
+                emit("lock_wait", name=name, message=message, t=time.time())
+            log(message)
+
+        with holding(locks, name, log=reporting, **kwargs):
+            emit("lock_held", name=name, t=time.time())
+            yield
+
+    resources.hold = hold
 
     if pause_fn:
         committing = storage.transaction

@@ -119,11 +119,11 @@ def pages_needed(n_notes: int, page_size: int) -> int:
 # -- Dagster ----------------------------------------------------------------------------------------
 
 
-def persistent_home(tmp_path: Path, with_pools: bool = True) -> Path:
-    """A DAGSTER_HOME shared by processes; with the project's dagster.yaml (queue limits and pools)."""
+def persistent_home(tmp_path: Path, with_config: bool = True) -> Path:
+    """A DAGSTER_HOME shared by processes; with the project's dagster.yaml (run queue, monitoring)."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    if with_pools:
+    if with_config:
         shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     return home
 

@@ -148,6 +148,16 @@ def test_analyst_desk(smoke):
     assert a["queries"]["brand: cooperations by creator"]["rows"] > 0
 
 
+def test_replica_analyst_never_fails_and_the_main_file_contrast_is_measured(smoke):
+    r = smoke["results"]["replica"]
+    a = r["analyst"]
+    assert a["queries"] > 0 and a["errors"] == 0, a["error_samples"]
+    assert all(v >= 1 for v in a["versions_seen"])
+    assert r["run_with_analyst_s"]["n"] == r["run_without_analyst_s"]["n"] == 1
+    assert r["main_file"]["queries"] > 0  # the contrast ran (its failures are reported, not asserted)
+    assert r["copy"]["database_bytes"] >= 5_000_000 and r["copy"]["copy_s"]["n"] == 3
+
+
 def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
     machine = {
         "date": "2026-01-01 00:00 UTC",
@@ -172,8 +182,9 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "## 3. Load and normalize",
         "## 4. Metrics",
         "## 5. The analyst's desk",
-        "## 6. Calls per creator-day",
-        "## 7. Adaptive pacing",
+        "## 6. Reading while the pipeline writes",
+        "## 7. Calls per creator-day",
+        "## 8. Adaptive pacing",
         "## How to run",
     ):
         assert heading in first
@@ -199,6 +210,9 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "analyst_percentiles",
         "analyst_anomalies",
         "analyst_report",
+        "replica_analyst_errors",
+        "replica_wall_growth",
+        "replica_copy_1gb_s",
     } <= keys
     second = report.write(path, smoke["results"], {**machine, "date": "2026-01-02 00:00 UTC"}, "again", 1.0)
     assert "## Before and after" in second

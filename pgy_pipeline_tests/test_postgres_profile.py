@@ -112,10 +112,10 @@ def _sql_count(url: str, sql: str, params: list) -> int:
 
 
 def test_profile_matches_single_machine_concurrency() -> None:
-    """The team profile keeps the run queue and pools of dagster.yaml, and no secret in the file."""
+    """The team profile keeps the run queue of dagster.yaml, no pools, and no secret in the file."""
     profile = yaml.safe_load(PROFILE.read_text())
     local = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    assert profile["concurrency"] == local["concurrency"]
+    assert profile["concurrency"] == local["concurrency"] == {"runs": {"max_concurrent_runs": 4}}
     assert profile["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
 
 
@@ -126,9 +126,9 @@ def test_instance_storage_is_postgres(pg_instance: DagsterInstance) -> None:
     assert type(pg_instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     concurrency = pg_instance.get_concurrency_config()  # what the run queue daemon reads
     assert concurrency.run_queue_config.max_concurrent_runs == 4
-    pools = concurrency.pool_config
-    assert pools.default_pool_limit == 1
-    assert pools.pool_granularity.value == "op"
+    # no Dagster pools (a killed run's slot would block later runs): step locks serialize instead,
+    # PostgreSQL advisory locks on this same server (DAGSTER_PG_URL), see test_locks.py
+    assert concurrency.pool_config.default_pool_limit is None
 
 
 def test_range_run_recorded_in_postgres(
@@ -147,7 +147,11 @@ def test_range_run_recorded_in_postgres(
 
     db_path = str(tmp_path / "pgy.duckdb")
     result = run_pipeline(
-        pg_instance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=5.0), creators
+        pg_instance,
+        fast_api(simulator),
+        # the step locks on the same server, as Settings.from_env does with DAGSTER_PG_URL set
+        PgyDuckDBResource(database=db_path, lock_wait_s=5.0, lock_url=pg_url),
+        creators,
     )
     assert result.success
     day = today_shanghai().isoformat()
@@ -193,6 +197,21 @@ def test_range_run_recorded_in_postgres(
     assert notes == {c: len(simulator.notes_for(c)) for c in creators}
     assert metrics == set(creators)
     assert simulator.call_count() == 2 + 1  # 9 notes: 2 pages of 8; 3 notes: 1 page
+    # the steps took their locks in PostgreSQL (the holders' table exists) and gave them all back
+    assert _sql_count(pg_url, "SELECT count(*) FROM pgy_step_locks", []) == 0
+    assert not Path(db_path + ".locks").exists()
+
+
+def test_settings_take_the_lock_url_from_the_environment() -> None:
+    from dagster import EnvVar
+
+    from pgy_pipeline.definitions import Settings
+
+    assert Settings.from_env({}).duckdb.lock_url == ""
+    team = Settings.from_env({"DAGSTER_PG_URL": "postgresql+psycopg2://u:secret@h/db"}).duckdb
+    assert team.lock_url == EnvVar("DAGSTER_PG_URL")  # resolved in the run, never shown
+    own = Settings.from_env({"DAGSTER_PG_URL": "x", "PGY_LOCK_URL": "y", "PGY_LOCK_WAIT_S": "30"}).duckdb
+    assert own.lock_url == EnvVar("PGY_LOCK_URL") and own.step_lock_wait_s == 30
 
 
 def test_guard_round_trip_on_postgres(pg_instance: DagsterInstance, pg_url: str) -> None:

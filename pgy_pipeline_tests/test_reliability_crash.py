@@ -1,24 +1,27 @@
-"""Reliability, scenario 4: the process is killed (SIGKILL) while paging and while writing.
+"""Reliability, scenario 4: the process is killed (SIGKILL) while paging, while writing, and while
+waiting for a step lock; analysts poll the read replica through a run.
 
-The run executes in another process (``reliability_runner``) on a persistent Dagster instance that
-uses the project's ``dagster.yaml`` (pools included) and a DuckDB file shared with this process; the
-simulator runs here, so calls are counted here. After each kill the DuckDB file is opened again
-(as a restart would) and checked: every partition holds its previous rows or its complete new rows,
-never a part; then a rerun completes the work, paying only for pages not yet fetched.
-
-A killed run stays STARTED in Dagster's storage and keeps the pool slot its step held. Under
-``dagster dev`` the code server notices that the run worker died and marks the run failed
-(``_check_for_orphaned_runs``); the slot itself is only freed by the monitoring daemon when
-``run_monitoring.free_slots_after_run_end_seconds`` is set (see the last test). :func:`restart` does
-both here, so that the reruns can be checked.
+The run executes in another process (``reliability_runner``, or ``dagster asset materialize`` on the
+project's own definitions) on a persistent Dagster instance that uses the project's ``dagster.yaml``
+and a DuckDB file shared with this process; the simulator runs here, so calls are counted here.
+After each kill the DuckDB file is opened again and checked: every partition holds its previous
+rows or its complete new rows, never a part. Then, at once and with no daemon and no cleanup of
+any kind (the killed run stays STARTED in Dagster's storage), a new run completes the work, paying
+only for pages not yet fetched, within 60 s of the kill: the step locks die with their holder.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from datetime import time as dtime
+from pathlib import Path
 
 import pytest
 from dagster import DagsterRunStatus
@@ -42,6 +45,7 @@ from pgy_pipeline_tests.conftest import (
     step_failure_messages,
 )
 from pgy_pipeline_tests.reliability_support import (
+    REPO_ROOT,
     RunnerProcess,
     counts,
     dump,
@@ -78,18 +82,15 @@ def pinstance(home):
     instance.dispose()
 
 
-def restart(instance) -> int:
-    """What Dagster does once a run worker died: the code server reports the run failed, and the
-    monitoring daemon frees the pool slots of finished runs. Returns how many runs were cleaned up."""
-    n = 0
-    for run in instance.get_runs():
-        if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING):
-            instance.report_run_failed(run, "run worker killed (SIGKILL) by the reliability test")
-            n += 1
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    for pool in ("pgy_api", "pgy_duckdb"):
-        assert not instance.event_log_storage.get_concurrency_info(pool).claimed_slots, pool
-    return n
+def left_started(instance) -> int:
+    """Runs a kill left STARTED in Dagster's storage. Nothing marks them failed or frees anything here
+    (no daemon, no code server): the next run must not need it."""
+    return sum(
+        run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING) for run in instance.get_runs()
+    )
+
+
+NEXT_RUN_WITHIN_S = 60.0
 
 
 def store_snapshot(simulator, db_path, ids, day, hour=10):
@@ -150,6 +151,7 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
             assert time.monotonic() < deadline, (simulator.stats(), proc.stderr_tail())
             time.sleep(0.05)
         proc.kill()
+        killed_at = time.monotonic()
     finally:
         proc.close()
     paid = simulator.call_count()
@@ -158,7 +160,7 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
     # "restart": the file opens, nothing of today is there, yesterday is untouched
     assert dump(db_path) == before
     assert spooled(db_path) == {ids[0], ids[2]}  # whole scans wait in the spool; the cut one is not there
-    assert restart(pinstance) == 1
+    assert left_started(pinstance) == 1
 
     simulator.clear_faults()
     simulator.reset_stats()
@@ -166,6 +168,8 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
         pinstance, fast_api(simulator), PgyDuckDBResource(database=db_path, lock_wait_s=5), ids
     )
     assert result.success, step_failure_messages(result)
+    next_run_s = time.monotonic() - killed_at
+    assert next_run_s < NEXT_RUN_WITHIN_S
     assert simulator.call_count() == simulator.call_count(slow) == 5  # only the creator cut mid-scan
     assert_complete(db_path, simulator, ids)
     assert kept(before, dump(db_path))  # yesterday's rows are all still there
@@ -182,6 +186,8 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
         pages_total=10,
         rows_raw=sum(counts(db_path, "raw.note_pages").values()),
         notes=sum(counts(db_path, "analytics.notes").values()),
+        next_run_done_after_kill_s=round(next_run_s, 1),
+        cleanup_before_next_run="none (killed run left STARTED, no daemon)",
     )
 
 
@@ -200,6 +206,7 @@ def test_kill_inside_the_write_transaction_keeps_the_previous_rows(
     try:
         proc.wait_for("paused_before_commit", 60, fn=write)
         proc.kill()
+        killed_at = time.monotonic()
     finally:
         proc.close()
     fetched = simulator.call_count()
@@ -213,7 +220,7 @@ def test_kill_inside_the_write_transaction_keeps_the_previous_rows(
         for table in ("analytics.notes", "analytics.note_rejects", "analytics.creator_engagement_metrics"):
             assert after_kill[table] == before[table], table
         assert spooled(db_path) == set()
-    assert restart(pinstance) == 1
+    assert left_started(pinstance) == 1
 
     simulator.reset_stats()
     resource = PgyDuckDBResource(database=db_path, lock_wait_s=5)
@@ -224,6 +231,8 @@ def test_kill_inside_the_write_transaction_keeps_the_previous_rows(
             pinstance, fast_api(simulator), resource, ids, assets=[notes, creator_engagement_metrics]
         )
     assert result.success, step_failure_messages(result)
+    next_run_s = time.monotonic() - killed_at
+    assert next_run_s < NEXT_RUN_WITHIN_S
     assert_complete(db_path, simulator, ids)
     # the new snapshot replaced the old one whole, and notes come from the raw pages now stored
     assert dump(db_path)["analytics.notes"] != before["analytics.notes"]
@@ -239,6 +248,7 @@ def test_kill_inside_the_write_transaction_keeps_the_previous_rows(
         tables_changed_by_kill=sum(after_kill[t] != before[t] for t in before),
         rerun_calls=simulator.call_count(),
         rerun_pages=9,
+        next_run_done_after_kill_s=round(next_run_s, 1),
     )
 
 
@@ -293,7 +303,7 @@ def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(
         if not raw:
             assert spooled(db_path) == set(ids)  # not in DuckDB: every page waits in the spool
         assert kept(yesterday, dump(db_path))
-        restart(pinstance)
+    assert left_started(pinstance) == len(moments)  # nothing was cleaned up between the runs
     assert inside >= 2, moments  # most kills really hit a write in progress
     assert_complete(db_path, simulator, ids)
     assert kept(yesterday, dump(db_path))
@@ -311,50 +321,143 @@ def test_kills_at_random_moments_of_the_writes_never_leave_a_partial_partition(
     )
 
 
-def test_a_killed_run_does_not_hold_the_api_pool_for_ever(home, pinstance, simulator, db_path, monkeypatch):
-    import logging
-    from types import SimpleNamespace
+SNAPSHOT_SELECTION = "raw/note_pages,analytics/notes,analytics/creator_engagement_metrics"
 
-    import dagster._daemon.monitoring.concurrency as slot_monitor
-    from dagster._time import get_current_datetime
 
-    ids = setup_creators(pinstance, simulator, "stuck", [20])
-    simulator.add_fault("latency", user_id=ids[0], page=2, seconds=30)
-    proc = runner(home, db_path, simulator, ids)
+def cli_materialize(home, db_path, simulator, ids, log_path) -> subprocess.Popen:
+    """``dagster asset materialize`` on the project's own definitions, in a process group of its own
+    (its steps run in child processes: Dagster's default multiprocess executor)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        JUSTONEAPI_TOKEN=TEST_TOKEN,
+        JUSTONEAPI_BASE_URL=simulator.base_url,
+        JUSTONEAPI_MAX_RPS="1000",
+        JUSTONEAPI_TIMEOUT_S="60",
+        PGY_DUCKDB_PATH=db_path,
+        PYTHONWARNINGS="ignore",
+    )
+    day = TODAY.isoformat()
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pgy_pipeline.definitions"]
+        + ["--select", SNAPSHOT_SELECTION, "--partition-range", f"{ids[0]}|{day}...{ids[-1]}|{day}"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_cli_run_killed_mid_fetch_then_a_new_cli_run_at_once_completes_within_60_s(
+    home, pinstance, simulator, db_path, tmp_path
+):
+    """The issue's own reproduction: SIGKILL a `dagster asset materialize` while it pages (its whole
+    process group: run process and step process, as an OOM kill of the worker or a reboot would),
+    then start the same materialization again at once."""
+    ids = setup_creators(pinstance, simulator, "cli", [20, 30])  # 3 and 4 pages
+    simulator.clock = clock(TODAY, 10)
+    simulator.add_fault("latency", user_id=ids[1], page=3, seconds=60)
+    first = cli_materialize(home, db_path, simulator, ids, tmp_path / "first.log")
     try:
-        deadline = time.monotonic() + 60
-        while not any(c.page == 2 for c in simulator.calls):
-            assert time.monotonic() < deadline, proc.stderr_tail()
+        deadline = time.monotonic() + 90
+        while not any(c.user_id == ids[1] and c.page == 3 for c in simulator.calls):
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
             time.sleep(0.05)
-        proc.kill()
+        holder = json.loads(Path(db_path + ".locks", "pgy_api.lock").read_text())
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        first.wait(timeout=10)
     finally:
-        proc.close()
-    held = pinstance.event_log_storage.get_concurrency_info("pgy_api").claimed_slots
-    (run,) = pinstance.get_runs()
-    record(
-        "4-stuck-slot",
-        slots_held_by_killed_run=len(held),
-        run_status=run.status.value,
-        run_monitoring=pinstance.run_monitoring_enabled,
-        free_slots_after_run_end_seconds=pinstance.run_monitoring_settings.get(
-            "free_slots_after_run_end_seconds"
-        ),
-        max_runtime_seconds=pinstance.run_monitoring_max_runtime_seconds,
-    )
-    assert [s.run_id for s in held] == [run.run_id]  # the dead run holds the only pgy_api slot
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    paid = simulator.call_count()
+    assert paid == 3 + 3  # the first creator whole (spooled), the second up to its page 3
+    assert holder["pid"] != first.pid  # the lock was held by the step's own process
 
-    # What Dagster can do by itself with the project's dagster.yaml:
-    assert pinstance.run_monitoring_enabled, "dagster.yaml does not enable run_monitoring"
-    assert pinstance.run_monitoring_max_runtime_seconds > 0, "a run left STARTED by a restart is never failed"
-    timeout = pinstance.run_monitoring_settings.get("free_slots_after_run_end_seconds")
-    assert timeout, "dagster.yaml does not set run_monitoring.free_slots_after_run_end_seconds"
-    # the code server fails the orphaned run, then one pass of the monitoring daemon, `timeout` s later
-    pinstance.report_run_failed(run, "run worker killed")
-    later = get_current_datetime() + timedelta(seconds=timeout + 1)
-    monkeypatch.setattr(slot_monitor, "get_current_datetime", lambda: later)
-    list(
-        slot_monitor.execute_concurrency_slots_iteration(
-            SimpleNamespace(instance=pinstance), logging.getLogger("test")
-        )
+    simulator.clear_faults()
+    simulator.reset_stats()
+    second = cli_materialize(home, db_path, simulator, ids, tmp_path / "second.log")
+    code = second.wait(timeout=NEXT_RUN_WITHIN_S)
+    next_run_s = time.monotonic() - killed_at
+    assert code == 0, (tmp_path / "second.log").read_text()[-4000:]
+    assert next_run_s < NEXT_RUN_WITHIN_S
+    assert simulator.call_count() == simulator.call_count(ids[1]) == 4  # the spooled creator: no call
+    assert_complete(db_path, simulator, ids)
+    assert left_started(pinstance) == 1  # the killed run was never cleaned up, and needed not be
+    record(
+        "4-kill-cli",
+        calls_before_kill=paid,
+        rerun_calls=simulator.call_count(),
+        pages_total=7,
+        pages_paid_twice=2,
+        next_run_done_after_kill_s=round(next_run_s, 1),
+        lock_holder_named=f"run {holder['run_id'][:8]}, PID {holder['pid']}",
     )
-    assert not pinstance.event_log_storage.get_concurrency_info("pgy_api").claimed_slots
+
+
+def test_a_run_killed_while_it_waits_for_the_lock_blocks_nobody(home, pinstance, simulator, db_path):
+    ids = setup_creators(pinstance, simulator, "waiter", [20, 12])  # 3 and 2 pages
+    simulator.clock = clock(TODAY, 10)
+    simulator.add_fault("latency", user_id=ids[0], page=2, seconds=10)
+    holder = runner(home, db_path, simulator, ids, timeout=30)  # the slow page is not a timeout
+    holder.wait_for("lock_held", 60, name="pgy_api")
+    waiter = runner(home, db_path, simulator, ids)
+    try:
+        wait = waiter.wait_for("lock_wait", 60, name="pgy_api")
+        assert "held by run " in wait["message"] and "PID " in wait["message"], wait
+        waiter.kill()  # dies while waiting: it held nothing, so it leaves nothing behind
+        killed_at = time.monotonic()
+        late = runner(home, db_path, simulator, ids)  # at once
+        try:
+            result = late.result(NEXT_RUN_WITHIN_S)
+            next_run_s = time.monotonic() - killed_at
+            assert result["success"], result
+            assert holder.result(30)["success"]
+        finally:
+            late.close()
+    finally:
+        waiter.close()
+        holder.close()
+    assert next_run_s < NEXT_RUN_WITHIN_S
+    assert simulator.call_count() == 3 + 2  # fetched once, by the holder; the late run found it stored
+    assert_complete(db_path, simulator, ids)
+    record(
+        "4-kill-waiting",
+        waiter_log=wait["message"][:160],
+        calls=simulator.call_count(),
+        pages=5,
+        next_run_done_after_kill_s=round(next_run_s, 1),
+    )
+
+
+def test_analysts_polling_the_replica_through_a_run_never_fail(home, pinstance, simulator, db_path):
+    from benchmarks.replica import AnalystProcess
+    from pgy_pipeline.warehouse.replica import replica_path
+
+    ids = setup_creators(pinstance, simulator, "analyst", [40 + 3 * i for i in range(12)])
+    store_snapshot(simulator, db_path, ids, YESTERDAY)
+    simulator.clock = clock(TODAY, 10)
+    from pgy_pipeline.warehouse.replica import publish_replica
+
+    publish_replica(db_path)
+    analyst = AnalystProcess(replica_path(db_path), 0.02)
+    try:
+        proc = runner(home, db_path, simulator, ids)
+        try:
+            result = proc.result(120)
+        finally:
+            proc.close()
+    finally:
+        seen = analyst.stop()
+    assert result["success"], result
+    assert seen["errors"] == 0, seen["error_samples"]
+    assert seen["queries"] >= 20 and seen["versions"] >= 2, seen  # it saw yesterday, then today
+    assert_complete(db_path, simulator, ids)
+    record(
+        "4-analyst-replica",
+        queries=seen["queries"],
+        failed=seen["errors"],
+        versions_seen=seen["versions"],
+        slowest_query_ms=round(seen["slowest_query_s"] * 1000),
+    )

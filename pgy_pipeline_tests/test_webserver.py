@@ -1,17 +1,18 @@
 """End to end under the real ``dagster dev``: webserver, daemon and code server as separate processes.
 
 The test starts ``dagster dev`` on the project's own ``workspace.yaml`` with a throwaway
-DAGSTER_HOME (a copy of the project's ``dagster.yaml``: run queue and pools), a simulator in this
+DAGSTER_HOME (a copy of the project's ``dagster.yaml``: the run queue), a simulator in this
 process standing in for Just One API, a temporary DuckDB file and a registry of three creators.
 Through GraphQL it checks that the code location loads, that the assets, sensors and schedule are
 there, that the registry sensor registers the creators, and that a backfill of today's partitions
 completes and lands in DuckDB with every creator fetched exactly once (the registry sensor's own
 first-snapshot run and the backfill both ask for the same partitions; the raw asset skips what is
-already stored, and the pgy_api pool runs one fetch at a time).
+already stored, and the pgy_api step lock lets one fetch run at a time).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -31,7 +32,9 @@ import yaml
 
 from pgy_pipeline.orchestration.partitions import today_shanghai
 from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.warehouse.replica import replica_path
 from pgy_pipeline_tests.conftest import creator_ids
+from pgy_pipeline_tests.reliability_support import record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCATION = "pgy_pipeline"
@@ -228,6 +231,13 @@ query ($id: String!) {
       runs { runId status } }
     ... on Error { message } } }
 """
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) {
+  launchRun(executionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message stack }
+    ... on Error { message } } }
+"""
 RUNS_QUERY = """
 { runsOrError { __typename
     ... on Runs { results { runId jobName status tags { key value } } } } }
@@ -410,6 +420,100 @@ def test_dagster_dev_loads_registers_and_backfills(dagster_dev, simulator: Simul
         f"backfill and all runs done after {time.monotonic() - started:.1f} s; {len(runs)} run(s)"
     )
 
+    # (e) a UI backfill's step is killed (SIGKILL, as the OOM killer would) while it pages: the next
+    # run, launched at once, completes within 60 s of the kill, and the failed run carries its cause
+    kill_and_rerun(dev, simulator, db_path, selector, day)
+
+
+KILL_NOTE_COUNTS = [20, 30]  # 3 and 4 pages
+
+
+def kill_and_rerun(dev: DagsterDev, simulator: Simulator, db_path: Path, selector: dict, day: str) -> None:
+    late = creator_ids(2, prefix="webserver-kill")
+    for creator_id, n in zip(late, KILL_NOTE_COUNTS, strict=True):
+        simulator.set_note_count(creator_id, n)
+        added = dev.gql(ADD_PARTITION, {"selector": selector, "key": creator_id})["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+    simulator.add_fault("latency", user_id=late[1], page=3, seconds=120)
+    simulator.reset_stats()
+    launched = dev.gql(
+        LAUNCH_BACKFILL,
+        {
+            "params": {
+                "assetSelection": [{"path": p} for p in SNAPSHOT_ASSETS],
+                "partitionNames": [f"{c}|{day}" for c in late],
+                "title": "backfill killed mid-fetch",
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    _wait_for(
+        "the backfill's step to page",
+        lambda: any(c.user_id == late[1] and c.page == 3 for c in simulator.calls),
+        120,
+        0.2,
+        lambda: _describe_runs(dev),
+    )
+    lock_file = Path(str(db_path) + ".locks") / "pgy_api.lock"
+    holder = json.loads(lock_file.read_text())
+    os.kill(holder["pid"], signal.SIGKILL)  # the step's own process, which holds the fetch lock
+    killed_at = time.monotonic()
+    paid_before = simulator.call_count()
+    simulator.clear_faults()
+
+    tags = [
+        {"key": "dagster/asset_partition_range_start", "value": f"{late[0]}|{day}"},
+        {"key": "dagster/asset_partition_range_end", "value": f"{late[-1]}|{day}"},
+    ]
+    rerun = dev.gql(
+        LAUNCH_RUN,
+        {
+            "params": {
+                "selector": {**selector, "jobName": "snapshot_job"},
+                "executionMetadata": {"tags": tags},
+            }
+        },
+    )["launchRun"]
+    assert rerun["__typename"] == "LaunchRunSuccess", rerun
+    rerun_id = rerun["run"]["runId"]
+
+    def rerun_finished() -> dict | None:
+        run = next((r for r in _runs(dev) if r["runId"] == rerun_id), None)
+        return run if run and run["status"] not in UNFINISHED else None
+
+    finished = _wait_for("the rerun to finish", rerun_finished, 60, 0.5, lambda: _describe_runs(dev))
+    next_run_s = time.monotonic() - killed_at
+    assert finished["status"] == "SUCCESS", f"{_failure_text(dev, rerun_id)}\n{_describe_runs(dev)}"
+    assert next_run_s < 60, next_run_s
+    # the creator whose scan was whole waited in the spool: only the cut one was fetched again
+    assert simulator.call_count() - paid_before == simulator.call_count(late[1]) - 3 == 4
+    with duckdb.connect(str(replica_path(str(db_path))), read_only=True) as conn:  # the analysts' copy
+        notes = dict(
+            conn.execute(
+                "SELECT creator_id, count(*) FROM analytics.notes WHERE snapshot_date = ? GROUP BY 1", [day]
+            ).fetchall()
+        )
+    assert {c: notes.get(c) for c in late} == dict(zip(late, KILL_NOTE_COUNTS, strict=True))
+
+    def killed_run_tagged() -> dict | None:
+        runs = [r for r in _runs(dev) if holder["run_id"] == r["runId"]]
+        tagged = {t["key"]: t["value"] for t in runs[0]["tags"]} if runs else {}
+        return tagged if runs and runs[0]["status"] == "FAILURE" and "pgy/failure" in tagged else None
+
+    tagged = _wait_for(
+        "the killed backfill run's pgy/failure tag", killed_run_tagged, 90, 1.0, lambda: _describe_runs(dev)
+    )
+    assert "dagster/backfill" in tagged  # a UI backfill's run (__ASSET_JOB), tagged by api_failure_sensor
+    assert tagged["pgy/failure"] == "run worker died (killed or out of memory)", tagged
+    assert tagged["pgy/creators"] == ", ".join(late)  # no names for creators outside the registry
+    print(f"rerun done {next_run_s:.1f} s after the kill; killed run tagged {tagged['pgy/failure']!r}")
+    record(
+        "4-kill-dagster-dev",
+        next_run_done_after_kill_s=round(next_run_s, 1),
+        rerun_calls=simulator.call_count() - paid_before,
+        failure_tag=tagged["pgy/failure"],
+    )
+
 
 LIMIT_RPS = 4.0
 LIMIT_CONCURRENCY = 2
@@ -421,8 +525,8 @@ def test_concurrent_runs_share_the_api_limits_and_the_duckdb_file(
     tmp_path: Path, simulator: Simulator
 ) -> None:
     """Two backfills of two runs each, at once: together they stay within the configured request
-    rate and concurrency (the pgy_api pool runs one fetching step at a time), and no run fails on
-    DuckDB's single-writer lock (the pgy_duckdb pool and the bounded lock wait)."""
+    rate and concurrency (the pgy_api step lock lets one fetching step run at a time), and no run fails on
+    DuckDB's single-writer lock (the pgy_duckdb step lock and the bounded lock wait)."""
     creators = creator_ids(8, prefix="limits")
     for creator_id in creators:
         simulator.set_note_count(creator_id, 24)  # 3 pages each
@@ -491,7 +595,7 @@ def test_concurrent_runs_share_the_api_limits_and_the_duckdb_file(
     busiest_second = max(sum(1 for t in calls if start <= t < start + 1.0) for start in calls)
     in_flight = max(sum(1 for t in calls if start - LATENCY_S < t <= start) for start in calls)
     print(f"\n{len(calls)} calls; busiest second {busiest_second}; most in flight {in_flight}")
-    # One spare request of tolerance for arrival jitter; without the pool, four runs each pacing at
+    # One spare request of tolerance for arrival jitter; without the step lock, four runs each pacing at
     # the limit would reach about four times the rate and the concurrency.
     assert busiest_second <= LIMIT_RPS + 1
     assert in_flight <= LIMIT_CONCURRENCY

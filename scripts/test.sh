@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install, lint (ruff), type-check (mypy --strict), and run the whole
-# test suite.
+# test suite; then the lake profile's tests in .venv-lake (DuckDB 1.4.4 with the DuckLake extension;
+# PGY_SKIP_LAKE=1 skips them).
 # The PostgreSQL profile test needs a server: set PGY_TEST_POSTGRES_URL, or have PostgreSQL's
 # binaries installed (initdb, pg_ctl) and this script starts a throwaway one on a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${PGY_SKIP_LAKE:-0}" != 1 ]; then export PGY_SETUP_LAKE=1; fi
 bash scripts/setup.sh
 .venv/bin/ruff check pgy_pipeline pgy_pipeline_tests benchmarks
 .venv/bin/ruff format --check pgy_pipeline pgy_pipeline_tests benchmarks >/dev/null || \
@@ -36,4 +38,10 @@ if [ -z "${PGY_TEST_POSTGRES_URL:-}" ]; then
     echo "started a throwaway PostgreSQL on 127.0.0.1:$port for the production-profile test"
   fi
 fi
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+status=0
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ "${PGY_SKIP_LAKE:-0}" != 1 ] && [ $# -eq 0 ]; then
+  echo "lake profile tests (.venv-lake, DuckDB 1.4.4):"
+  .venv-lake/bin/python -m pytest -q -p no:cacheprovider pgy_pipeline_tests/lake || status=$?
+fi
+exit $status

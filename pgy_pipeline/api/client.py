@@ -263,6 +263,9 @@ class Pacer:
     def __exit__(self, *exc: object) -> None:
         self._slots.release()
 
+    def close(self) -> None:
+        """Nothing to free in-process; a shared pacer closes its database connection."""
+
 
 @dataclass
 class CallStats:
@@ -561,6 +564,7 @@ class PgyClient:
         max_rps: float | None = 2.0,
         max_concurrency: int = 4,
         max_pages: int = 1000,
+        pacing_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
@@ -581,8 +585,17 @@ class PgyClient:
         self.backoff_max_s = backoff_max_s
         self.rate_limit_backoff_s = rate_limit_backoff_s
         self.max_pages = max_pages
-        # An adaptive pacer (:mod:`.pacing`) may be given instead of the fixed one.
-        self.pacer = pacer if pacer is not None else Pacer(max_rps, max_concurrency)
+        self.pacer: Pacer
+        if pacer is not None:
+            # An adaptive pacer (:mod:`.pacing`) given instead of the fixed one.
+            self.pacer = pacer
+        elif pacing_url:
+            # Shared across processes and hosts (PGY_PACING_URL); imported only when asked for.
+            from pgy_pipeline.api.shared_pacing import PostgresPacer
+
+            self.pacer = PostgresPacer(pacing_url, token, max_rps, max_concurrency)
+        else:
+            self.pacer = Pacer(max_rps, max_concurrency)
         self.hooks = hooks
         self.stats = CallStats()
         self.breaker = circuit_breaker_for(self.base_url, token)
@@ -603,6 +616,7 @@ class PgyClient:
 
     def close(self) -> None:
         self._http.close()
+        self.pacer.close()
 
     def __enter__(self) -> PgyClient:
         return self

@@ -89,14 +89,13 @@ def _per_date_metadata(context: AssetExecutionContext, figures: dict[date, dict[
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.creator_peer_percentiles")},
     check_specs=[AssetCheckSpec("percentiles_within_bounds", asset=PEER_PERCENTILES_KEY, blocking=True)],
 )
 def creator_peer_percentiles(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
     """Each creator's percentile rank among its peers (each tag, and the whole roster), per date."""
     days = context_dates(context)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         counts = rebuild_peer_percentiles(conn, days)
         violations = conn.execute(
@@ -168,7 +167,6 @@ class AnomaliesConfig(Config):
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.anomalies")},
     check_specs=[AssetCheckSpec("no_anomalies", asset=ANOMALIES_KEY)],
 )
@@ -178,7 +176,7 @@ def anomalies(
     """Findings per snapshot date: vanished notes, read corrections and spikes, dropped totals, quiet creators."""
     days = context_dates(context)
     rules = AnomalyRules(spike_factor=config.spike_factor, spike_floor=config.spike_floor)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         counts = rebuild_anomalies(conn, days, rules)
         kinds = anomalies_by_kind(conn, days)
@@ -237,7 +235,6 @@ class CreatorReportConfig(Config):
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"html", "python"},
-    pool="pgy_duckdb",
 )
 def creator_report(
     context: AssetExecutionContext, config: CreatorReportConfig, duckdb: PgyDuckDBResource
@@ -245,7 +242,8 @@ def creator_report(
     """A self-contained HTML report per snapshot date (reports/<date>.html beside the DuckDB file)."""
     days = context_dates(context)
     written = {}
-    with duckdb.get_connection() as conn:
+    # Reads only (it opens the file read-write, so under the writer lock); nothing new for the replica.
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
         ensure_schema(conn)
         for day in days:
             written[day] = build_report(

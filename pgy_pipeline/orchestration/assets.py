@@ -7,6 +7,10 @@ run per creator. Each step works on every partition of its run at once and repla
 partitions in DuckDB in one transaction. Each reads as a short story: validate, plan, fetch or
 rebuild, write, report; the SQL lives in ``pgy_pipeline/warehouse/sql/``.
 
+Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole of
+``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
+each write the read replica is refreshed for analysts.
+
 Every partition's materialization carries its own figures (``dagster/row_count``, pages, calls),
 set with ``context.add_asset_metadata(..., partition_key=...)``; figures of the whole step are
 labelled ``run_total/...``.
@@ -46,9 +50,17 @@ from pgy_pipeline.errors import (
     PgyError,
 )
 from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, budget_message, record_verdict
+from pgy_pipeline.orchestration.dagster_internals import tag_run
 from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.metadata import column_schema, keys_text, md_table
+from pgy_pipeline.orchestration.locks import API_LOCK
+from pgy_pipeline.orchestration.metadata import (
+    column_schema,
+    creator_label,
+    creators_tag,
+    keys_text,
+    md_table,
+)
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
 from pgy_pipeline.orchestration.partitions import context_partition_keys, note_partitions, partition_key
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
@@ -83,6 +95,8 @@ NOTE_PAGES_KEY = AssetKey(["raw", "note_pages"])
 NOTES_KEY = AssetKey(["analytics", "notes"])
 METRICS_KEY = AssetKey(["analytics", "creator_engagement_metrics"])
 CREATORS_KEY = AssetKey(["analytics", "creators"])
+# The per-partition ``status`` of a raw partition a run left as it was (the follow-up sensor skips it).
+UNCHANGED = "unchanged (already stored)"
 
 
 class NotePagesConfig(Config):
@@ -139,6 +153,17 @@ def _plan_fetch(
     return plan
 
 
+def _creator_names(
+    context: AssetExecutionContext, conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]
+) -> dict[str, str]:
+    """Registry names of the step's creators (from ``analytics.creators``), and a ``pgy/creators`` run tag
+    naming them, so the runs list, logs and failures show names next to the 24-hex ids."""
+    with partition_keys(conn, keys):
+        names = {str(c): str(n) for c, n in report(conn, "creator_names")}
+    tag_run(context.instance, context.run_id, {"pgy/creators": creators_tag([c for c, _ in keys], names)})
+    return names
+
+
 def _fetch(
     context: AssetExecutionContext,
     pgy_api: PgyApiResource,
@@ -147,6 +172,7 @@ def _fetch(
     spool: Spool,
     scans: ScanPlan,
     books: CallBooks,
+    names: dict[str, str],
 ) -> tuple[FetchOutcome, dict[str, Any]]:
     """Scan every creator of ``scans.order``; logs progress; trips the guard on an account error.
 
@@ -183,7 +209,7 @@ def _fetch(
             write_pace(context.instance, pace_at, client.pacer.state())
     for creator_id, scan in outcome.scans.items():
         if scan.drift:
-            context.log.warning(f"creator {creator_id}: " + "; ".join(scan.drift))
+            context.log.warning(f"creator {creator_label(creator_id, names)}: " + "; ".join(scan.drift))
     account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
     if account is not None:
         context.log.error(trip_guard(context.instance, account).describe())
@@ -232,7 +258,6 @@ def _note_empty_snapshots(
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    pool="pgy_api",
     metadata={"dagster/column_schema": column_schema("raw.note_pages")},
 )
 def note_pages(
@@ -250,11 +275,26 @@ def note_pages(
         )
     if pgy_api.simulated_warning:
         context.log.warning(pgy_api.simulated_warning)
+    # One fetching step at a time, from the plan to the write: a step that waited finds what the
+    # previous one stored and fetches only the rest.
+    with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
+        return _note_pages(context, config, pgy_api, duckdb, keys, query)
+
+
+def _note_pages(
+    context: AssetExecutionContext,
+    config: NotePagesConfig,
+    pgy_api: PgyApiResource,
+    duckdb: PgyDuckDBResource,
+    keys: list[PartitionKey],
+    query: NotesQuery,
+) -> MaterializeResult:
     spool = Spool(duckdb.spool_path)
     today = today_shanghai()
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
         ensure_schema(conn)
         claim_data_source(conn, pgy_api.data_source, duckdb.database)
+        names = _creator_names(context, conn, keys)
         plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today, spool)
         # Calls journaled by earlier runs that failed or were killed go into the ledger first, so the
         # day's count below is complete.
@@ -293,7 +333,7 @@ def note_pages(
             + (f", {billed_before} billed today before this run" if budget is not None else "")
         )
         try:
-            outcome, stats = _fetch(context, pgy_api, plan, query, spool, scans, books)
+            outcome, stats = _fetch(context, pgy_api, plan, query, spool, scans, books, names)
         finally:
             books.journal.close()
         for creator_id, scan in outcome.scans.items():
@@ -317,29 +357,29 @@ def note_pages(
 
     rows = 0
     pending = read_pending(duckdb.spool_path)
-    if pages_by_key or pending.files:
-        with duckdb.get_connection() as conn:
-            if pages_by_key:
-                # The calls go in with the pages they paid for, in one transaction.
-                rows = replace_raw_pages(conn, pages_by_key, also=lambda c: insert_calls(c, pending))
-            else:
-                with transaction(conn):
-                    insert_calls(conn, pending)
-        discard(pending)
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(pages_by_key)) as conn:
+        if pages_by_key:
+            # The calls go in with the pages they paid for, in one transaction.
+            rows = replace_raw_pages(conn, pages_by_key, also=lambda c: insert_calls(c, pending))
+        elif pending.files:
+            with transaction(conn):
+                insert_calls(conn, pending)
+        with partition_keys(conn, plan.stored | set(pages_by_key)):
+            per_partition = report(conn, "raw_pages_per_partition")
+    discard(pending)
     for key in pages_by_key:
         spool.discard(*key)
     spent = books.journal.totals()
     no_data = _note_empty_snapshots(context, pages_by_key)
-    with duckdb.get_connection() as conn, partition_keys(conn, plan.stored | set(pages_by_key)):
-        per_partition = report(conn, "raw_pages_per_partition")
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
     )
     for key in figures:
         if key in pages_by_key and pages_by_key[key]:
             figures[key]["scan"] = pages_by_key[key][0].scan
+        figures[key]["creator"] = creator_label(key[0], names)
         figures[key]["status"] = (
-            "unchanged (already stored)"
+            UNCHANGED
             if key in plan.stored
             else "written from the spool (no new call)"
             if key in plan.from_spool
@@ -385,13 +425,13 @@ def note_pages(
                     asset_key=NOTE_PAGES_KEY, partition=partition_key(*key), metadata=figures[key]
                 )
             )
-        lines = [f"- {c}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
+        lines = [f"- {creator_label(c, names)}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
         if deferred:
             assert budget is not None
             lines.insert(
                 0,
                 f"{len(deferred)} creator(s) left for tomorrow: {budget_message(budget, books.billed_today)}. "
-                f"Not fetched: {', '.join(deferred)}",
+                f"Not fetched: {', '.join(creator_label(c, names) for c in deferred)}",
             )
         raise Failure(
             description=(
@@ -401,7 +441,9 @@ def note_pages(
             ),
             metadata={
                 **metadata,
-                "failed_creators": MetadataValue.json({c: str(e) for c, e in failures.items()}),
+                "failed_creators": MetadataValue.json(
+                    {creator_label(c, names): str(e) for c, e in failures.items()}
+                ),
                 "left_for_tomorrow": MetadataValue.json(deferred),
             },
         )
@@ -444,7 +486,6 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.notes")},
     check_specs=[
         AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
@@ -454,8 +495,9 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
 def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
     """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
     keys = context_partition_keys(context)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
+        _creator_names(context, conn, keys)
         missing = rebuild_notes(conn, keys)
         result = _notes_report(conn, keys)
     _add_partition_metadata(context, result.per_partition, ["dagster/row_count", "rejected_items"])
@@ -493,7 +535,9 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
         "run_total/notes_with_quality_issues": result.notes_with_issues,
         "run_total/rejected_items": MetadataValue.json({r: n for r, n in result.rejects}),
         "top_notes_by_reads": MetadataValue.md(
-            md_table(["creator", "note", "title", "published", "reads", "likes", "collects"], result.top)
+            md_table(
+                ["creator", "name", "note", "title", "published", "reads", "likes", "collects"], result.top
+            )
         ),
     }
     if missing:
@@ -515,7 +559,6 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"duckdb", "sql"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
     check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
 )
@@ -524,7 +567,7 @@ def creator_engagement_metrics(
 ) -> MaterializeResult:
     """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
     keys = context_partition_keys(context)
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         missing = rebuild_metrics(conn, keys)
         with partition_keys(conn, keys):
@@ -570,7 +613,6 @@ def creator_engagement_metrics(
     key=CREATORS_KEY,
     group_name=GROUP,
     kinds={"duckdb", "yaml"},
-    pool="pgy_duckdb",
     metadata={"dagster/column_schema": column_schema("analytics.creators")},
 )
 def creators(
@@ -596,7 +638,7 @@ def creators(
             ]
         ),
     )
-    with duckdb.get_connection() as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
         replace_creators(conn, table)
     return MaterializeResult(

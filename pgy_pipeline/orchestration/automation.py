@@ -8,7 +8,8 @@
   weekly, and the tick says so (:mod:`pgy_pipeline.orchestration.empty_streaks`).
 * ``raw_pages_followup_sensor`` rebuilds notes and metrics for raw partitions that changed without
   them (a partial run, a manual raw-only rerun or backfill).
-* ``api_failure_sensor`` tags failed runs with their cause, so the runs list shows it at a glance.
+* ``api_failure_sensor`` tags every failed run of this code location with its cause (jobs, UI
+  Materialize clicks and backfills, which run as ``__ASSET_JOB``), so the runs list shows it.
 
 Runs that would call the API are not launched while the quota/account guard is in force, or while
 the day's call budget is spent (``PGY_DAILY_CALL_BUDGET``): the tick says why instead. Under a budget
@@ -47,6 +48,7 @@ from dagster import (
 from pgy_pipeline.orchestration.assets import (
     NOTE_PAGES_KEY,
     NOTES_KEY,
+    UNCHANGED,
     creator_engagement_metrics,
     creators,
     note_pages,
@@ -62,13 +64,14 @@ from pgy_pipeline.orchestration.dagster_internals import (
 )
 from pgy_pipeline.orchestration.empty_streaks import deferred_creators, deferred_text, forget, read_streaks
 from pgy_pipeline.orchestration.guard import clear_guard, read_guard
+from pgy_pipeline.orchestration.metadata import creators_tag
 from pgy_pipeline.orchestration.partitions import (
     SHANGHAI,
     note_partitions,
     parse_partition_key,
     today_shanghai,
 )
-from pgy_pipeline.orchestration.registry import CreatorRegistryResource, RegistryFileError
+from pgy_pipeline.orchestration.registry import CreatorRegistryResource, Registry, RegistryFileError
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -97,6 +100,11 @@ def range_tags(first_creator: str, last_creator: str, day: date) -> dict[str, st
         ASSET_PARTITION_RANGE_START_TAG: f"{first_creator}|{day.isoformat()}",
         ASSET_PARTITION_RANGE_END_TAG: f"{last_creator}|{day.isoformat()}",
     }
+
+
+def registry_names(registry: Registry) -> dict[str, str]:
+    """Creator id -> display name, for run tags."""
+    return {c.creator_id: c.display_name for c in registry.creators if c.display_name}
 
 
 def contiguous_blocks(registered: list[str], wanted: Iterable[str]) -> list[list[str]]:
@@ -156,7 +164,11 @@ def creator_registry_sensor(
                 RunRequest(
                     job_name="snapshot_job",
                     run_key=f"first-snapshot-{day}-{new[0]}-{len(new)}",
-                    tags={**range_tags(new[0], new[-1], day), "pgy/trigger": "new-creators"},
+                    tags={
+                        **range_tags(new[0], new[-1], day),
+                        "pgy/trigger": "new-creators",
+                        "pgy/creators": creators_tag(new, registry_names(registry)),
+                    },
                 )
             )
         else:
@@ -246,7 +258,12 @@ def build_daily_snapshot_schedule(
         return [
             RunRequest(
                 run_key=f"daily-{day}-{i}",
-                tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "daily-snapshot", **extra},
+                tags={
+                    **range_tags(block[0], block[-1], day),
+                    "pgy/trigger": "daily-snapshot",
+                    "pgy/creators": creators_tag(block, registry_names(registry)),
+                    **extra,
+                },
             )
             for i, block in enumerate(blocks)
         ]
@@ -259,7 +276,8 @@ def build_daily_snapshot_schedule(
     job=analytics_rebuild_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Rebuilds notes and metrics for raw partitions that changed without them (no API call).",
+    description="Rebuilds notes and metrics for raw partitions that changed without them (no API call); "
+    "partitions a run left unchanged need nothing.",
 )
 def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | list[RunRequest]:
     instance = context.instance
@@ -280,7 +298,9 @@ def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | 
             run_status[run_id] = run.status if run else None
         if run_status[run_id] is not None and run_status[run_id] not in FINISHED:
             break  # that run may still rebuild notes itself: look again on a later tick
-        if record.partition_key:
+        materialization = record.asset_materialization
+        status = materialization.metadata.get("status") if materialization else None
+        if record.partition_key and getattr(status, "value", None) != UNCHANGED:
             pending[record.partition_key] = record.storage_id
         cursor = record.storage_id
 
@@ -331,6 +351,12 @@ _RUN_CAUSES = [
     ("spending cap reached (602", "API spending cap reached (602)"),
     ("call budget", "daily call budget spent"),
     ("stayed locked", "DuckDB file locked by another process"),
+    ("for the lock pgy_api", "waited too long for another run's fetch (lock pgy_api)"),
+    ("for the lock pgy_duckdb", "waited too long for another run's DuckDB write (lock pgy_duckdb)"),
+    ("childprocesscrashexception", "run worker died (killed or out of memory)"),  # a step's process
+    ("terminated by signal", "run worker died (killed or out of memory)"),
+    ("unexpectedly exited", "run worker died (killed or out of memory)"),
+    ("run worker", "run worker died (killed or out of memory)"),
     ("only serves the present", "past date asked of the API"),
     ("invalid creator id", "invalid creator id"),
 ]
@@ -368,8 +394,10 @@ def failure_cause(messages: list[str]) -> str:
 @run_failure_sensor(
     name="api_failure_sensor",
     default_status=DefaultSensorStatus.RUNNING,
-    monitored_jobs=[snapshot_job, analytics_rebuild_job, creator_registry_job],
-    description="Tags each failed run with its cause (tag pgy/failure), shown in the runs list.",
+    # No monitored_jobs: Dagster 1.13 then matches every run of this code location, including the
+    # implicit __ASSET_JOB of the UI's Materialize button and of asset backfills.
+    description="Tags each failed run of this code location with its cause (tag pgy/failure), shown "
+    "in the runs list: jobs, Materialize clicks and backfills alike.",
 )
 def api_failure_sensor(context: RunFailureSensorContext) -> None:
     messages = [context.failure_event.message or "", *error_messages(context.get_step_failure_events())]

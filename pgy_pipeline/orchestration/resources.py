@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +22,9 @@ from pydantic import Field
 from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
 from pgy_pipeline.api.ledger import CallHooks
 from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
+from pgy_pipeline.orchestration.locks import DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline.warehouse.lake import LakeSettings, is_lake
+from pgy_pipeline.warehouse.replica import file_backed, publish_replica
 from pgy_pipeline.warehouse.storage import connect
 
 log = logging.getLogger(__name__)
@@ -73,7 +76,7 @@ class PgyApiResource(ConfigurableResource):
     adaptive_pacing: bool = Field(
         default=True,
         description="Learn the service's limit: cut the pace on 302, climb slowly after successes "
-        "(JUSTONEAPI_ADAPTIVE_PACING); false: a fixed pace of max_rps.",
+        "(JUSTONEAPI_ADAPTIVE_PACING); false, or with PGY_PACING_URL (shared pacing): a fixed pace of max_rps.",
     )
     start_rps: float | None = Field(
         default=None,
@@ -100,6 +103,12 @@ class PgyApiResource(ConfigurableResource):
         "cut the pace) or a 503, with no Retry-After.",
     )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
+    pacing_url: str = Field(
+        default="",
+        repr=False,
+        description="PostgreSQL URL of the pacing shared by every process using the token (PGY_PACING_URL); "
+        "empty: pace within this process only.",
+    )
 
     @property
     def simulated(self) -> bool:
@@ -132,7 +141,8 @@ class PgyApiResource(ConfigurableResource):
             AdaptivePacer(
                 self.max_rps, self.max_concurrency, start_rps=self.start_rps or self.max_rps, learned=learned
             )
-            if self.adaptive_pacing
+            # With shared pacing (PGY_PACING_URL) the pace is the table's, fixed at max_rps for all runs.
+            if self.adaptive_pacing and not self.pacing_url
             else None
         )
         return PgyClient(
@@ -148,14 +158,18 @@ class PgyApiResource(ConfigurableResource):
             max_pages=self.max_pages,
             pacer=pacer,
             hooks=hooks,
+            pacing_url=self.pacing_url or None,
         )
 
 
 class PgyDuckDBResource(DuckDBResource):
-    """dagster-duckdb's resource, with a bounded, explained wait for DuckDB's single-writer lock.
+    """dagster-duckdb's resource, with a bounded, explained wait for DuckDB's single-writer lock, the
+    step locks that serialize the pipeline across runs, and the analysts' read replica.
 
     The stock resource retries about 100 s and then re-raises DuckDB's error; this one waits up to
     ``lock_wait_s``, logs who holds the lock while it waits, and then names that process.
+    :meth:`step_lock` and :meth:`writer` take the locks of ``pgy_pipeline.orchestration.locks``, which
+    the holder's death releases (no daemon, no cleanup).
     """
 
     lock_wait_s: float = Field(default=120.0, description="How long to wait for another process's lock.")
@@ -163,23 +177,146 @@ class PgyDuckDBResource(DuckDBResource):
         default="",
         description="Where fetched pages wait for their DuckDB write; empty: '<database>.spool' beside the file.",
     )
+    lock_dir: str = Field(
+        default="",
+        description="Where the step lock files live (PGY_LOCK_DIR); empty: '<database>.locks' beside the file.",
+    )
+    lock_url: str = Field(
+        default="",
+        repr=False,
+        description="PostgreSQL URL for the step locks (PGY_LOCK_URL; team profile). Empty: lock files.",
+    )
+    step_lock_wait_s: float = Field(
+        default=600.0,
+        description="How long a step waits for a step lock held by another run (PGY_LOCK_WAIT_S).",
+    )
+    lock_report_s: float = Field(default=15.0, description="How often a waiting step logs who it waits for.")
+
+    lake_data_path: str = Field(
+        default="",
+        description="Lake profile: where data files go, a directory or s3://bucket/prefix (PGY_LAKE_DATA_PATH).",
+    )
+    s3_endpoint: str = Field(
+        default="", description="S3-compatible endpoint host:port; empty: AWS (PGY_S3_ENDPOINT)."
+    )
+    s3_region: str = Field(default="", description="S3 region (AWS_REGION or AWS_DEFAULT_REGION).")
+    s3_url_style: str = Field(
+        default="", description="'path' or 'vhost'; empty: DuckDB's default (PGY_S3_URL_STYLE)."
+    )
+    s3_use_ssl: bool = Field(default=True, description="TLS to the S3 endpoint (PGY_S3_USE_SSL).")
+    s3_access_key_id: str = Field(default="", repr=False, description="AWS_ACCESS_KEY_ID.")
+    s3_secret_access_key: str = Field(default="", repr=False, description="AWS_SECRET_ACCESS_KEY.")
+    s3_session_token: str = Field(default="", repr=False, description="AWS_SESSION_TOKEN.")
+
+    @property
+    def is_lake(self) -> bool:
+        """True on the DuckLake profile (PGY_DUCKDB_PATH=ducklake:...)."""
+        return is_lake(self.database)
+
+    @property
+    def single_writer(self) -> bool:
+        """True when one process at a time may write (a DuckDB file): writers must be serialized.
+
+        False on the lake, where concurrent writers commit optimistically; serializing them there
+        would only throw away the reason for the lake.
+        """
+        return not self.is_lake
+
+    @property
+    def lake_settings(self) -> LakeSettings:
+        return LakeSettings(
+            data_path=self.lake_data_path,
+            s3_endpoint=self.s3_endpoint,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+            s3_session_token=self.s3_session_token,
+            s3_url_style=self.s3_url_style,
+            s3_use_ssl=self.s3_use_ssl,
+        )
 
     @property
     def spool_path(self) -> Path:
         if self.spool_dir:
             return Path(self.spool_dir)
-        if self.database.startswith("md:") or self.database == ":memory:":
+        if not file_backed(self.database) or self.is_lake:
             return Path("data") / "spool"
         return Path(self.database + ".spool")
 
+    @property
+    def step_locks(self) -> StepLocks:
+        if self.lock_dir:
+            directory = Path(self.lock_dir)
+        elif not file_backed(self.database):
+            directory = Path("data") / "locks"
+        else:
+            directory = Path(self.database + ".locks")
+        return StepLocks(directory=directory, url=self.lock_url)
+
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def step_lock(self, name: str, *, run_id: str, log: Callable[[str], None]) -> Iterator[None]:
+        """Hold the step lock ``name`` for the block (see ``locks.hold``)."""
+        with hold(
+            self.step_locks,
+            name,
+            run_id=run_id,
+            wait_s=self.step_lock_wait_s,
+            log=log,
+            report_every_s=self.lock_report_s,
+        ):
+            yield
+
+    @contextmanager
+    def writer(
+        self, *, run_id: str, log: Callable[[str], None], publish: bool = True
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection under the writer lock; after the block succeeds (and the connection is closed),
+        the read replica is refreshed while the lock is still held.
+
+        On the lake (``single_writer`` False) writers commit concurrently and analysts attach the lake
+        read-only, so there is neither a writer lock nor a replica.
+        """
+        if not self.single_writer:
+            with self._connect(log) as conn:
+                yield conn
+            return
+        with self.step_lock(DUCKDB_LOCK, run_id=run_id, log=log):
+            with self._connect(log) as conn:
+                yield conn
+                conn.execute("CHECKPOINT")
+            if publish:
+                try:
+                    copy = publish_replica(self.database)
+                except OSError as exc:  # the data is committed; the next write publishes again
+                    log(f"read replica NOT updated (analysts see the previous copy): {exc}")
+                else:
+                    if copy is not None:
+                        log(
+                            f"read replica {copy.path} updated: {copy.bytes / 1e6:.1f} MB in {copy.seconds:.2f} s"
+                        )
+
+    @contextmanager
+    def _connect(self, log: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         def waiting(seconds: float, holder: str) -> None:
-            log.warning(
+            message = (
                 f"waiting {seconds:.0f} s so far for the DuckDB file {self.database}, locked by {holder}"
             )
+            (log or log_warning)(message)
 
         with connect(
-            self.database, lock_wait_s=self.lock_wait_s, config=dict(self.connection_config), on_wait=waiting
+            self.database,
+            lock_wait_s=self.lock_wait_s,
+            config=dict(self.connection_config),
+            on_wait=waiting,
+            lake=self.lake_settings if self.is_lake else None,
         ) as conn:
             yield conn
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect() as conn:
+            yield conn
+
+
+def log_warning(message: str) -> None:
+    log.warning(message)

@@ -13,6 +13,14 @@ Upgrading the package must never break a user's DuckDB file or change it silentl
 * views and ``COMMENT ON`` descriptions are derived objects: they are recreated from the
   declarations whenever a migration ran, and once per process per file otherwise.
 
+On the lake profile (:mod:`pgy_pipeline.warehouse.lake`) the same migrations run with two
+differences: PRIMARY KEY constraints, which DuckLake does not have, are dropped from their SQL; and
+several hosts may migrate at once without a file lock, so the transaction first writes a comment on
+``meta.schema_migrations``: of two concurrent upgrades one commit conflicts, is rerun, and then
+finds the work done. Derived objects are rewritten on a lake only when they differ from the
+declarations, because every rewrite is a schema change that would make concurrent writers' commits
+conflict.
+
 Migration 1 is the layout of release 0.1.0 (which had no migration table), written with
 ``IF NOT EXISTS`` so that a 0.1.0 file is adopted as it is.
 """
@@ -20,6 +28,7 @@ Migration 1 is the layout of release 0.1.0 (which had no migration table), writt
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata, resources
@@ -27,6 +36,7 @@ from importlib import metadata, resources
 import duckdb
 
 from pgy_pipeline.errors import MigrationError, SchemaVersionError
+from pgy_pipeline.warehouse.lake import display_name, is_lake_connection, retry_on_conflict
 from pgy_pipeline.warehouse.sql_files import sql_file
 from pgy_pipeline.warehouse.tables import RELATIONS, Relation, quote_ident
 
@@ -106,7 +116,16 @@ def _database_path(conn: duckdb.DuckDBPyConnection) -> str:
     rows = conn.execute(
         "SELECT coalesce(path, database_name) FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()
-    return str(rows[0][0]) if rows else ""
+    return display_name(str(rows[0][0])) if rows else ""
+
+
+_PRIMARY_KEY_CLAUSE = re.compile(r",\s*PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
+_PRIMARY_KEY_COLUMN = re.compile(r"\s+PRIMARY\s+KEY\b", re.IGNORECASE)
+
+
+def lake_sql(sql: str) -> str:
+    """``sql`` without PRIMARY KEY constraints, which DuckLake does not support."""
+    return _PRIMARY_KEY_COLUMN.sub("", _PRIMARY_KEY_CLAUSE.sub("", sql))
 
 
 def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None = None) -> list[int]:
@@ -115,11 +134,22 @@ def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None 
     Everything happens in one transaction: a failure leaves the file exactly as it was.
     """
     steps = MIGRATIONS if migrations is None else migrations
+    if not is_lake_connection(conn):
+        return _migrate(conn, steps, lake=False)
+    return retry_on_conflict(conn, lambda: _migrate(conn, steps, lake=True), what="schema migration")
+
+
+def _as_is(sql: str) -> str:
+    return sql
+
+
+def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: bool) -> list[int]:
     latest = steps[-1].version if steps else 0
     database = _database_path(conn)
+    dialect: Callable[[str], str] = lake_sql if lake else _as_is
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(_BOOTSTRAP)
+        conn.execute(dialect(_BOOTSTRAP))
         row = conn.execute("SELECT max(version) FROM meta.schema_migrations").fetchall()[0][0]
         version = int(row) if row is not None else 0
         if version > latest:
@@ -129,11 +159,14 @@ def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None 
                 "PGY_DUCKDB_PATH at another file); the file was not changed."
             )
         applied: list[int] = []
+        if lake and version < latest:
+            # The claim: a concurrent upgrade writes the same table's comment, so one commit conflicts.
+            conn.execute(f"COMMENT ON TABLE meta.schema_migrations IS 'upgrading to version {latest}'")
         for step in steps:
             if step.version <= version:
                 continue
             try:
-                conn.execute(step.sql)
+                conn.execute(dialect(step.sql))
             except duckdb.Error as exc:
                 raise MigrationError(
                     f"migration {step.version} ({step.description}) failed: {exc}. The upgrade was rolled "
@@ -145,12 +178,14 @@ def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None 
                 [step.version, step.description, datetime.now(UTC).replace(tzinfo=None), _package_version()],
             )
             applied.append(step.version)
-        if applied or database not in _derived_done:
+        if applied or (database not in _derived_done and not (lake and derived_current(conn))):
             apply_derived(conn)
-        conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    # Outside the except: a failed COMMIT has ended the transaction already (on a lake, a conflict
+    # that the caller reruns).
+    conn.execute("COMMIT")
     _derived_done.add(database)
     return applied
 
@@ -162,6 +197,7 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 
 def apply_derived(conn: duckdb.DuckDBPyConnection, relations: tuple[Relation, ...] = RELATIONS) -> None:
     """Recreate every view and every table, view and column comment from the declarations."""
+    lake = is_lake_connection(conn)
     for rel in relations:
         if rel.kind == "view":
             conn.execute(sql_file("views", rel.view_sql))
@@ -169,9 +205,69 @@ def apply_derived(conn: duckdb.DuckDBPyConnection, relations: tuple[Relation, ..
         conn.execute(
             f"COMMENT ON {'VIEW' if rel.kind == 'view' else 'TABLE'} {rel.name} IS {_literal(rel.description)}"
         )
+        if rel.kind == "view" and lake:
+            continue  # DuckLake keeps no column comments on views (docs/tables.md has them)
         for col in rel.columns:
             text = col.description + (f" Unit: {col.unit}." if col.unit else "")
             conn.execute(f"COMMENT ON COLUMN {rel.name}.{quote_ident(col.name)} IS {_literal(text)}")
+
+
+def _view_body(create_sql: str) -> str:
+    """The query of a ``CREATE VIEW name AS query`` as DuckDB prints it back."""
+    return create_sql.split(" AS ", 1)[1].strip().rstrip(";") if " AS " in create_sql else create_sql
+
+
+def derived_current(conn: duckdb.DuckDBPyConnection, relations: tuple[Relation, ...] = RELATIONS) -> bool:
+    """True when every view and comment in the current database already matches the declarations.
+
+    A view's stored query is compared with the same file's query as DuckDB prints it, got by
+    creating it as a temporary view (which touches nothing shared).
+    """
+    stored_views = dict(
+        conn.execute(
+            "SELECT schema_name || '.' || view_name, sql FROM duckdb_views() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    )
+    comments = {
+        (r[0], r[1]): r[2]
+        for r in conn.execute(
+            "SELECT schema_name || '.' || table_name, NULL, comment FROM duckdb_tables() "
+            "WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name || '.' || view_name, NULL, comment FROM duckdb_views() "
+            "WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name || '.' || table_name, column_name, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    for rel in relations:
+        if comments.get((rel.name, None)) != rel.description:
+            return False
+        for col in rel.columns if rel.kind == "table" else ():
+            text = col.description + (f" Unit: {col.unit}." if col.unit else "")
+            if comments.get((rel.name, col.name)) != text:
+                return False
+        if rel.kind == "view":
+            if rel.name not in stored_views:
+                return False
+            probe = f"_pgy_view_probe_{rel.name.replace('.', '_')}"
+            text = re.sub(
+                rf"CREATE\s+OR\s+REPLACE\s+VIEW\s+{re.escape(rel.name)}\b",
+                f"CREATE OR REPLACE TEMP VIEW {probe}",
+                sql_file("views", rel.view_sql),
+                count=1,
+                flags=re.IGNORECASE,
+            )
+            conn.execute(text)
+            try:
+                expected = conn.execute(
+                    "SELECT sql FROM duckdb_views() WHERE database_name = 'temp' AND view_name = ?", [probe]
+                ).fetchall()
+            finally:
+                conn.execute(f"DROP VIEW IF EXISTS temp.main.{probe}")
+            if not expected or _view_body(expected[0][0]) != _view_body(stored_views[rel.name]):
+                return False
+    return True
 
 
 def _literal(text: str) -> str:

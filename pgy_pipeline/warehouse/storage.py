@@ -2,7 +2,8 @@
 
 Every write replaces whole partitions, delete-then-insert inside one explicit transaction, so a
 reader sees a partition's old rows or its new rows, never half of either, and a failure (or a killed
-process) leaves the old rows. Loads are bulk: Arrow tables for raw pages, SQL over stored JSON for
+process) leaves the old rows. On the lake profile a transaction that conflicts with another
+writer's commit is rerun whole (:func:`~pgy_pipeline.warehouse.lake.retry_on_conflict`). Loads are bulk: Arrow tables for raw pages, SQL over stored JSON for
 the rest.
 """
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 from pgy_pipeline.api.client import Page
 from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError
 from pgy_pipeline.warehouse.keys import PartitionKey
+from pgy_pipeline.warehouse.lake import LakeSettings, display_name, is_lake, open_lake, retry_on_conflict
 from pgy_pipeline.warehouse.schema import ensure_schema
 from pgy_pipeline.warehouse.sql_files import sql_file
 from pgy_pipeline.warehouse.tables import (
@@ -47,13 +49,25 @@ def connect(
     config: dict[str, Any] | None = None,
     on_wait: Callable[[float, str], None] | None = None,
     report_every_s: float = 15.0,
+    lake: LakeSettings | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to ``database``, waiting a bounded time for another process's lock.
 
     DuckDB lets one process open the file for writing, and any reader (even read-only) blocks it.
     This waits up to ``lock_wait_s`` and then names the process holding the lock, so a person knows
     whom to ask. ``on_wait(seconds_waited, holder)`` is called every ``report_every_s`` while waiting.
+
+    A ``ducklake:`` database (the lake profile, see :mod:`pgy_pipeline.warehouse.lake`) has no such
+    lock: it is attached in an in-memory DuckDB and made current, with ``lake`` saying where its
+    data files live.
     """
+    if is_lake(database):
+        conn = open_lake(database, lake or LakeSettings(), config=config)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
     if database != ":memory:" and not database.startswith("md:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -134,7 +148,7 @@ def claim_data_source(conn: duckdb.DuckDBPyConnection, source: str, database: st
         )
     elif row[0] != source:
         raise DataSourceMismatchError(
-            f"the DuckDB file {database} holds {row[0]} data, and this run would write {source} data "
+            f"the DuckDB file {display_name(database)} holds {row[0]} data, and this run would write {source} data "
             "into it. Point PGY_DUCKDB_PATH at another file (the demo's default is data/pgy_demo.duckdb) "
             "or set JUSTONEAPI_TOKEN consistently."
         )
@@ -224,11 +238,17 @@ def replace_raw_pages(
     if not pages_by_key:
         return 0
     table = pages_table(pages_by_key)
-    with partition_keys(conn, pages_by_key.keys()), transaction(conn):
-        conn.execute("DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        insert_arrow(conn, RAW_NOTE_PAGES, table)
-        if also is not None:
-            also(conn)
+
+    def write() -> None:
+        with partition_keys(conn, pages_by_key.keys()), transaction(conn):
+            conn.execute(
+                "DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
+            )
+            insert_arrow(conn, RAW_NOTE_PAGES, table)
+            if also is not None:
+                also(conn)
+
+    retry_on_conflict(conn, write, what="raw.note_pages write")
     return int(table.num_rows)
 
 
@@ -244,11 +264,17 @@ def _rebuild_from_raw(
     """
     wanted = set(keys)
     present = stored_raw_keys(conn, wanted)
-    with partition_keys(conn, present), transaction(conn):
-        for table in tables:
-            conn.execute(f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
-        for sql_name in sql_names:
-            conn.execute(sql_file(sql_name))
+
+    def write() -> None:
+        with partition_keys(conn, present), transaction(conn):
+            for table in tables:
+                conn.execute(
+                    f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
+                )
+            for sql_name in sql_names:
+                conn.execute(sql_file(sql_name))
+
+    retry_on_conflict(conn, write, what=f"{', '.join(tables)} rebuild")
     return wanted - present
 
 
@@ -273,6 +299,10 @@ def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     table = table.append_column(
         pa.field("updated_at", pa.timestamp("us")), pa.array([now] * table.num_rows, pa.timestamp("us"))
     )
-    with transaction(conn):
-        conn.execute("DELETE FROM analytics.creators")
-        insert_arrow(conn, CREATORS, table)
+
+    def write() -> None:
+        with transaction(conn):
+            conn.execute("DELETE FROM analytics.creators")
+            insert_arrow(conn, CREATORS, table)
+
+    retry_on_conflict(conn, write, what="analytics.creators write")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -552,3 +553,68 @@ def test_each_snapshot_records_how_its_scan_went_and_an_unknown_id_is_empty_afte
         n = len(simulator.notes_for(c))
         pages = min_calls(simulator, c)
         assert rows[c] == ("full" if n else "empty", n, n, pages, pages, pages), c
+
+
+def test_creator_names_show_in_tags_previews_failures_and_partition_metadata(
+    instance, simulator, api, duckdb_resource, db_path, creators, tmp_path
+):
+    from pgy_pipeline.orchestration.assets import creators as creators_asset
+    from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+
+    names = {c: f"博主 {i}" for i, c in enumerate(creators)}
+    registry = tmp_path / "creators.yaml"
+    registry.write_text(
+        "creators:\n" + "".join(f"  - id: {c}\n    name: {n}\n" for c, n in names.items()), encoding="utf-8"
+    )
+    assert materialize(
+        [creators_asset],
+        instance=instance,
+        resources={
+            "creator_registry": CreatorRegistryResource(path=str(registry)),
+            "duckdb": duckdb_resource,
+        },
+    ).success
+    bad = creators[3]
+    simulator.add_fault("code", user_id=bad, code=400, times=None)
+    result = run_pipeline(instance, api, duckdb_resource, creators)
+    assert not result.success
+    message = "\n".join(step_failure_messages(result))
+    assert f"- {names[bad]} ({bad}): InvalidRequestError" in message
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags["pgy/creators"] == ", ".join(names[c] for c in creators)
+    records = instance.fetch_materializations(AssetKey(["raw", "note_pages"]), limit=10).records
+    labels = {
+        r.partition_key.split("|")[0]: r.asset_materialization.metadata["creator"].value for r in records
+    }
+    assert labels == {c: f"{names[c]} ({c})" for c in creators if c != bad}
+
+    simulator.clear_faults()
+    rebuilt = run_pipeline(instance, api, duckdb_resource, creators)
+    assert rebuilt.success, step_failure_messages(rebuilt)
+    top = rebuilt.asset_materializations_for_node("analytics__notes")[0].metadata["top_notes_by_reads"].value
+    assert "| creator | name | note |" in top and names[creators[0]] in top
+    headline = rebuilt.asset_materializations_for_node("analytics__creator_engagement_metrics")[0]
+    assert names[creators[0]] in headline.metadata["headline_30d"].value
+
+
+def test_every_write_refreshes_the_read_replica_and_holds_the_step_locks(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
+    from pgy_pipeline.warehouse.replica import replica_path
+
+    result = run_pipeline(instance, api, duckdb_resource, creators)
+    assert result.success, step_failure_messages(result)
+    replica = replica_path(db_path)
+    assert replica.name == "pgy.read.duckdb" and replica.parent == Path(db_path).parent
+    tables = ["raw.note_pages", "analytics.notes", "analytics.creator_engagement_metrics"]
+    for table in tables:
+        assert query(str(replica), f"FROM {table} ORDER BY ALL") == query(
+            db_path, f"FROM {table} ORDER BY ALL"
+        )
+    # the lock files beside the database, free again, and no copy left half-written
+    locks = Path(db_path + ".locks")
+    assert sorted(p.name for p in locks.iterdir()) == ["pgy_api.lock", "pgy_duckdb.lock"]
+    assert all(p.read_text() == "" for p in locks.iterdir())
+    assert not list(Path(db_path).parent.glob(".*.tmp"))
+    logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
+    assert any("read replica" in m and "updated" in m for m in logs), logs

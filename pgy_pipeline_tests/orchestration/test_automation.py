@@ -428,3 +428,42 @@ def test_an_empty_creator_is_checked_weekly_after_3_empty_snapshots_until_re_add
     simulator.set_note_count(gone, 4)
     assert run_pipeline(instance, api, duckdb_resource, [gone], run_config=refresh).success
     assert read_streaks(instance) == {}
+
+
+def test_followup_launches_nothing_when_a_raw_backfill_changed_no_partition(
+    instance, defs, simulator, api, duckdb_resource
+):
+    ids = creator_ids(4, prefix="noop")
+    instance.add_dynamic_partitions("creators", ids)
+    assert run_pipeline(instance, api, duckdb_resource, ids[:3]).success  # raw, notes, metrics
+    start = sensor_tick(raw_pages_followup_sensor, instance, defs)
+    assert not start.run_requests
+    calls = simulator.call_count()
+
+    # a raw-only backfill over partitions already stored: materializations that say "unchanged"
+    again = run_pipeline(instance, api, duckdb_resource, ids[:3], assets=[note_pages])
+    assert again.success
+    statuses = {m.metadata["status"].value for m in again.asset_materializations_for_node("raw__note_pages")}
+    assert statuses == {"unchanged (already stored)"}
+    assert simulator.call_count() == calls
+    noop = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=start.cursor)
+    assert not noop.run_requests, noop.run_requests
+    assert noop.cursor != start.cursor  # the unchanged records were read, not left for later ticks
+
+    # the same backfill widened to a new creator: only that one is followed up
+    wider = run_pipeline(instance, api, duckdb_resource, ids, assets=[note_pages])
+    assert wider.success
+    [request] = sensor_tick(raw_pages_followup_sensor, instance, defs, cursor=noop.cursor).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == f"{ids[3]}|{TODAY}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{ids[3]}|{TODAY}"
+
+
+def test_failure_causes_name_a_dead_worker_and_a_lock_wait():
+    from pgy_pipeline.orchestration.automation import failure_cause
+
+    crashed = "dagster._core.executor.child_process_executor.ChildProcessCrashException\n"
+    assert failure_cause([crashed]) == "run worker died (killed or out of memory)"
+    assert failure_cause(["waited 600 s for the lock pgy_api (one fetching step ...)"]).startswith(
+        "waited too long for another run's fetch"
+    )
+    assert failure_cause(["nothing known"]) == "other (see the run's logs)"

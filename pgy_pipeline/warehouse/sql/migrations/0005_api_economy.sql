@@ -1,7 +1,6 @@
 -- api economy: window scans recorded on raw pages, the billing ledger meta.api_calls, all-time note counts nullable on window-scan days
 -- Pages stored so far came from full scans; an INSERT that does not name the column means one too.
-ALTER TABLE raw.note_pages ADD COLUMN "scan" VARCHAR DEFAULT 'full';
-ALTER TABLE raw.note_pages ALTER COLUMN "scan" SET NOT NULL;
+ALTER TABLE raw.note_pages ADD COLUMN "scan" VARCHAR NOT NULL DEFAULT 'full';
 ALTER TABLE raw.note_pages ADD COLUMN "scan_window_from" DATE;
 
 -- On a window-scan day window 'all' is not computed from notes the scan did not read.

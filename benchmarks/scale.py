@@ -1,0 +1,283 @@
+"""Scale benchmark: the Dagster side at 1,000+ creators, and what its bookkeeping costs.
+
+For each roster size N (SQLite storage in a temporary instance; the simulator in its own process
+with no latency and no rate limit, so the API is not what is measured), in a fresh process:
+
+* the schedule tick: ``daily_snapshot_schedule`` evaluated against N registered, active creators;
+* one daily range run of the three assets over all N creators (``materialize``, in-process
+  executor), and the same work done by the warehouse and API layers directly, without Dagster
+  (fetch, raw write, notes and metrics rebuild) on a fresh DuckDB file. The difference divided by N
+  is **Dagster's overhead per creator per daily run**;
+* the run's event log: events written, planned events, and how long the planned events took (the
+  time from the first to the last ``ASSET_MATERIALIZATION_PLANNED``; Dagster writes them before
+  the step starts: a backfill launch or a schedule-launched run pays the same);
+* with ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true`` the same run once more.
+
+    python -m benchmarks.scale --creators 1000          # writes the scale section of docs/benchmarks.md
+    python -m benchmarks.scale --creators 100 --no-write
+
+The webserver's memory and the partition-health query are not measured here (see the section's
+"not measured" list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import PROJECT_ROOT, creator_ids
+from benchmarks.fetch import note_counts
+from benchmarks.simproc import SimProcess
+
+TOKEN = "bench-scale-token-91c2"
+SECTION_START = "<!-- scale-section -->"
+SECTION_END = "<!-- /scale-section -->"
+SUBSET_FLAG = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def _child(n: int, base_url: str, max_notes: int) -> dict[str, Any]:
+    """Runs in a fresh process: the measurements for one roster size."""
+    from datetime import datetime
+
+    import yaml
+    from dagster import DagsterEventType, DagsterInstance, build_schedule_context, materialize
+
+    from pgy_pipeline.api.client import PgyClient
+    from pgy_pipeline.api.ingest import fetch_creators
+    from pgy_pipeline.definitions import Settings, build_defs
+    from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+    from pgy_pipeline.orchestration.automation import build_daily_snapshot_schedule
+    from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
+    from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+    from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
+    from pgy_pipeline.warehouse import storage
+
+    creators = creator_ids(n, prefix="scale")
+    day = today_shanghai()
+    out: dict[str, Any] = {"creators": n, "subset_planned_events": os.environ.get(SUBSET_FLAG) == "true"}
+    with tempfile.TemporaryDirectory(prefix="pgy-bench-scale-") as tmp:
+        registry = Path(tmp) / "creators.yaml"
+        registry.write_text(yaml.safe_dump({"creators": [{"id": c} for c in creators]}), encoding="utf-8")
+        api = PgyApiResource(token=TOKEN, base_url=base_url, max_rps=10000.0, max_concurrency=4)
+        duck = PgyDuckDBResource(database=str(Path(tmp) / "dagster_run.duckdb"))
+        defs = build_defs(
+            Settings(pgy_api=api, duckdb=duck, creator_registry=CreatorRegistryResource(path=str(registry)))
+        )
+        (Path(tmp) / "home").mkdir()
+        with DagsterInstance.local_temp(str(Path(tmp) / "home")) as instance:
+            instance.add_dynamic_partitions("creators", creators)
+            t0 = time.monotonic()
+            with build_schedule_context(
+                instance=instance,
+                repository_def=defs.get_repository_def(),
+                scheduled_execution_time=datetime.now(SHANGHAI),
+                resources={"creator_registry": defs.resources["creator_registry"]},
+            ) as context:
+                tick = build_daily_snapshot_schedule().evaluate_tick(context)
+            out["schedule_evaluation_s"] = time.monotonic() - t0
+            requests = tick.run_requests or []
+            out["schedule_run_requests"] = len(requests)
+
+            t0 = time.monotonic()
+            result = materialize(
+                [note_pages, notes, creator_engagement_metrics],
+                instance=instance,
+                resources={"pgy_api": api, "duckdb": duck},
+                tags=dict(requests[0].tags),
+                raise_on_error=False,
+            )
+            out["range_run_s"] = time.monotonic() - t0
+            out["range_run_success"] = result.success
+            logs = instance.all_logs(result.run_id)
+            kinds = Counter(e.dagster_event.event_type_value for e in logs if e.dagster_event)
+            out["events_total"] = len(logs)
+            out["events_by_type"] = dict(kinds.most_common(8))
+            planned = [
+                e.timestamp
+                for e in logs
+                if e.dagster_event
+                and e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            ]
+            out["planned_events"] = len(planned)
+            out["planned_events_s"] = (max(planned) - min(planned)) if planned else 0.0
+            starts = [
+                e.timestamp
+                for e in logs
+                if e.dagster_event and e.dagster_event.event_type_value == "RUN_START"
+            ]
+            created = min(e.timestamp for e in logs)
+            out["run_created_to_start_s"] = (starts[0] - created) if starts else None
+            mats = [
+                e
+                for e in logs
+                if e.dagster_event and e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION
+            ]
+            out["materializations"] = len(mats)
+            sizes = [
+                len(
+                    json.dumps({k: str(v.value) for k, v in m.dagster_event.materialization.metadata.items()})
+                )
+                for m in mats[:200]
+            ]
+            out["metadata_bytes_per_materialization"] = sum(sizes) / len(sizes) if sizes else 0
+
+        # The same work without Dagster: what the run would cost if bookkeeping were free.
+        t0 = time.monotonic()
+        client = PgyClient(TOKEN, base_url=base_url, max_rps=10000.0, max_concurrency=4)
+        outcome = fetch_creators(client, creators, day)
+        client.close()
+        keys = [(c, day) for c in creators]
+        with storage.connect(str(Path(tmp) / "direct.duckdb")) as conn:
+            storage.ensure_schema(conn)
+            storage.replace_raw_pages(conn, {(c, day): s.pages for c, s in outcome.scans.items()})
+            storage.rebuild_notes(conn, keys)
+            storage.rebuild_metrics(conn, keys)
+        out["direct_work_s"] = time.monotonic() - t0
+        out["dagster_overhead_s"] = out["range_run_s"] - out["direct_work_s"]
+        out["dagster_overhead_ms_per_creator"] = 1000 * out["dagster_overhead_s"] / n
+    return out
+
+
+def measure(n: int, *, subset: bool, max_notes: int = 12) -> dict[str, Any]:
+    counts = note_counts(creator_ids(n, prefix="scale"), max_notes)
+    with SimProcess(token=TOKEN, note_counts=counts) as sim:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        env.pop(SUBSET_FLAG, None)
+        if subset:
+            env[SUBSET_FLAG] = "true"
+        cmd = [sys.executable, "-m", "benchmarks.scale", "--child", str(n), "--url", sim.base_url]
+        proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-4000:])
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = [
+        SECTION_START,
+        "## Scale: the Dagster side at 1,000+ creators",
+        "",
+        "`python -m benchmarks.scale` (SQLite storage in a temporary instance, in-process executor, simulator "
+        "without latency or rate limit, up to 12 notes per creator). Overhead = the range run's wall time minus "
+        "the same fetch and DuckDB work done without Dagster, per creator. One core was busy with other work, "
+        "so treat the figures as order of magnitude.",
+        "",
+        "| creators | subset planned events | schedule tick (evaluate) | range run | same work without Dagster "
+        "| Dagster overhead / creator | events written | planned events (time) | metadata / materialization |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['creators']:,} | {'yes' if r['subset_planned_events'] else 'no'} "
+            f"| {r['schedule_evaluation_s']:.2f} s | {r['range_run_s']:.1f} s | {r['direct_work_s']:.1f} s "
+            f"| {r['dagster_overhead_ms_per_creator']:.0f} ms | {r['events_total']:,} "
+            f"| {r['planned_events']:,} ({r['planned_events_s']:.1f} s) "
+            f"| {r['metadata_bytes_per_materialization']:.0f} B |"
+        )
+    lines += [
+        "",
+        *_findings(results),
+        "",
+        "Raw figures:",
+        "",
+        "```json",
+        json.dumps(results, indent=1),
+        "```",
+    ]
+    lines.append(SECTION_END)
+    return "\n".join(lines) + "\n"
+
+
+def _findings(results: list[dict[str, Any]]) -> list[str]:
+    """What the figures say against the targets (20 ms of Dagster per creator, tick under 10 s)."""
+    out = ["What the figures say:", ""]
+    for r in results:
+        if r["subset_planned_events"]:
+            continue
+        n = r["creators"]
+        twin = next((x for x in results if x["creators"] == n and x["subset_planned_events"]), None)
+        mats = r["materializations"]
+        rest_s = r["range_run_s"] - r["direct_work_s"] - r["planned_events_s"]
+        out.append(
+            f"- {n:,} creators: Dagster costs {r['dagster_overhead_ms_per_creator']:.0f} ms per creator per "
+            f"daily run (target 20 ms: **not met**). {r['planned_events']:,} planned events take "
+            f"{r['planned_events_s']:.1f} s ({1000 * r['planned_events_s'] / max(1, r['planned_events']):.1f} ms "
+            f"each), written before the step starts; {mats:,} per-partition materializations and the rest of "
+            f"the run take {rest_s:.1f} s ({1000 * rest_s / max(1, mats):.0f} ms per materialization). The "
+            f"fetch and DuckDB work itself is {r['direct_work_s']:.1f} s."
+        )
+        if twin:
+            out.append(
+                f"- With `{SUBSET_FLAG}=true` the planned events shrink to {twin['planned_events']} "
+                f"({twin['planned_events_s']:.2f} s) and the overhead to "
+                f"{twin['dagster_overhead_ms_per_creator']:.0f} ms per creator: it removes the planned-event "
+                "cost, not the per-partition materializations, which are now the whole gap."
+            )
+        out.append(
+            f"- The schedule tick's evaluation takes {r['schedule_evaluation_s']:.2f} s and emits "
+            f"{r['schedule_run_requests']} run request(s); its cost under the daemon is the run's creation, "
+            "i.e. the planned events above (a backfill launch over the same range writes the same planned events; it was not timed separately)."
+        )
+    out += [
+        "- Per-partition metadata is small already ("
+        + ", ".join(f"{r['metadata_bytes_per_materialization']:.0f} B" for r in results[:1])
+        + " per materialization; the column schema lives on the asset definition): the cost is the "
+        "number of events, not their size. The cure is fewer partitions per run: see "
+        "docs/production.md, *Partitioning for large rosters*.",
+        "- Not measured here: PostgreSQL storage, 5,000 and 10,000 creators, the webserver's memory and "
+        "the asset page's partition-health query. At ~25 ms per materialization the 10,000-creator "
+        "daily run would spend about 12 minutes on Dagster bookkeeping on SQLite.",
+    ]
+    return out
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END) + "\n?", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        marker = "## How to run"
+        text = text.replace(marker, section + "\n" + marker) if marker in text else text + "\n" + section
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--creators", default="1000", help="comma-separated roster sizes")
+    p.add_argument("--no-subset", action="store_true", help=f"skip the {SUBSET_FLAG} rerun")
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "benchmarks.md"))
+    p.add_argument("--from-json", help="re-render the section from a file of result lines (no run)")
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child, args.url, 12)))
+        return
+    results: list[dict[str, Any]] = []
+    if args.from_json:
+        lines = Path(args.from_json).read_text(encoding="utf-8").splitlines()
+        results = [json.loads(x) for x in lines if x.startswith("{")]
+    for n in [] if args.from_json else [int(x) for x in args.creators.split(",")]:
+        for subset in (False,) if args.no_subset else (False, True):
+            r = measure(n, subset=subset)
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    section = render(results)
+    print(section)
+    if not args.no_write:
+        write_section(Path(args.output), section)
+
+
+if __name__ == "__main__":
+    main()
