@@ -88,20 +88,28 @@ def read_spent_budget(
 
 
 class CallBooks:
-    """The :class:`~pgy_pipeline.api.ledger.CallHooks` of a fetch step: journal every call, keep the budget."""
+    """The :class:`~pgy_pipeline.api.ledger.CallHooks` of a fetch step: journal every call, keep the budget.
+
+    When the budget is short, creators already started go first: a call beyond its creator's
+    reservation is admitted only for the earliest started creator that needs one (the others wait), so
+    the room left completes creators one by one instead of leaving all of them half-scanned. A call
+    that no settling call could make room for is refused.
+    """
 
     def __init__(self, journal: CallJournal, limit: int | None = None, spent_before: int = 0) -> None:
         self.journal = journal
         self.limit = limit
         self.spent_before = spent_before
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._used = 0  # this step's calls billed or in flight
+        self._in_flight = 0
         self._reserved: dict[str, int] = {}  # calls still reserved per creator being scanned
+        self._started: list[str] = []  # creators being scanned, in the order they started
         self.refused_calls = 0
 
     @property
     def billed_today(self) -> int:
-        with self._lock:
+        with self._cond:
             return self.spent_before + self._used
 
     def _room(self, creator_id: str | None) -> int:
@@ -112,35 +120,48 @@ class CallBooks:
     def before_creator(self, creator_id: str, estimated_calls: int) -> bool:
         if self.limit is None:
             return True
-        with self._lock:
+        with self._cond:
             if self._room(None) < max(1, estimated_calls):
                 return False
             self._reserved[creator_id] = max(1, estimated_calls)
+            self._started.append(creator_id)
             return True
 
     def after_creator(self, creator_id: str) -> None:
-        with self._lock:
+        with self._cond:
             self._reserved.pop(creator_id, None)
+            if creator_id in self._started:
+                self._started.remove(creator_id)
+            self._cond.notify_all()
 
     def before_call(self, creator_id: str, page_number: int) -> None:
-        with self._lock:
-            own = self._reserved.get(creator_id, 0)
-            # A call uses its creator's reservation first; beyond it, only room no one else reserved.
-            if self.limit is not None and own < 1 and self._room(creator_id) < 1:
-                self.refused_calls += 1
-                raise BudgetExhaustedError(
-                    budget_message(self.limit, self.spent_before + self._used)
-                    + ". The call was not made; the creator is left for tomorrow.",
-                    creator_id=creator_id,
-                    page=page_number,
-                )
+        with self._cond:
+            while self.limit is not None and self._reserved.get(creator_id, 0) < 1:
+                room = self._room(creator_id)
+                first = next((c for c in self._started if self._reserved.get(c, 0) < 1), creator_id)
+                if room >= 1 and first == creator_id:
+                    break  # a call beyond the reservation, for the earliest creator that needs one
+                if room < 1 and self._in_flight == 0:
+                    self.refused_calls += 1
+                    raise BudgetExhaustedError(
+                        budget_message(self.limit, self.spent_before + self._used)
+                        + ". The call was not made; the creator is left for tomorrow.",
+                        creator_id=creator_id,
+                        page=page_number,
+                    )
+                # Wait for an earlier creator to finish, or for a call in flight to settle (one that
+                # is not billed gives its place back).
+                self._cond.wait(timeout=1.0)
             self._used += 1
+            self._in_flight += 1
             if self._reserved.get(creator_id, 0) > 0:
                 self._reserved[creator_id] -= 1
 
     def after_call(self, creator_id: str, call: ApiCall | None) -> None:
         if call is not None:
             self.journal.append(call)
-        if call is None or not call.billed:
-            with self._lock:
+        with self._cond:
+            self._in_flight -= 1
+            if call is None or not call.billed:
                 self._used -= 1  # not billed after all: the call's place goes back to the budget
+            self._cond.notify_all()
