@@ -3,8 +3,9 @@
 N creators for one snapshot date against the simulator (in its own process) with a per-request latency
 and a rate limit that answers code 302 above it. Three ways to do the same work:
 
-* **pipeline**: the three assets as one Dagster range run (``materialize`` on a temporary instance and
-  DuckDB file), ``PgyApiResource`` configured to the limit (``max_rps`` = the rate limit);
+* **pipeline**: the three assets as one Dagster range run launched as users launch it, a
+  ``dagster asset materialize`` process on a persistent instance with the project's ``dagster.yaml``
+  and executor, ``PgyApiResource`` with its ceiling at the limit (``max_rps`` = the rate limit);
 * **sample loop**: the documentation's Python sample (``requests.get(url)``, ``print(response.json())``)
   given the obvious page loop, "next page until the list is empty", sequential, no pacing, no retry,
   no check of ``code``, then one bulk write of the notes into DuckDB;
@@ -32,12 +33,9 @@ from typing import Any
 import duckdb
 
 from benchmarks.common import (
-    INSTANCE_OVERRIDES,
     PROJECT_ROOT,
-    QUIET_RUN_CONFIG,
     creator_ids,
     quiet_loggers,
-    range_tags,
     spread,
 )
 from benchmarks.simproc import SimProcess
@@ -144,45 +142,58 @@ def run_pipeline(
     max_concurrency: int,
     workdir: Path,
 ) -> dict[str, Any]:
-    from dagster import DagsterInstance, materialize
+    """One range run as users launch it: a ``dagster asset materialize`` process on a persistent
+    instance (the project's ``dagster.yaml``), the project's own executor, the client at the limit."""
+    import os
+    import shutil
 
-    from pgy_pipeline.api.client import reset_circuit_breakers
-    from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
+    from dagster import DagsterInstance
+
     from pgy_pipeline.orchestration.partitions import today_shanghai
-    from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 
-    reset_circuit_breakers()
     day = today_shanghai()
     db_path = workdir / "pipeline.duckdb"
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("creators", creators)
     with SimProcess(
         token=TOKEN, note_counts=counts, latency_s=latency_s, rate_limit_rps=rate_rps, page_size=page_size
     ) as sim:
         expected = sim.expected(creators)
-        api = PgyApiResource(
-            token=TOKEN,
-            base_url=sim.base_url,
-            max_rps=rate_rps,
-            max_concurrency=max_concurrency,
-            timeout_s=60.0,
-        )
-        resource = PgyDuckDBResource(database=str(db_path), lock_wait_s=10.0)
-        with DagsterInstance.local_temp(str(home), overrides=INSTANCE_OVERRIDES) as instance:
-            instance.add_dynamic_partitions("creators", creators)
-            with quiet_loggers("httpx", "httpcore"):
-                t0_epoch, t0 = time.time(), time.monotonic()
-                result = materialize(
-                    [note_pages, notes, creator_engagement_metrics],
-                    instance=instance,
-                    resources={"pgy_api": api, "duckdb": resource},
-                    tags=range_tags(creators, day.isoformat()),
-                    run_config=QUIET_RUN_CONFIG,
-                    raise_on_error=False,
-                )
-                wall = time.monotonic() - t0
-            steps = _step_times(instance, result.run_id, t0_epoch)
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "PGY_BENCH_SIM_URL": sim.base_url,
+            "PGY_BENCH_TOKEN": TOKEN,
+            "PGY_BENCH_DB": str(db_path),
+            "PGY_BENCH_MAX_RPS": str(rate_rps),
+            "PYTHONWARNINGS": "ignore",
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "benchmarks.orch_defs",
+            "--select",
+            "raw/note_pages,analytics/notes,analytics/creator_engagement_metrics",
+            "--partition-range",
+            f"{creators[0]}|{day}...{creators[-1]}|{day}",
+        ]
+        t0_epoch, t0 = time.time(), time.monotonic()
+        proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        wall = time.monotonic() - t0
         calls = sim.calls()
+    if proc.returncode != 0:
+        raise RuntimeError(f"dagster asset materialize failed:\n{proc.stderr[-4000:]}")
+    with DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        steps = _step_times(instance, run.run_id, t0_epoch)
+        success = run.is_success
     figures = _call_figures(calls, counts, page_size, latency_s, rate_rps)
     with duckdb.connect(str(db_path), read_only=True) as conn:
         got = set(
@@ -192,13 +203,15 @@ def run_pipeline(
         )
         metric_rows = conn.execute(
             "SELECT count(*) FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?", [day]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
+        ledger_calls = conn.execute("SELECT count(*) FROM meta.api_calls").fetchall()[0][0]
     out = {
-        "success": result.success,
+        "success": success,
         "wall_s": wall,
         **figures,
         **_lost(expected, got),
         "metric_rows": metric_rows,
+        "ledger_calls": ledger_calls,
         "steps": steps,
     }
     if figures["first_at"] is not None:
@@ -209,13 +222,15 @@ def run_pipeline(
             ends = [s["end_s"] for s in steps.values() if "end_s" in s]
             fetch_end = out["before_fetch_s"] + figures["fetch_s"]
             out["timeline_s"] = {
-                "run start to first step (Dagster: run and planned events)": fetch_step["start_s"],
+                "process start to first step (imports, definitions, run and planned events)": fetch_step[
+                    "start_s"
+                ],
                 "first step start to first request (pipeline setup)": out["before_fetch_s"]
                 - fetch_step["start_s"],
                 "fetch": figures["fetch_s"],
                 "last response to end of the fetch step (raw write, events)": fetch_step["end_s"] - fetch_end,
                 "later steps (notes, metrics)": max(ends) - fetch_step["end_s"],
-                "last step end to run end": wall - max(ends),
+                "last step end to process exit": wall - max(ends),
             }
     return out
 
@@ -510,6 +525,7 @@ def summarize_runs(results: list[dict[str, Any]], bound_s: float, minimum: int) 
             for k in step_names
         }
         out["metric_rows"] = results[0]["metric_rows"]
+        out["ledger_calls"] = spread(r["ledger_calls"] for r in results)
         phases = [k for k in results[0].get("timeline_s", {})]
         out["timeline_s"] = {
             k: spread(r["timeline_s"][k] for r in results if "timeline_s" in r) for k in phases

@@ -54,7 +54,7 @@ FROM (SELECT substr(md5('metrics:' || c), 1, 24) AS creator_id, c FROM range($cr
 """
 
 PAGES_SQL = """
-INSERT INTO raw.note_pages
+INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at, attempts, code, total, item_count, body)
 SELECT
     substr(md5('metrics:' || c), 1, 24) AS creator_id,
     $day::DATE AS snapshot_date,

@@ -45,7 +45,7 @@ TITLES = [
 ]
 
 GENERATE_SQL = """
-INSERT INTO raw.note_pages
+INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at, attempts, code, total, item_count, body)
 WITH items AS (
     SELECT
         substr(md5('creator:' || c), 1, 24) AS creator_id,

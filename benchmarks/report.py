@@ -102,8 +102,8 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "whole run / lower bound",
             _m(p["wall_over_bound"]),
             _spread(p["wall_over_bound"], 3, "×"),
-            "≤ 1.3×",
-            _m(p["wall_over_bound"]) <= 1.3,
+            "≤ 1.2×",
+            _m(p["wall_over_bound"]) <= 1.2,
         )
         add(
             "calls_302",
@@ -301,6 +301,68 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "report",
             None,
         )
+    scans = results.get("scans")
+    if scans:
+        r = scans["ratio_full_over_window"]
+        add(
+            "scans_ratio",
+            "7 scans",
+            f"calls over {scans['setup']['days']} days, full scans / window scans (one full scan)",
+            r,
+            f"{r:.2f}× ({scans['calls_per_creator_day']['full']:.2f} vs "
+            f"{scans['calls_per_creator_day']['window']:.2f} calls per creator-day)",
+            "≥ 3×",
+            r >= 3,
+        )
+        add(
+            "scans_metrics_identical",
+            "7 scans",
+            "30d/90d metric rows that differ between the two",
+            scans["metric_rows_differing"],
+            f"{scans['metric_rows_differing']} of {scans['metric_rows_compared']:,}",
+            "0",
+            scans["metric_rows_differing"] == 0,
+        )
+    pacing = results.get("pacing")
+    if pacing:
+        f = pacing["first"]
+        add(
+            "pacing_302_share",
+            "8 pacing",
+            "share of calls answered 302 (first run, nothing learned)",
+            f["share_302"],
+            f"{f['share_302']:.1%} ({f['calls_302']} of {f['calls']})",
+            "≤ 3%",
+            f["share_302"] <= 0.03,
+        )
+        add(
+            "pacing_throughput",
+            "8 pacing",
+            "answered calls per second over the run / hidden limit",
+            f["throughput_over_limit"],
+            f"{f['throughput_over_limit']:.1%} ({f['throughput_rps']:.2f} of {pacing['setup']['hidden_limit_rps']:g} req/s)",
+            "≥ 85%",
+            f["throughput_over_limit"] >= 0.85,
+        )
+        add(
+            "pacing_notes_lost",
+            "8 pacing",
+            "notes lost",
+            f["notes_lost"],
+            str(f["notes_lost"]),
+            "0",
+            f["notes_lost"] == 0 and pacing["second"]["notes_lost"] == 0,
+        )
+        add(
+            "pacing_converged_s",
+            "8 pacing",
+            "time to converge (5 s at ≥ 85% of the limit)",
+            f["converged_after_s"],
+            _f(f["converged_after_s"], 1, " s")
+            + f"; first cut after {_f(f['pacer']['first_cut_after_s'], 1, ' s')}",
+            "report",
+            None,
+        )
     return rows
 
 
@@ -393,6 +455,8 @@ def render(
     _metrics_section(w, results.get("metrics"))
     _analyst_section(w, results.get("analyst"))
     _replica_section(w, results.get("replica"))
+    _scans_section(w, results.get("scans"))
+    _pacing_section(w, results.get("pacing"))
     findings = _findings(results, rows)
     if findings:
         w("## Why targets were missed, or nearly")
@@ -407,10 +471,10 @@ def render(
     w("")
     w("```")
     w("pip install -e '.[bench]'        # adds dlt[duckdb]; without it the dlt comparison is skipped")
-    w("python -m benchmarks.run          # full run (< 10 min on 2 cores), writes docs/benchmarks.md")
+    w("python -m benchmarks.run          # full run (about 10 min on 2 cores), writes docs/benchmarks.md")
     w("python -m benchmarks.run --smoke  # tiny sizes, seconds, writes nothing unless --output is given")
     w(
-        "python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics,analyst,replica"
+        "python -m benchmarks.run --help   # sizes, repeats, --only fetch,orchestration,normalize,metrics,analyst,replica,scans,pacing"
     )
     w("```")
     w("")
@@ -443,8 +507,9 @@ def _fetch_section(w, fetch: dict[str, Any] | None) -> None:
         f"limit {s['rate_limit_rps']:g} requests/s (code 302 above it), page size {s['page_size']}; note counts "
         f"{s['note_counts']} ({s['notes_total']:,} notes). Minimum calls {fetch['min_calls']} "
         "(one per page, one for a creator with none); lower bound = minimum calls ÷ rate limit = "
-        f"{fetch['lower_bound_s']:.1f} s. The pipeline: one range run of the three assets (`materialize` on "
-        f"a temporary instance and DuckDB file), `max_rps={s['rate_limit_rps']:g}`, "
+        f"{fetch['lower_bound_s']:.1f} s. The pipeline: one range run of the three assets as users launch "
+        "it, a `dagster asset materialize` process on a persistent instance with the project's "
+        f"`dagster.yaml` and executor (in-process), ceiling `max_rps={s['rate_limit_rps']:g}` (adaptive pacing), "
         f"`max_concurrency={s['max_concurrency']}`; {s['repeats']} repeats, each with a fresh simulator. "
         f"Alternatives: {s['alternative_repeats']} run(s) each"
         + (
@@ -758,27 +823,50 @@ def _findings(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     if fetch and ("wall_over_bound" in missed or narrow):
         p = fetch["runs"]["pipeline"]
         tl = p.get("timeline_s") or {}
-        first = _m(tl.get("run start to first step (Dagster: run and planned events)"))
+        first = _m(tl.get("process start to first step (imports, definitions, run and planned events)"))
         later = _m(tl.get("later steps (notes, metrics)"))
+        raw_end = _m(tl.get("last response to end of the fetch step (raw write, events)"))
         out.append(
             ("(Met, narrowly; on a busier machine it is missed.) " if narrow else "")
             + f"Whole run {_f(_m(p['wall_over_bound']), 2)}× the bound although the fetch is "
-            f"{_f(_m(p['fetch_over_bound']), 2)}×: {_f(first, 1)} s pass between the start of the run and its "
-            f"first step, and {_f(later, 1)} s in the notes and metrics steps. Almost all of it is Dagster's "
-            "event log, not the pipeline: three trivial assets with the same partitions and one range run over "
-            "100 creators take ~10 s here (py-spy: SQLite inserts and commits of one "
-            "ASSET_MATERIALIZATION_PLANNED event per partition per asset when the run is created, and one "
-            "ASSET_MATERIALIZATION per partition per asset as each step ends, ~6 events per creator at "
-            "10–15 ms each); DuckDB work is under 2 s, the pipeline's own setup 0.1–0.3 s. PostgreSQL storage "
-            "was no faster here (13–15 s for the trivial run). Fix (deployment environment: scripts/dev.sh, "
-            "deploy/k8s values, README): set `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1` in every "
-            "Dagster process (webserver, daemon, run workers), which makes Dagster write one planned event per "
-            "asset for a range run instead of one per partition. Measured on the same run without API latency: "
-            "run start to first step 3.1–7.5 s → 0.3 s, whole run 9.7–16.4 s → 5.5–5.8 s; at the limit that is an "
-            "estimated 1.15–1.2× the bound. Its cost, per Dagster: when a run fails, its partitions show as missing rather "
-            "than failed (nothing in pgy_pipeline reads that status). What remains (~5 s per 100 creators: one "
-            "materialization event per partition per asset) only goes with coarser partitions, e.g. not "
-            "partitioning analytics/notes and analytics/creator_engagement_metrics by creator."
+            f"{_f(_m(p['fetch_over_bound']), 2)}×: {_f(first, 1)} s from the process's start to the first step, "
+            f"{_f(raw_end, 1)} s from the last response to the end of the fetch step, {_f(later, 1)} s in the "
+            "notes and metrics steps. Already cut: the steps run in the run's process (`in_process_executor`, "
+            "the project's default now), and `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1` (set by "
+            "definitions.py, scripts/dev.sh and the Kubernetes values) writes one planned event per asset "
+            "instead of one per partition per asset. Measured on this machine before this run, 80 creators "
+            "with no API latency: the multiprocess executor took 4–5 s longer per run, and the planned events "
+            "took 8.8 s to the first step against 2.5 s with the setting (both while other work loaded the "
+            "machine). What remains is Dagster's event log after each step: one ASSET_MATERIALIZATION per "
+            "partition per asset (240 for 80 creators), one SQLite commit each, next to about 1 s of DuckDB "
+            "work per step. It goes only with coarser partitions (notes and metrics not partitioned by "
+            "creator); the 5% pacing margin that keeps 302s at 0 adds 0.06× to the fetch."
+        )
+    scans = results.get("scans")
+    if scans and "scans_ratio" in missed:
+        p = scans["window_scan_pages"]
+        per = scans["calls_per_creator_day"]
+        n = scans["setup"]["creators"]
+        window_days = scans["calls_by_day"]["window"]
+        full_day, rest = window_days[0], window_days[1:]
+        per_window_day = sum(rest) / (n * len(rest)) if rest else 0.0
+        stop_pages = p["pages"] - p["pages_to_the_one_crossing_the_margin"]
+        margin_pages = p["pages_to_the_one_crossing_the_margin"] - p["pages_with_90_day_notes"]
+        crossing_ratio = scans["calls"]["full"] / max(1, scans["calls"]["window"] - stop_pages)
+        fortnight = 14 * per["full"] / (full_day / n + 13 * per_window_day) if per_window_day else 0.0
+        out.append(
+            f"Window scans save {scans['ratio_full_over_window']:.2f}×, not 3×, on this roster. Where the window "
+            f"strategy's calls go: the week's one full scan ({full_day / n:.1f} calls per creator, "
+            f"{full_day / max(1, scans['calls']['window']):.0%} of the week's calls), then "
+            f"{per_window_day:.2f} calls per creator on each window day against {per['full']:.2f} for a full "
+            f"scan. A window scan reads the pages holding notes of the last 90 days "
+            f"({p['pages_with_90_day_notes']:,} of its {p['pages']:,} pages), the 7-day margin ({margin_pages:,}) "
+            f"and one page wholly past it ({stop_pages:,}, about one per scan), which the stop rule needs to "
+            "know the list is past the window; the endpoint has no page size or date parameter, so 8 notes a "
+            "page is the floor. From the same measured pages: stopping on the page whose last note is past the "
+            "margin (the same guarantee under the same bounded-disorder assumption) would give "
+            f"{crossing_ratio:.2f}×; a full scan every 14 days, over 14 days, {fortnight:.2f}×. Both are "
+            "product decisions (the stop rule is the issue's), so neither is the default."
         )
     norm = results.get("normalize")
     if norm and ({"normalize_over_plain", "normalize_peak_rss"} & missed):
@@ -806,6 +894,79 @@ def _findings(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
             "previous snapshot from a one-row-per-partition table, or look in the last days first."
         )
     return out
+
+
+def _scans_section(w, scans: dict[str, Any] | None) -> None:
+    if not scans:
+        return
+    s = scans["setup"]
+    w("## 7. Calls per creator-day: full versus window scans")
+    w("")
+    w(
+        f"A roster of {s['creators']} creators (`pgy_pipeline.simulator.roster`, seed {s['seed']}): note counts "
+        f"{s['notes_min']}–{s['notes_max']} (median {s['notes_median']}), posting rates "
+        f"{s['posts_per_day_range'][0]:g}–{s['posts_per_day_range'][1]:g} per day; page size {s['page_size']}. "
+        f"{s['days']} daily snapshots with the simulator's clock moved a day at a time. **full**: every list "
+        "read whole every day; **window**: the pipeline's plan from its own history (`plan_scans`, "
+        f"`PGY_FULL_SCAN_EVERY_DAYS`={s['full_scan_every_days']}), so one full scan in the week. Same client "
+        "(`fetch_creators`), same warehouse writes and rebuilds."
+    )
+    w("")
+    w("| | calls | calls per creator-day | full scans | window scans |")
+    w("|---|---|---|---|---|")
+    for k in ("full", "window"):
+        w(
+            f"| {k} | {scans['calls'][k]:,} | {scans['calls_per_creator_day'][k]:.2f} | "
+            f"{scans['scans'][k]['full']:,} | {scans['scans'][k]['window']:,} |"
+        )
+    w("")
+    p = scans["window_scan_pages"]
+    w(
+        f"- ratio: **{scans['ratio_full_over_window']:.2f}×** fewer calls; 30d/90d metric rows compared: "
+        f"{scans['metric_rows_compared']:,}, differing: **{scans['metric_rows_differing']}** (every column)"
+    )
+    w(
+        f"- window scans that stopped before `total`: {p['scans']:,} (the other "
+        f"{scans['scans']['window']['window'] - p['scans']:,} reached it: small lists cost the same either way); their "
+        f"{p['pages']:,} pages: {p['pages_with_90_day_notes']:,} hold notes of the last 90 days, "
+        f"{p['pages_to_the_one_crossing_the_margin'] - p['pages_with_90_day_notes']:,} more reach the 7-day margin's "
+        f"end, and {p['pages'] - p['pages_to_the_one_crossing_the_margin']:,} are the page the stop rule needs "
+        "wholly older than the margin"
+    )
+    w("")
+
+
+def _pacing_section(w, pacing: dict[str, Any] | None) -> None:
+    if not pacing:
+        return
+    s = pacing["setup"]
+    w("## 8. Adaptive pacing against a hidden limit")
+    w("")
+    w(
+        f"The simulator (own process) answers 302 above {s['hidden_limit_rps']:g} requests/s per token, "
+        f"{s['latency_ms']:.0f} ms latency; {s['creators']} creators, {s['note_counts']}. The client: "
+        f"`AdaptivePacer` with the ceiling `JUSTONEAPI_MAX_RPS`={s['ceiling_rps']:g}, start "
+        f"{s['start_rps']:g} requests/s (the production default, nothing learned), "
+        f"{s['max_concurrency']} in flight. A second run starts from the pace the first one learned, as the "
+        "next scheduled run does."
+    )
+    w("")
+    w(
+        "| run | calls | 302s | answered req/s | of the limit | converged after | first cut after | final pace | notes lost |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|")
+    for k in ("first", "second"):
+        r = pacing[k]
+        w(
+            f"| {k} | {r['calls']} | {r['calls_302']} ({r['share_302']:.1%}) | {r['throughput_rps']:.2f} | "
+            f"{r['throughput_over_limit']:.1%} | {_f(r['converged_after_s'], 1, ' s')} | "
+            f"{_f(r['pacer']['first_cut_after_s'], 1, ' s')} | {r['pacer']['final_rps']:.2f} | {r['notes_lost']} |"
+        )
+    w("")
+    hist = pacing["first"]["rate_history"]
+    shown = ", ".join(f"{t:g} s: {r:g}" for t, r in hist[:12])
+    w(f"Pace of the first run (seconds: requests/s): {shown}{', ...' if len(hist) > 12 else ''}")
+    w("")
 
 
 def write(

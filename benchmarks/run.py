@@ -4,11 +4,12 @@
     python -m benchmarks.run --smoke      # tiny sizes; writes nothing unless --output is given
     python -m benchmarks.run --only fetch,normalize
 
-Benchmarks: ``fetch`` (1, at the service's limit, against the doc's sample loop and dlt),
-``orchestration`` (2, range run versus one run per creator), ``normalize`` (3, one million notes),
-``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds and report at 3.6M
-note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and the copy's cost
-at 1 GB). Everything talks to loopback only.
+Benchmarks: ``fetch`` (1, at the service's limit, a ``dagster asset materialize`` process, against the
+doc's sample loop and dlt), ``orchestration`` (2, range run versus one run per creator), ``normalize``
+(3, one million notes), ``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds
+and report at 3.6M note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and
+the copy's cost at 1 GB), ``scans`` (7, calls per creator-day, full versus window scans over a week),
+``pacing`` (8, adaptive pacing against a hidden limit). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, machine_info
 
-ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica")
+ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica", "scans", "pacing")
 
 SMOKE = {
     "creators": 3,
@@ -48,6 +49,13 @@ SMOKE = {
     "replica_creators": 3,
     "replica_repeats": 1,
     "replica_copy_mb": 5,
+    "fetch_max_notes": 12,
+    "scans_creators": 12,
+    "scans_days": 2,
+    "pacing_creators": 6,
+    "pacing_limit": 20.0,
+    "pacing_ceiling": 40.0,
+    "pacing_latency_ms": 20.0,
 }
 
 
@@ -62,10 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--json", default=None, help="also write the raw figures as JSON here")
     g = p.add_argument_group("1 fetch")
-    g.add_argument("--creators", type=int, default=100)
+    g.add_argument("--creators", type=int, default=80)
     g.add_argument("--latency-ms", type=float, default=200.0)
     g.add_argument("--rate", type=float, default=10.0, help="the service's rate limit, requests/s")
     g.add_argument("--max-notes", type=int, default=40, help="creator i has (17 i) mod (max+1) notes")
+    g.add_argument("--fetch-max-notes", type=int, default=55, help="--max-notes of benchmark 1 alone")
     g.add_argument("--max-concurrency", type=int, default=4)
     g.add_argument("--repeats", type=int, default=3, help="pipeline runs")
     g.add_argument("--alt-repeats", type=int, default=1, help="runs of each alternative")
@@ -100,6 +109,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--replica-creators", type=int, default=100)
     g.add_argument("--replica-repeats", type=int, default=3, help="runs with and without the analyst, each")
     g.add_argument("--replica-copy-mb", type=int, default=1000, help="size of the file whose copy is timed")
+    g = p.add_argument_group("7 scans")
+    g.add_argument("--scans-creators", type=int, default=200)
+    g.add_argument("--scans-days", type=int, default=7)
+    g = p.add_argument_group("8 pacing")
+    g.add_argument("--pacing-creators", type=int, default=150)
+    g.add_argument("--pacing-limit", type=float, default=7.0, help="the simulator's hidden limit, requests/s")
+    g.add_argument("--pacing-ceiling", type=float, default=20.0, help="JUSTONEAPI_MAX_RPS")
+    g.add_argument("--pacing-latency-ms", type=float, default=200.0)
     args = p.parse_args(argv)
     if args.smoke:
         given = {
@@ -134,7 +151,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             n_creators=args.creators,
             latency_s=args.latency_ms / 1000,
             rate_rps=args.rate,
-            max_notes=args.max_notes,
+            max_notes=args.fetch_max_notes,
             max_concurrency=args.max_concurrency,
             repeats=args.repeats,
             alternative_repeats=args.alt_repeats,
@@ -186,6 +203,25 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             max_notes=args.max_notes,
             executor=args.orch_executor,
             copy_mb=args.replica_copy_mb,
+            log=log,
+        )
+    if "scans" in only:
+        from benchmarks import scans
+
+        log(f"7 scans: {args.scans_creators} creators x {args.scans_days} days, full vs window scans")
+        results["scans"] = scans.run(creators=args.scans_creators, days=args.scans_days, log=log)
+    if "pacing" in only:
+        from benchmarks import pacing
+
+        log(
+            f"8 pacing: hidden limit {args.pacing_limit:g} req/s, ceiling {args.pacing_ceiling:g}, "
+            f"{args.pacing_latency_ms:g} ms latency"
+        )
+        results["pacing"] = pacing.run(
+            n_creators=args.pacing_creators,
+            limit=args.pacing_limit,
+            ceiling=args.pacing_ceiling,
+            latency_s=args.pacing_latency_ms / 1000,
             log=log,
         )
     return results

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetsDefinition, AssetSpec, Definitions, EnvVar, ExecutorDefinition, map_asset_specs
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    EnvVar,
+    ExecutorDefinition,
+    in_process_executor,
+    map_asset_specs,
+)
 
 from pgy_pipeline.orchestration.analyst_assets import ANALYST_ASSETS, analyst_job, analyst_refresh_sensor
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, creators, note_pages, notes
@@ -39,6 +47,13 @@ from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResourc
 from pgy_pipeline.warehouse.lake import is_lake
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# A range run over N creators would otherwise start by writing 3 x N "materialization planned" events,
+# one SQLite commit each (seconds per snapshot: docs/benchmarks.md). With this, Dagster writes one per
+# asset. It is read where a run is created: here it covers `dagster asset materialize` and anything
+# that imports the definitions; scripts/dev.sh and the Kubernetes values set it for the webserver and
+# daemon. Its cost: a failed run's partitions show as missing rather than failed.
+os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
 def _env_or(environ: Mapping[str, str], name: str, default: str) -> str | EnvVar:
@@ -116,10 +131,16 @@ class Settings:
                 token=_env_or(env, "JUSTONEAPI_TOKEN", ""),
                 base_url=_env_or(env, "JUSTONEAPI_BASE_URL", "https://api.justoneapi.com"),
                 timeout_s=_env_float(env, "JUSTONEAPI_TIMEOUT_S", 60.0),
-                # The real service's limit is not published: 2 requests/s is a safe start. The local
-                # simulator of the demo has no limit worth respecting, so the demo runs faster.
-                max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 2.0),
+                # The real service's limit is not published: the pace starts at a safe 2 requests/s
+                # and learns the limit, up to this ceiling. The demo's local simulator has no limit
+                # worth respecting, so the demo starts at its ceiling.
+                max_rps=_env_float(env, "JUSTONEAPI_MAX_RPS", 20.0 if simulated else 10.0),
+                start_rps=_env_float(env, "JUSTONEAPI_START_RPS", 2.0) if not simulated else None,
+                adaptive_pacing=env.get("JUSTONEAPI_ADAPTIVE_PACING", "true").strip().lower()
+                not in ("0", "false", "no", "off"),
                 max_concurrency=_env_int(env, "JUSTONEAPI_MAX_CONCURRENCY", 4),
+                full_scan_every_days=_env_int(env, "PGY_FULL_SCAN_EVERY_DAYS", 7),
+                daily_call_budget=_env_int(env, "PGY_DAILY_CALL_BUDGET", 0),  # unset: no budget
                 pacing_url=_env_or(env, "PGY_PACING_URL", ""),
             ),
             duckdb=PgyDuckDBResource(
@@ -157,7 +178,12 @@ def build_defs(
     settings: Settings | None = None, *, executor: ExecutorDefinition | None = None, **resource_overrides: Any
 ) -> Definitions:
     """The whole graph with ``settings`` (default: from the environment); keyword arguments replace
-    resources by name (``pgy_api=..., duckdb=...``), as tests and benchmarks do."""
+    resources by name (``pgy_api=..., duckdb=...``), as tests and benchmarks do.
+
+    Runs execute their steps in the run's own process (``in_process_executor``) unless ``executor``
+    says otherwise: a snapshot's three steps run one after another anyway, and a process per step
+    cost seconds of start-up each (docs/benchmarks.md, fetch).
+    """
     settings = settings or Settings.from_env()
     # Everything computed from the API's data says so when that data is simulated.
     api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics, *ANALYST_ASSETS]
@@ -176,7 +202,7 @@ def build_defs(
         api_guard_reset_job,
         analyst_job,
     ]
-    schedules = [build_daily_snapshot_schedule(settings.snapshot_cron)]
+    schedules = [build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)]
     if settings.lake:
         jobs.append(lake_maintenance_job)
         schedules.append(build_lake_maintenance_schedule(settings.lake_maintenance_cron))
@@ -191,7 +217,7 @@ def build_defs(
             analyst_refresh_sensor,
         ],
         resources=resources,
-        executor=executor,
+        executor=executor or in_process_executor,
         metadata={
             "data_source": "simulator (JUSTONEAPI_TOKEN unset)" if settings.simulated else "justoneapi"
         },

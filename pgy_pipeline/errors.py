@@ -26,6 +26,7 @@ The tree, by what a person does about it::
     │       └── SpendingCapError ..... 602: the token's spending cap is reached
     ├── CircuitOpenError ............. a call refused because an AccountError already happened
     ├── ApiGuardError ................ calls paused by the quota/account guard (stored across runs)
+    ├── BudgetExhaustedError ......... the daily call budget (PGY_DAILY_CALL_BUDGET) would be passed
     ├── LockWaitTimeoutError ......... another run held a step lock (API fetch, DuckDB writer) too long
     ├── SharedPacingError ............ the PostgreSQL pacing table (PGY_PACING_URL) cannot be used
     └── WarehouseError ............... the DuckDB file cannot be used as it is
@@ -194,6 +195,10 @@ class CircuitOpenError(PgyError):
 
 class ApiGuardError(PgyError):
     """API calls are paused by the stored quota/account guard."""
+
+
+class BudgetExhaustedError(PgyError):
+    """A call refused, without reaching the service, because it could pass the day's call budget."""
 
 
 class LockWaitTimeoutError(PgyError):

@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     duckdb = PgyDuckDBResource(database=args.db, lock_wait_s=args.lock_wait)
     selected = [note_pages] if args.assets == "raw" else [note_pages, notes, creator_engagement_metrics]
-    run_config = {"ops": {"raw__note_pages": {"config": {"refresh": True}}}} if args.refresh else None
+    # Full scans: the crash tests count every page of every creator, whatever the snapshot history.
+    config: dict[str, object] = {"scan": "full", **({"refresh": True} if args.refresh else {})}
+    run_config = {"ops": {"raw__note_pages": {"config": config}}}
     with DagsterInstance.local_temp(args.home) as instance:
         result = materialize(
             selected,

@@ -24,7 +24,7 @@ def smoke() -> dict[str, Any]:
 
 
 def _creators_with_notes(args) -> int:
-    counts = fetch.note_counts(fetch.creator_ids(args.creators, prefix="fetch"), args.max_notes)
+    counts = fetch.note_counts(fetch.creator_ids(args.creators, prefix="fetch"), args.fetch_max_notes)
     return sum(1 for n in counts.values() if n > 0)
 
 
@@ -38,6 +38,7 @@ def test_fetch_pipeline_makes_exactly_the_minimum_calls_and_loses_nothing(smoke)
     assert p["calls_302"]["max"] == 0
     assert p["calls_past_last_page"]["max"] == 0
     assert p["metric_rows"] == smoke["args"].creators * 9  # 3 windows x 3 segments
+    assert p["ledger_calls"]["max"] == r["min_calls"]  # every call in the billing ledger
     assert {"raw__note_pages", "analytics__notes", "analytics__creator_engagement_metrics"} <= set(
         p["steps_s"]
     )
@@ -116,6 +117,24 @@ def test_metrics_history(smoke):
     assert m["ratio_longest_over_shortest"] > 0
 
 
+def test_scans_window_costs_less_with_identical_30d_90d_metrics(smoke):
+    sc = smoke["results"]["scans"]
+    assert sc["metric_rows_differing"] == 0
+    assert sc["metric_rows_compared"] == smoke["args"].scans_creators * smoke["args"].scans_days * 6
+    assert sc["scans"]["window"]["full"] == smoke["args"].scans_creators  # the first day only
+    assert sc["calls"]["window"] < sc["calls"]["full"]
+    assert sc["ratio_full_over_window"] > 1
+
+
+def test_pacing_loses_no_note_and_learns_a_pace(smoke):
+    pc = smoke["results"]["pacing"]
+    for which in ("first", "second"):
+        assert pc[which]["notes_lost"] == 0 and pc[which]["failures"] == 0
+        assert pc[which]["calls"] >= pc[which]["calls_302"] >= 0
+    assert 0 < pc["learned"]["rate_rps"] <= pc["setup"]["ceiling_rps"]
+    assert pc["second"]["pacer"]["start_rps"] == round(pc["learned"]["rate_rps"], 3)
+
+
 def test_analyst_desk(smoke):
     a = smoke["results"]["analyst"]
     creators, days = smoke["args"].analyst_creators, smoke["args"].analyst_days
@@ -164,6 +183,8 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "## 4. Metrics",
         "## 5. The analyst's desk",
         "## 6. Reading while the pipeline writes",
+        "## 7. Calls per creator-day",
+        "## 8. Adaptive pacing",
         "## How to run",
     ):
         assert heading in first
@@ -180,6 +201,11 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "normalize_over_plain",
         "normalize_peak_rss",
         "metrics_flat",
+        "scans_ratio",
+        "scans_metrics_identical",
+        "pacing_302_share",
+        "pacing_throughput",
+        "pacing_notes_lost",
         "analyst_slowest_query",
         "analyst_percentiles",
         "analyst_anomalies",

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
+# One "materialization planned" event per asset for a range run, not one per partition (see definitions.py).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-1}"
 mkdir -p "$DAGSTER_HOME" data
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 if [ -z "${JUSTONEAPI_TOKEN:-}" ]; then

@@ -17,8 +17,12 @@ What it guarantees:
   :data:`CODE_TABLE` says why for each code.
 * **Fewest calls.** :meth:`PgyClient.scan_notes` pages until the notes collected reach ``total`` or a
   page comes back empty, under a hard page cap; it never assumes a page size. Notes are deduplicated
-  by ``noteId``, and list drift while paging (``total`` changing, a note seen twice) is reported.
-* **Pacing.** A client-side limit on request starts per second and on requests in flight.
+  by ``noteId``, and list drift while paging (``total`` changing, a note seen twice) is reported. A
+  :class:`ScanWindow` bounds a newest-first scan to the notes the metrics windows need.
+* **Pacing.** A client-side limit on request starts per second and on requests in flight; an
+  adaptive pacer (:mod:`.pacing`) may replace the fixed one.
+* **Hooks.** :class:`~pgy_pipeline.api.ledger.CallHooks` hear of every HTTP attempt before and after
+  (the billing ledger, the daily budget).
 * **Accounting.** :class:`CallStats` counts calls, retries and outcomes, so a run can say what it cost.
 * **The token stays secret.** It is only ever placed in the outgoing query string; reprs, errors and
   log records (including httpx's own request log) never show it.
@@ -37,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
@@ -46,6 +50,7 @@ import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_before_delay
 
+from pgy_pipeline.api.ledger import ApiCall, CallHooks, code_in_body, is_billed
 from pgy_pipeline.errors import (
     AccountError,
     AccountRejectedError,
@@ -158,6 +163,11 @@ class NotesQuery:
             self, "is_third_platform", _enum_value(IsThirdPlatform, "isThirdPlatform", self.is_third_platform)
         )
 
+    @property
+    def newest_first(self) -> bool:
+        """LATEST order with the default filters: the only query a window may bound (see ScanWindow)."""
+        return self == NotesQuery()
+
     def params(self, creator_id: str, page_number: int) -> dict[str, str]:
         """The query parameters of one request, without the token."""
         return {
@@ -228,12 +238,23 @@ class Pacer:
         self._gate = threading.Lock()
         self._last_release = -math.inf
 
+    def _interval(self) -> float:
+        """The spacing of the next release (fixed here; :mod:`.pacing` adapts it)."""
+        return self.interval
+
+    def observe(self, rate_limited: bool, released_at: float) -> None:
+        """Feedback on one answered call released at ``released_at`` (monotonic); fixed pace ignores it."""
+
+    def rate_limit_wait_s(self, attempt: int) -> float | None:
+        """How long a request answered 302 waits before its retry; None: the client's own backoff."""
+        return None
+
     def __enter__(self) -> Pacer:
         self._slots.acquire()
         # The gate is held while sleeping, so releases happen one after another and each is timed
         # from the previous one's actual release: a thread that wakes late never squeezes the next.
         with self._gate:
-            wait = self._last_release + self.interval - time.monotonic()
+            wait = self._last_release + self._interval() - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             self._last_release = time.monotonic()
@@ -333,6 +354,50 @@ class Page:
     total: int | None
     items: list[Any]
     body_text: str  # the response body verbatim
+    scan: str = "full"  # how the creator's scan was asked for: 'full' or 'window'
+    scan_window_from: date | None = None  # a window scan's ScanWindow.since
+
+
+#: Days beyond the deepest metrics window that a window scan still reads. The metrics use notes published
+#: within 90 days of the snapshot (whether the window ends on the snapshot day or the day before), so
+#: the scan must see every note from ``snapshot - 90`` on. Stopping only after a whole page older than
+#: ``snapshot - 97`` keeps that true even when the list's order is off by up to a week (a note listed
+#: after one up to 7 days older than itself); larger disorder is reported, see Scan.order_breaks.
+WINDOW_MARGIN_DAYS = 7
+#: The deepest window the metrics read, in days before the snapshot.
+DEEPEST_WINDOW_DAYS = 90
+
+
+@dataclass(frozen=True)
+class ScanWindow:
+    """Bound a LATEST-order scan: notes published before ``since`` are not needed.
+
+    Paging stops after the first page whose every item has a readable date before
+    ``since - margin_days``, in newest-first order and no newer than the item before the page, or at
+    ``total``, whichever comes first. A page with a missing or unreadable date, or with dates out of
+    order (a pinned note, say), never ends the scan.
+    """
+
+    since: date
+    margin_days: int = WINDOW_MARGIN_DAYS
+
+    @classmethod
+    def for_snapshot(cls, snapshot_date: date, days: int = DEEPEST_WINDOW_DAYS) -> ScanWindow:
+        return cls(since=snapshot_date - timedelta(days=days))
+
+    @property
+    def cutoff(self) -> date:
+        """A page entirely older than this day ends the scan."""
+        return self.since - timedelta(days=self.margin_days)
+
+
+def _item_date(item: object) -> date | None:
+    if not isinstance(item, dict):
+        return None
+    try:
+        return date.fromisoformat(str(item.get("date"))[:10])
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -347,6 +412,9 @@ class Scan:
     duplicate_note_ids: list[str] = field(default_factory=list)
     items_without_id: int = 0
     stop_reason: str = ""
+    window: ScanWindow | None = None  # set for a window-bounded scan
+    # places where a note is listed after one older than itself by more than the window margin
+    order_breaks: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int | None:
@@ -367,7 +435,11 @@ class Scan:
                 f"{len(self.duplicate_note_ids)} note(s) appeared on more than one page "
                 f"(kept once): {', '.join(self.duplicate_note_ids[:5])}"
             )
-        if self.total is not None and self.stop_reason != "page_cap" and len(self.notes) != self.total:
+        if (
+            self.total is not None
+            and self.stop_reason not in ("page_cap", "window")
+            and len(self.notes) != self.total
+        ):
             found.append(
                 f"collected {len(self.notes)} distinct notes but the service reports total {self.total}"
             )
@@ -495,6 +567,8 @@ class PgyClient:
         pacing_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
+        hooks: CallHooks | None = None,
     ) -> None:
         if not token:
             raise InvalidParameterError("an API token is required (set JUSTONEAPI_TOKEN)")
@@ -512,13 +586,17 @@ class PgyClient:
         self.rate_limit_backoff_s = rate_limit_backoff_s
         self.max_pages = max_pages
         self.pacer: Pacer
-        if pacing_url:
+        if pacer is not None:
+            # An adaptive pacer (:mod:`.pacing`) given instead of the fixed one.
+            self.pacer = pacer
+        elif pacing_url:
             # Shared across processes and hosts (PGY_PACING_URL); imported only when asked for.
             from pgy_pipeline.api.shared_pacing import PostgresPacer
 
             self.pacer = PostgresPacer(pacing_url, token, max_rps, max_concurrency)
         else:
             self.pacer = Pacer(max_rps, max_concurrency)
+        self.hooks = hooks
         self.stats = CallStats()
         self.breaker = circuit_breaker_for(self.base_url, token)
         self._sleep = sleep
@@ -549,41 +627,80 @@ class PgyClient:
     # -- one request -------------------------------------------------------------------------
 
     def _request_once(
-        self, creator_id: str, page_number: int, params: dict[str, str]
+        self, creator_id: str, page_number: int, params: dict[str, str], attempt: int = 1
     ) -> tuple[dict[str, Any], str]:
-        """One HTTP call; returns (body, body text) on code 0, else raises a typed error."""
+        """One HTTP call; returns (body, body text) on code 0, else raises a typed error.
+
+        The hooks hear of it before (they may refuse it) and after (with its :class:`ApiCall`).
+        """
         self.breaker.check(creator_id, page_number)
+        hooks = self.hooks
+        if hooks is None:
+            return self._attempt(creator_id, page_number, params, attempt, [])
+        hooks.before_call(creator_id, page_number)
+        sent: list[ApiCall] = []
+        try:
+            return self._attempt(creator_id, page_number, params, attempt, sent)
+        finally:
+            hooks.after_call(creator_id, sent[0] if sent else None)
+
+    def _attempt(
+        self, creator_id: str, page_number: int, params: dict[str, str], attempt: int, sent: list[ApiCall]
+    ) -> tuple[dict[str, Any], str]:
         where: _Where = {"creator_id": creator_id, "page": page_number}
         failure: TransientError | None = None
+        raw, status, retry_after, failed_as = b"", None, None, ""
         with self.pacer:
             # Again after waiting for a slot: another thread may have opened the breaker meanwhile.
             self.breaker.check(creator_id, page_number)
-            deadline = time.monotonic() + self.timeout_s
+            released = time.monotonic()
+            called_at = datetime.now(UTC)
+            deadline = released + self.timeout_s
             try:
                 with self._http.stream("GET", NOTES_PATH, params={**params, "token": self._token}) as resp:
+                    status = resp.status_code
                     chunks = []
                     for chunk in resp.iter_bytes():
                         chunks.append(chunk)
                         # httpx times each read, not the whole body: a trickling body would never end.
                         if time.monotonic() > deadline:
-                            self.stats.record("timeout")
-                            raise TransientError(
+                            failed_as = "timeout"
+                            failure = TransientError(
                                 f"response body still arriving after {self.timeout_s:g} s (timeout)", **where
                             )
+                            break
                     raw = b"".join(chunks)
-                    status = resp.status_code
                     retry_after = _retry_after_s(resp.headers.get("Retry-After"))
             except httpx.TimeoutException:
-                self.stats.record("timeout")
+                failed_as = "timeout"
                 failure = TransientError(f"no response within {self.timeout_s:g} s (timeout)", **where)
             except httpx.TransportError as exc:
-                self.stats.record("connection_error")
+                failed_as = "connection_error"
                 detail = redact(f"{type(exc).__name__}: {exc}", _REDACTOR.secrets)
                 failure = TransientError(f"connection failed ({detail})", **where)
+            code_seen = code_in_body(raw) if raw and status is not None else None
+            sent.append(
+                ApiCall(
+                    creator_id=creator_id,
+                    page_number=page_number,
+                    attempt=attempt,
+                    called_at=called_at,
+                    latency_ms=(time.monotonic() - released) * 1000,
+                    http_status=status,
+                    code=code_seen,
+                    outcome=failed_as or (str(code_seen) if code_seen is not None else f"http_{status}"),
+                    bytes=len(raw),
+                    billed=is_billed(code_seen),
+                )
+            )
+            if status is not None and not failed_as:
+                self.pacer.observe(code_seen == 302 or status == 429, released)
         if failure is not None:
+            self.stats.record(failed_as)
             # Raised outside the except block, so the httpx exception (whose request URL holds the
             # token) is not even kept as __context__.
             raise failure
+        assert status is not None  # an HTTP answer arrived
 
         if status == 429:
             self.stats.record("http_429")
@@ -649,7 +766,8 @@ class PgyClient:
         if isinstance(exc, RateLimitedError | ServiceUnavailableError):
             if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
                 return min(exc.retry_after_s, self.max_retry_time_s)
-            base = self.rate_limit_backoff_s * 2.0 ** (n - 1)
+            paced = self.pacer.rate_limit_wait_s(n) if isinstance(exc, RateLimitedError) else None
+            base = paced if paced is not None else self.rate_limit_backoff_s * 2.0 ** (n - 1)
         else:
             base = self.backoff_initial_s * 2.0 ** (n - 1)
         # Full jitter on top of the exponential step keeps parallel workers from retrying in lockstep.
@@ -667,7 +785,7 @@ class PgyClient:
         def attempt() -> tuple[dict[str, Any], str]:
             nonlocal attempts
             attempts += 1
-            return self._request_once(creator_id, page_number, params)
+            return self._request_once(creator_id, page_number, params, attempts)
 
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
@@ -720,16 +838,29 @@ class PgyClient:
     # -- every page --------------------------------------------------------------------------
 
     def iter_pages(
-        self, creator_id: str, query: NotesQuery | None = None, scan: Scan | None = None
+        self,
+        creator_id: str,
+        query: NotesQuery | None = None,
+        scan: Scan | None = None,
+        window: ScanWindow | None = None,
     ) -> Iterator[Page]:
-        """Yield pages from 1 until the distinct notes reach ``total``, a page is empty, or the cap.
+        """Yield pages from 1 until the distinct notes reach ``total``, a page is empty, or the cap;
+        with a ``window``, also after the first page wholly past it (see :class:`ScanWindow`).
 
         Pass a :class:`Scan` to have it filled in as pages arrive.
         """
         validate_creator_id(creator_id)
         query = query or NotesQuery()
+        if window is not None and not query.newest_first:
+            raise InvalidParameterError(
+                "a window-bounded scan needs orderType LATEST and the default filters (the list must come "
+                "newest first); scan this query in full. No API call was made."
+            )
         scan = scan if scan is not None else Scan(creator_id, query)
+        scan.window = window
         seen: set[str] = {n["noteId"] for n in scan.notes}
+        margin = timedelta(days=window.margin_days if window is not None else WINDOW_MARGIN_DAYS)
+        previous: date | None = None  # date of the item listed just before
         for page_number in range(1, self.max_pages + 1):
             page = self.fetch_page(creator_id, page_number, query)
             scan.pages.append(page)
@@ -745,6 +876,24 @@ class PgyClient:
                     continue
                 seen.add(note_id)
                 scan.notes.append(item)
+            dates = [_item_date(item) for item in page.items]
+            # Past the window: every date readable, older than the cutoff, and in order from the
+            # item before this page on. Out-of-order dates (a pinned note) never end a scan.
+            in_order = True
+            for position, day in enumerate(dates, start=1):
+                if day is not None and previous is not None and day > previous:
+                    in_order = False
+                    if day - previous > margin:
+                        scan.order_breaks.append(
+                            f"page {page_number} item {position}: {day} listed after {previous}"
+                        )
+                previous = day if day is not None else previous
+            past_window = (
+                window is not None
+                and in_order
+                and bool(dates)
+                and all(d is not None and d < window.cutoff for d in dates)
+            )
             yield page
             if not page.items:
                 scan.stop_reason = "empty_page"
@@ -752,6 +901,9 @@ class PgyClient:
             # Items without a noteId still occupy places in the list: count them toward total.
             if page.total is not None and len(seen) + scan.items_without_id >= page.total:
                 scan.stop_reason = "reached_total"
+                return
+            if past_window:
+                scan.stop_reason = "window"
                 return
         scan.stop_reason = "page_cap"
         log.warning(
@@ -761,11 +913,13 @@ class PgyClient:
             scan.total,
         )
 
-    def scan_notes(self, creator_id: str, query: NotesQuery | None = None) -> Scan:
-        """Fetch every page of a creator's notes; see :meth:`iter_pages` for the stop rule."""
+    def scan_notes(
+        self, creator_id: str, query: NotesQuery | None = None, window: ScanWindow | None = None
+    ) -> Scan:
+        """Fetch every page of a creator's notes (or those a ``window`` needs); see :meth:`iter_pages`."""
         query = query or NotesQuery()
         scan = Scan(creator_id, query)
-        for _ in self.iter_pages(creator_id, query, scan):
+        for _ in self.iter_pages(creator_id, query, scan, window):
             pass
         return scan
 

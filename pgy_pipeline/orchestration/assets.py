@@ -41,7 +41,15 @@ from pydantic import Field
 
 from pgy_pipeline.api.client import NotesQuery, Page
 from pgy_pipeline.api.ingest import FetchOutcome, fetch_creators
-from pgy_pipeline.errors import AccountError, PastSnapshotDateError, PgyError
+from pgy_pipeline.api.pacing import AdaptivePacer
+from pgy_pipeline.errors import (
+    AccountError,
+    BudgetExhaustedError,
+    InvalidParameterError,
+    PastSnapshotDateError,
+    PgyError,
+)
+from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, budget_message, record_verdict
 from pgy_pipeline.orchestration.dagster_internals import tag_run
 from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
@@ -53,10 +61,20 @@ from pgy_pipeline.orchestration.metadata import (
     keys_text,
     md_table,
 )
+from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
 from pgy_pipeline.orchestration.partitions import context_partition_keys, note_partitions, partition_key
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.warehouse.keys import today_shanghai
+from pgy_pipeline.warehouse.ledger import (
+    CallJournal,
+    billed_calls_on,
+    discard,
+    insert_calls,
+    read_pending,
+    write_pending,
+)
+from pgy_pipeline.warehouse.scans import ScanPlan, plan_scans, scan_history
 from pgy_pipeline.warehouse.spool import Spool
 from pgy_pipeline.warehouse.storage import (
     PartitionKey,
@@ -69,6 +87,7 @@ from pgy_pipeline.warehouse.storage import (
     replace_raw_pages,
     report,
     stored_raw_keys,
+    transaction,
 )
 
 GROUP = "pgy"
@@ -91,6 +110,11 @@ class NotePagesConfig(Config):
     order_type: str = Field(default="LATEST", description="orderType: LATEST | MOST_READ | MOST_INTERACT.")
     note_type: str = Field(default="ALL", description="noteType: ALL | COOPERATION | PHOTO_TEXT | VIDEO.")
     is_third_platform: str = Field(default="NO", description="isThirdPlatform: NO | YES.")
+    scan: str = Field(
+        default="auto",
+        description="auto: read only the 90-day window when the creator had a full scan within "
+        "PGY_FULL_SCAN_EVERY_DAYS, else everything | full: read every creator's whole list.",
+    )
 
 
 @dataclass
@@ -146,11 +170,18 @@ def _fetch(
     plan: FetchPlan,
     query: NotesQuery,
     spool: Spool,
+    scans: ScanPlan,
+    books: CallBooks,
     names: dict[str, str],
 ) -> tuple[FetchOutcome, dict[str, Any]]:
-    """Scan every creator of ``plan.to_fetch``; logs progress; trips the guard on an account error."""
+    """Scan every creator of ``scans.order``; logs progress; trips the guard on an account error.
+
+    Starts at the pace the last run learned and leaves its own for the next; every call goes to the
+    step's journal, and the daily budget is kept call by call (see :mod:`.budget`).
+    """
     raise_if_guarded(context.instance)
-    client = pgy_api.get_client()
+    pace_at = f"{pgy_api.data_source}:{pgy_api.base_url}"
+    client = pgy_api.get_client(learned=read_pace(context.instance, pace_at), hooks=books)
     day = plan.to_fetch[0][1]
     step = max(1, len(plan.to_fetch) // 10)
 
@@ -164,20 +195,28 @@ def _fetch(
     try:
         outcome = fetch_creators(
             client,
-            [c for c, _ in plan.to_fetch],
+            scans.order,
             query=query,
             on_scan=lambda scan: spool.save(scan.creator_id, day, scan.pages),
             progress=progress,
+            windows=scans.windows,
+            estimates=scans.estimates,
         )
     finally:
         client.close()
+        books.journal.close()
+        if isinstance(client.pacer, AdaptivePacer):
+            write_pace(context.instance, pace_at, client.pacer.state())
     for creator_id, scan in outcome.scans.items():
         if scan.drift:
             context.log.warning(f"creator {creator_label(creator_id, names)}: " + "; ".join(scan.drift))
     account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
     if account is not None:
         context.log.error(trip_guard(context.instance, account).describe())
-    return outcome, client.stats.as_dict()
+    stats = client.stats.as_dict()
+    if isinstance(client.pacer, AdaptivePacer):
+        stats["pacing"] = client.pacer.summary()
+    return outcome, stats
 
 
 def _partition_figures(
@@ -230,6 +269,10 @@ def note_pages(
     """Raw API response pages of each creator's notes, one row per page, body verbatim."""
     keys = context_partition_keys(context)
     query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
+    if config.scan not in ("auto", "full"):
+        raise InvalidParameterError(
+            f"invalid scan {config.scan!r}: must be auto | full. No API call was made."
+        )
     if pgy_api.simulated_warning:
         context.log.warning(pgy_api.simulated_warning)
     # One fetching step at a time, from the plan to the write: a step that waited finds what the
@@ -247,11 +290,25 @@ def _note_pages(
     query: NotesQuery,
 ) -> MaterializeResult:
     spool = Spool(duckdb.spool_path)
+    today = today_shanghai()
     with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
         ensure_schema(conn)
         claim_data_source(conn, pgy_api.data_source, duckdb.database)
         names = _creator_names(context, conn, keys)
-        plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today_shanghai(), spool)
+        plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today, spool)
+        # Calls journaled by earlier runs that failed or were killed go into the ledger first, so the
+        # day's count below is complete.
+        write_pending(conn, duckdb.spool_path)
+        billed_before = billed_calls_on(conn, today)
+        creators_to_fetch = [c for c, _ in plan.to_fetch]
+        scans = plan_scans(
+            creators_to_fetch,
+            scan_history(conn, creators_to_fetch, today),
+            today,
+            query=query,
+            full_every_days=pgy_api.full_scan_every_days,
+            force_full=config.scan == "full",
+        )
     context.log.info(
         f"{len(keys)} partition(s): {len(plan.stored)} already stored (skipped; set refresh to fetch "
         f"again), {len(plan.from_spool)} from the spool (fetched earlier, not yet written), "
@@ -262,27 +319,64 @@ def _note_pages(
     failures: dict[str, PgyError] = {}
     stats: dict[str, Any] = {"calls": 0, "retries": 0, "outcomes": {}}
     drift: dict[str, list[str]] = {}
-    if plan.to_fetch:
-        outcome, stats = _fetch(context, pgy_api, plan, query, spool, names)
+    order_breaks: dict[str, list[str]] = {}
+    budget = pgy_api.budget
+    books = CallBooks(CallJournal(duckdb.spool_path, context.run_id, today), budget, billed_before)
+    deferred: list[str] = []
+    if plan.to_fetch and budget is not None and billed_before >= budget:
+        deferred = list(scans.order)  # nothing affordable: not one call
+        books.journal.close()
+    elif plan.to_fetch:
+        context.log.info(
+            f"scans: {scans.counts()['full']} full, {scans.counts()['window']} window-bounded (90 days "
+            f"and a 7-day margin); budget: {budget if budget is not None else 'none'}"
+            + (f", {billed_before} billed today before this run" if budget is not None else "")
+        )
+        try:
+            outcome, stats = _fetch(context, pgy_api, plan, query, spool, scans, books, names)
+        finally:
+            books.journal.close()
         for creator_id, scan in outcome.scans.items():
-            pages_by_key[(creator_id, plan.to_fetch[0][1])] = scan.pages
+            pages_by_key[(creator_id, today)] = scan.pages
             if scan.drift:
                 drift[creator_id] = scan.drift
-        failures.update(outcome.failures)
+            if scan.order_breaks:
+                order_breaks[creator_id] = scan.order_breaks
+        deferred = outcome.deferred + sorted(
+            c for c, e in outcome.failures.items() if isinstance(e, BudgetExhaustedError)
+        )
+        failures.update(
+            {c: e for c, e in outcome.failures.items() if not isinstance(e, BudgetExhaustedError)}
+        )
+    else:
+        books.journal.close()
+    if budget is not None:
+        record_verdict(
+            context.instance, BudgetVerdict(today.isoformat(), budget, books.billed_today, len(deferred))
+        )
 
     rows = 0
+    pending = read_pending(duckdb.spool_path)
     with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(pages_by_key)) as conn:
         if pages_by_key:
-            rows = replace_raw_pages(conn, pages_by_key)
+            # The calls go in with the pages they paid for, in one transaction.
+            rows = replace_raw_pages(conn, pages_by_key, also=lambda c: insert_calls(c, pending))
+        elif pending.files:
+            with transaction(conn):
+                insert_calls(conn, pending)
         with partition_keys(conn, plan.stored | set(pages_by_key)):
             per_partition = report(conn, "raw_pages_per_partition")
+    discard(pending)
     for key in pages_by_key:
         spool.discard(*key)
+    spent = books.journal.totals()
     no_data = _note_empty_snapshots(context, pages_by_key)
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
     )
     for key in figures:
+        if key in pages_by_key and pages_by_key[key]:
+            figures[key]["scan"] = pages_by_key[key][0].scan
         figures[key]["creator"] = creator_label(key[0], names)
         figures[key]["status"] = (
             UNCHANGED
@@ -298,7 +392,9 @@ def _note_pages(
         "run_total/partitions_already_stored": len(plan.stored),
         "run_total/partitions_from_spool": len(plan.from_spool),
         "run_total/api_calls": stats["calls"],
+        "run_total/billed_calls": spent["billed_calls"],
         "run_total/api_retries": stats["retries"],
+        "run_total/scans": MetadataValue.json(scans.counts()),
         "run_total/api_outcomes": MetadataValue.json(stats["outcomes"]),
         "data_source": pgy_api.data_source,
         "query": MetadataValue.json(query.params("<creator>", 1) | {"pageNumber": "1.."}),
@@ -311,7 +407,17 @@ def _note_pages(
         metadata["list_drift"] = MetadataValue.json(drift)
     if no_data:
         metadata["run_total/no_pugongying_data"] = MetadataValue.json(no_data)
-    if failures:
+    if order_breaks:
+        # Dates out of newest-first order by more than the window margin: a window scan could miss notes.
+        metadata["out_of_order_dates"] = MetadataValue.json(order_breaks)
+        context.log.warning(f"dates out of order by more than 7 days for {len(order_breaks)} creator(s)")
+    if "pacing" in stats:
+        metadata["api_pacing"] = MetadataValue.json(stats["pacing"])
+    if budget is not None:
+        metadata["daily_call_budget"] = MetadataValue.json(
+            {"budget": budget, "billed_today": books.billed_today, "left_for_tomorrow": len(deferred)}
+        )
+    if failures or deferred:
         # A failed step records no materialization by itself: record the partitions that were written.
         for key in pages_by_key:
             context.log_event(
@@ -320,17 +426,25 @@ def _note_pages(
                 )
             )
         lines = [f"- {creator_label(c, names)}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
+        if deferred:
+            assert budget is not None
+            lines.insert(
+                0,
+                f"{len(deferred)} creator(s) left for tomorrow: {budget_message(budget, books.billed_today)}. "
+                f"Not fetched: {', '.join(creator_label(c, names) for c in deferred)}",
+            )
         raise Failure(
             description=(
-                f"{len(failures)} of {len(keys)} creator(s) failed; {len(pages_by_key)} written, "
-                f"{len(plan.stored)} already stored. Rerun to fetch only the failed ones.\n"
-                + "\n".join(lines)
+                f"{len(failures)} of {len(keys)} creator(s) failed, {len(deferred)} left for tomorrow; "
+                f"{len(pages_by_key)} written, {len(plan.stored)} already stored. Rerun to fetch only "
+                "the failed ones.\n" + "\n".join(lines)
             ),
             metadata={
                 **metadata,
                 "failed_creators": MetadataValue.json(
                     {creator_label(c, names): str(e) for c, e in failures.items()}
                 ),
+                "left_for_tomorrow": MetadataValue.json(deferred),
             },
         )
     for key, values in figures.items():

@@ -11,8 +11,10 @@
 * ``api_failure_sensor`` tags every failed run of this code location with its cause (jobs, UI
   Materialize clicks and backfills, which run as ``__ASSET_JOB``), so the runs list shows it.
 
-Runs that would call the API are not launched while the quota/account guard is in force: the tick
-says why instead.
+Runs that would call the API are not launched while the quota/account guard is in force, or while
+the day's call budget is spent (``PGY_DAILY_CALL_BUDGET``): the tick says why instead. Under a budget
+the schedule puts the neediest creators first (never snapshotted, then the stalest), as its fetch
+step does within a run.
 """
 
 from collections import defaultdict
@@ -23,6 +25,7 @@ from dagster import (
     AddDynamicPartitionsRequest,
     AssetRecordsFilter,
     AssetSelection,
+    DagsterInstance,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -51,10 +54,12 @@ from pgy_pipeline.orchestration.assets import (
     note_pages,
     notes,
 )
+from pgy_pipeline.orchestration.budget import read_spent_budget
 from pgy_pipeline.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     error_messages,
+    materialized_partitions,
     tag_run,
 )
 from pgy_pipeline.orchestration.empty_streaks import deferred_creators, deferred_text, forget, read_streaks
@@ -187,8 +192,24 @@ def creator_registry_sensor(
 DEFAULT_SNAPSHOT_CRON = "0 8 * * *"
 
 
-def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON) -> ScheduleDefinition:
-    """``daily_snapshot_schedule`` at ``cron_schedule`` (Asia/Shanghai; PGY_SNAPSHOT_CRON)."""
+def by_need(instance: DagsterInstance, blocks: list[list[str]]) -> list[list[str]]:
+    """Blocks of creators, neediest first: one never snapshotted, then the stalest last snapshot.
+
+    Staleness comes from Dagster's own materialization records, never DuckDB (a run may hold its lock).
+    """
+    last: dict[str, date] = {}
+    for key in materialized_partitions(instance, NOTE_PAGES_KEY):
+        creator_id, day = parse_partition_key(key)
+        if creator_id not in last or day > last[creator_id]:
+            last[creator_id] = day
+    return sorted(blocks, key=lambda block: min(last.get(c, date.min) for c in block))
+
+
+def build_daily_snapshot_schedule(
+    cron_schedule: str = DEFAULT_SNAPSHOT_CRON, daily_call_budget: int | None = None
+) -> ScheduleDefinition:
+    """``daily_snapshot_schedule`` at ``cron_schedule`` (Asia/Shanghai; PGY_SNAPSHOT_CRON), skipping
+    its tick while ``daily_call_budget`` (PGY_DAILY_CALL_BUDGET) is spent."""
 
     @schedule(
         name="daily_snapshot_schedule",
@@ -204,6 +225,9 @@ def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON) ->
         guard = read_guard(context.instance)
         if guard is not None:
             return SkipReason(f"daily snapshot skipped: {guard.describe()}")
+        spent = read_spent_budget(context.instance, daily_call_budget)
+        if spent is not None:
+            return SkipReason(f"daily snapshot skipped: {spent.describe()}")
         try:
             registry = creator_registry.load()
         except RegistryFileError as exc:
@@ -228,6 +252,8 @@ def build_daily_snapshot_schedule(cron_schedule: str = DEFAULT_SNAPSHOT_CRON) ->
             if deferred:
                 return SkipReason(f"daily snapshot skipped: {deferred_text(deferred)}")
             return SkipReason("no active creators registered: add creators to the registry file")
+        if daily_call_budget:
+            blocks = by_need(context.instance, blocks)
         extra = {"pgy/checked_weekly_not_today": str(len(deferred))} if deferred else {}
         return [
             RunRequest(
@@ -323,6 +349,7 @@ _RUN_CAUSES = [
     ("permission denied", "API permission denied"),
     ("insufficient balance", "API balance too low"),
     ("spending cap reached (602", "API spending cap reached (602)"),
+    ("call budget", "daily call budget spent"),
     ("stayed locked", "DuckDB file locked by another process"),
     ("for the lock pgy_api", "waited too long for another run's fetch (lock pgy_api)"),
     ("for the lock pgy_duckdb", "waited too long for another run's DuckDB write (lock pgy_duckdb)"),

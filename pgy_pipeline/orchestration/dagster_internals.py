@@ -8,14 +8,16 @@ changes any of them:
   carries the quota/account guard across runs, hosts and days, on SQLite and PostgreSQL alike;
 * adding a tag to a finished run (``DagsterInstance.add_run_tags``), for the failure cause;
 * the names of the run tags that make one run cover a range of partitions;
-* the chain of causes of a step failure's serialized error.
+* the chain of causes of a step failure's serialized error;
+* the set of materialized partition keys of an asset (``get_materialized_partitions``), which tells the
+  schedule how stale each creator is without opening DuckDB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-from dagster import DagsterEvent, DagsterInstance
+from dagster import AssetKey, DagsterEvent, DagsterInstance
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "error_messages",
     "read_value",
     "write_value",
+    "materialized_partitions",
 ]
 
 
@@ -51,3 +54,8 @@ def error_messages(events: Sequence[DagsterEvent]) -> Iterator[str]:
         while error is not None:
             yield error.message
             error = error.cause
+
+
+def materialized_partitions(instance: DagsterInstance, asset_key: AssetKey) -> set[str]:
+    """Every partition key of ``asset_key`` with a materialization on record."""
+    return set(instance.get_materialized_partitions(asset_key))

@@ -20,6 +20,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
+from pgy_pipeline.api.ledger import CallHooks
+from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
 from pgy_pipeline.orchestration.locks import DUCKDB_LOCK, StepLocks, hold
 from pgy_pipeline.warehouse.lake import LakeSettings, is_lake
 from pgy_pipeline.warehouse.replica import file_backed, publish_replica
@@ -67,7 +69,27 @@ class PgyApiResource(ConfigurableResource):
         default=60.0, description="Per-request timeout, whole body included (JUSTONEAPI_TIMEOUT_S)."
     )
     max_rps: float = Field(
-        default=2.0, description="Request starts per second, client-side (JUSTONEAPI_MAX_RPS)."
+        default=2.0,
+        description="Ceiling on request starts per second (JUSTONEAPI_MAX_RPS); with adaptive pacing the "
+        "pace is learned below it.",
+    )
+    adaptive_pacing: bool = Field(
+        default=True,
+        description="Learn the service's limit: cut the pace on 302, climb slowly after successes "
+        "(JUSTONEAPI_ADAPTIVE_PACING); false, or with PGY_PACING_URL (shared pacing): a fixed pace of max_rps.",
+    )
+    start_rps: float | None = Field(
+        default=None,
+        description="First pace while nothing is learned yet (JUSTONEAPI_START_RPS); None: the ceiling.",
+    )
+    full_scan_every_days: int = Field(
+        default=7,
+        description="A creator's scan reads its whole list when its last full scan is this many days old "
+        "(PGY_FULL_SCAN_EVERY_DAYS); other days read only the 90-day window.",
+    )
+    daily_call_budget: int = Field(
+        default=0,
+        description="Most billed calls per Asia/Shanghai day across all runs (PGY_DAILY_CALL_BUDGET); 0: none.",
     )
     max_concurrency: int = Field(
         default=4, description="Requests in flight at once (JUSTONEAPI_MAX_CONCURRENCY)."
@@ -76,7 +98,9 @@ class PgyApiResource(ConfigurableResource):
     max_retry_time_s: float = Field(default=300.0, description="Retry budget per page, in seconds.")
     backoff_initial_s: float = Field(default=1.0, description="First backoff step for transient failures.")
     rate_limit_backoff_s: float = Field(
-        default=10.0, description="First backoff step after a 302 with no Retry-After."
+        default=10.0,
+        description="First backoff step after a 302 (fixed pace; adaptive pacing waits about 1 s, having "
+        "cut the pace) or a 503, with no Retry-After.",
     )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
     pacing_url: str = Field(
@@ -104,11 +128,23 @@ class PgyApiResource(ConfigurableResource):
     def data_source(self) -> str:
         return "simulator" if self.simulated else "justoneapi"
 
-    def get_client(self) -> PgyClient:
-        """A new client; the caller closes it."""
+    @property
+    def budget(self) -> int | None:
+        return self.daily_call_budget if self.daily_call_budget > 0 else None
+
+    def get_client(self, learned: PaceState | None = None, hooks: CallHooks | None = None) -> PgyClient:
+        """A new client (the caller closes it), starting at the ``learned`` pace when given."""
         token, base_url = self.token, self.base_url
         if not token:
             token, base_url = DEMO_TOKEN, _demo_simulator_url()
+        pacer = (
+            AdaptivePacer(
+                self.max_rps, self.max_concurrency, start_rps=self.start_rps or self.max_rps, learned=learned
+            )
+            # With shared pacing (PGY_PACING_URL) the pace is the table's, fixed at max_rps for all runs.
+            if self.adaptive_pacing and not self.pacing_url
+            else None
+        )
         return PgyClient(
             token,
             base_url=base_url,
@@ -120,6 +156,8 @@ class PgyApiResource(ConfigurableResource):
             backoff_initial_s=self.backoff_initial_s,
             rate_limit_backoff_s=self.rate_limit_backoff_s,
             max_pages=self.max_pages,
+            pacer=pacer,
+            hooks=hooks,
             pacing_url=self.pacing_url or None,
         )
 

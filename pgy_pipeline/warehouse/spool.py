@@ -38,6 +38,8 @@ class Spool:
                 "code": p.code,
                 "total": p.total,
                 "body_text": p.body_text,
+                "scan": p.scan,
+                "scan_window_from": p.scan_window_from.isoformat() if p.scan_window_from else None,
             }
             for p in pages
         ]
@@ -67,6 +69,11 @@ class Spool:
                     total=r["total"],
                     items=(body.get("data") or {}).get("list") or [],
                     body_text=r["body_text"],
+                    # spool files from before window scans have neither key: those scans were full
+                    scan=r.get("scan", "full"),
+                    scan_window_from=date.fromisoformat(since)
+                    if (since := r.get("scan_window_from"))
+                    else None,
                 )
             )
         return pages

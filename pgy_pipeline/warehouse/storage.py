@@ -210,6 +210,8 @@ def pages_table(pages_by_key: dict[PartitionKey, list[Page]]) -> pa.Table:
             cols["total"].append(p.total)
             cols["item_count"].append(len(p.items))
             cols["body"].append(json_for_duckdb(p.body_text))
+            cols["scan"].append(p.scan)
+            cols["scan_window_from"].append(p.scan_window_from)
     return pa.table(cols, schema=RAW_NOTE_PAGES.arrow_schema())
 
 
@@ -226,8 +228,13 @@ def insert_arrow(conn: duckdb.DuckDBPyConnection, relation: Relation, table: pa.
         conn.unregister("_load_arrow")
 
 
-def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[PartitionKey, list[Page]]) -> int:
-    """Replace the raw pages of every partition in ``pages_by_key`` in one transaction."""
+def replace_raw_pages(
+    conn: duckdb.DuckDBPyConnection,
+    pages_by_key: dict[PartitionKey, list[Page]],
+    also: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
+) -> int:
+    """Replace the raw pages of every partition in ``pages_by_key`` in one transaction; ``also`` runs
+    inside it (the billing ledger's rows go in with the pages they paid for)."""
     if not pages_by_key:
         return 0
     table = pages_table(pages_by_key)
@@ -238,6 +245,8 @@ def replace_raw_pages(conn: duckdb.DuckDBPyConnection, pages_by_key: dict[Partit
                 "DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
             )
             insert_arrow(conn, RAW_NOTE_PAGES, table)
+            if also is not None:
+                also(conn)
 
     retry_on_conflict(conn, write, what="raw.note_pages write")
     return int(table.num_rows)
@@ -279,7 +288,9 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
 
 def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
     """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
-    return _rebuild_from_raw(conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), ("metrics.sql",))
+    return _rebuild_from_raw(
+        conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), ("metrics.sql", "metrics_window_scans.sql")
+    )
 
 
 def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:

@@ -128,6 +128,14 @@ SNAPSHOT_DATE = _c(
 RAW_NOTE_PAGES = Relation(
     name="raw.note_pages",
     description="One row per API response page, body verbatim. Written only when a creator's whole scan succeeded.",
+    notes=(
+        "A `'window'` scan pages newest first (orderType LATEST, default filters) and stops after the first "
+        "page whose every note is dated before `scan_window_from` minus 7 days (in order, every date "
+        "readable), or at `total`: it holds every note the 30d and 90d metrics need, even if the list's "
+        "order is off by up to a week. A `'full'` scan pages to `total`. Full scans run on a creator's "
+        "first snapshot, when its last full scan is `PGY_FULL_SCAN_EVERY_DAYS` (7) days old or more, for "
+        "any other query, and when the run config says `scan: full`."
+    ),
     partitioned=True,
     columns=(
         CREATOR_ID,
@@ -155,6 +163,18 @@ RAW_NOTE_PAGES = Relation(
             "The response body verbatim, unknown fields included (a lone UTF-16 surrogate escape, "
             "half an emoji, which DuckDB's JSON cannot hold, becomes \\ufffd).",
             null=False,
+        ),
+        _c(
+            "scan",
+            "VARCHAR",
+            "How the creator's scan was asked for: 'full' (to total) or 'window' (see the table's notes); "
+            "pages stored before window scans existed are 'full'.",
+            null=False,
+        ),
+        _c(
+            "scan_window_from",
+            "DATE",
+            "For a 'window' scan, the oldest publish day it must cover (snapshot_date - 90 days); NULL for 'full'.",
         ),
     ),
 )
@@ -265,7 +285,14 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         "are 0, `notes_per_week` is 0 (nothing was posted in the window) and `read_gain` is 0 when there "
         "is a previous snapshot. Rates count notes with a known `like_num`. `window` is a reserved word "
         'in SQL: quote it, `"window"`. How each column compares with Pugongying\'s own figures: see '
-        "*Pugongying's figures and ours* below."
+        "*Pugongying's figures and ours* below.\n\n"
+        "**Window-scan days.** On a day whose scan was window-bounded (`analytics.creator_snapshots."
+        "scan_status = 'window'`) the scan read only the notes of the last 90 days and a margin, so the "
+        "rows of window `all` keep `notes_total_reported` and `days_since_last_note` (the newest note is "
+        "always read) and leave every other figure NULL, the counts and `read_gain` included: nothing is "
+        "invented from notes the scan did not read. `read_gain` of window `all` is also NULL on a full-scan "
+        "day that follows a window-scan day. Windows `30d` and `90d` are exactly what a full scan gives. "
+        "For all-time figures use the latest day whose scan_status is `'full'`."
     ),
     partitioned=True,
     columns=(
@@ -285,8 +312,13 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
             "an ad (is_advertise) or tagged with a brand (brand_name not blank).",
             null=False,
         ),
-        _c("note_count", "BIGINT", "Notes in the window and segment.", null=False, unit="notes"),
-        _c("video_note_count", "BIGINT", "Of those, video notes.", null=False, unit="notes"),
+        _c(
+            "note_count",
+            "BIGINT",
+            "Notes in the window and segment; NULL for window 'all' on a window-scan day.",
+            unit="notes",
+        ),
+        _c("video_note_count", "BIGINT", "Of those, video notes (NULL where note_count is).", unit="notes"),
         _c("read_median", "DOUBLE", "Median read_num (DuckDB median); NULL for an empty cell.", unit="reads"),
         _c("read_mean", "DOUBLE", "Mean read_num; NULL for an empty cell.", unit="reads"),
         _c(
@@ -349,8 +381,7 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
             "brand_tagged_non_ad_count",
             "BIGINT",
             "Notes tagged with a brand but not marked as ads (is_advertise false): cooperation by their "
-            "brand tag alone; always 0 in segment 'organic'.",
-            null=False,
+            "brand tag alone; always 0 in segment 'organic'; NULL for window 'all' on a window-scan day.",
             unit="notes",
         ),
     ),
@@ -361,16 +392,24 @@ CREATOR_SNAPSHOTS = Relation(
     description="One row per creator x snapshot: how the scan went, what the service reported and what was paid for.",
     notes=(
         "`scan_status` says how far the scan got: `'full'` when paging reached the service's `total` "
-        "(every note listed was read), `'empty'` when the service answered code 0 with no notes and "
+        "(every note listed was read), `'window'` when a window scan stopped once past the 90-day window "
+        "and its margin (every note published on or after `covered_from` was read; see raw.note_pages), "
+        "`'empty'` when the service answered code 0 with no notes and "
         "total 0 (the id is not on Pugongying: a wrong id, or the creator left the marketplace; that "
-        "call is still billed), `'partial'` when the scan ended before `total` (the page cap, or notes "
-        "removed while paging). Rebuilt with analytics.notes from the stored pages."
+        "call is still billed), `'partial'` when a full scan ended before `total` (the page cap, or notes "
+        "removed while paging). Rebuilt with analytics.notes from the stored pages; `billed_calls` comes "
+        "from the billing ledger meta.api_calls."
     ),
     partitioned=True,
     columns=(
         CREATOR_ID,
         SNAPSHOT_DATE,
-        _c("scan_status", "VARCHAR", "'full', 'empty' or 'partial' (see the table's notes).", null=False),
+        _c(
+            "scan_status",
+            "VARCHAR",
+            "'full', 'window', 'empty' or 'partial' (see the table's notes).",
+            null=False,
+        ),
         _c("total_reported", "INTEGER", "The service's total on the last page read.", unit="notes"),
         _c("notes_loaded", "BIGINT", "Notes in analytics.notes for this snapshot.", null=False, unit="notes"),
         _c("pages", "INTEGER", "Pages stored.", null=False, unit="pages"),
@@ -384,7 +423,8 @@ CREATOR_SNAPSHOTS = Relation(
         _c(
             "billed_calls",
             "INTEGER",
-            "Calls billed by the vendor's rule (codes 0 and 201): one per stored page; failed attempts are not billed.",
+            "Calls billed by the vendor's rule (codes 0 and 201) for this creator and day, every run "
+            "included, from meta.api_calls; snapshots older than the ledger count one per stored page.",
             null=False,
             unit="calls",
         ),
@@ -392,8 +432,70 @@ CREATOR_SNAPSHOTS = Relation(
         _c(
             "covered_from",
             "DATE",
-            "Oldest publish date the scan is known to cover; NULL when it covered the creator's whole list.",
+            "Oldest publish date the scan is known to cover (a window scan: snapshot_date - 90 days); NULL "
+            "when it covered the creator's whole list.",
         ),
+    ),
+)
+
+API_CALLS = Relation(
+    name="meta.api_calls",
+    description=(
+        "The billing ledger: one row per HTTP call to the notes endpoint, retries and failures included, "
+        "written with the pages in one transaction. Never holds the token."
+    ),
+    notes=(
+        "`billed` follows the vendor's guide: a call is billed when the answer carries code 0 or 201, and "
+        "only then. The guide warns that a request abandoned on a client timeout may still be charged: "
+        "such rows have `outcome = 'timeout'`, no code and `billed` false. Calls of a run that failed or "
+        "was killed wait in the spool (`<spool>/calls/`) and are written by the next run. Day totals: "
+        "meta.api_calls_daily."
+    ),
+    primary_key=("call_id",),
+    columns=(
+        _c("call_id", "VARCHAR", "Unique id of the call (32 hex characters).", null=False),
+        _c("called_at", "TIMESTAMP", "When the request left, UTC.", null=False),
+        _c("run_id", "VARCHAR", "Dagster run that made the call; NULL outside Dagster."),
+        _c("creator_id", "VARCHAR", "Creator asked for.", null=False),
+        _c("snapshot_date", "DATE", "Snapshot day the call was for (Asia/Shanghai).", null=False),
+        _c("page_number", "INTEGER", "pageNumber asked for.", null=False),
+        _c("attempt", "INTEGER", "1 for a page's first try, 2 for its first retry, ...", null=False),
+        _c("http_status", "INTEGER", "HTTP status answered; NULL when none came (timeout, dropped)."),
+        _c("code", "INTEGER", "Business code in the body; NULL when the body had none."),
+        _c(
+            "outcome",
+            "VARCHAR",
+            "The code as text, or http_<status>, timeout, connection_error.",
+            null=False,
+        ),
+        _c("billed", "BOOLEAN", "Billed by the vendor's rule (code 0 or 201).", null=False),
+        _c(
+            "latency_ms",
+            "DOUBLE",
+            "Request start to the end of the body or the failure.",
+            null=False,
+            unit="ms",
+        ),
+        _c("bytes", "BIGINT", "Response body size received.", null=False, unit="bytes"),
+    ),
+)
+
+API_CALLS_DAILY = Relation(
+    name="meta.api_calls_daily",
+    kind="view",
+    view_sql="api_calls_daily.sql",
+    description=(
+        "Calls and billed calls per Asia/Shanghai day and creator, from meta.api_calls (the day the daily "
+        "budget PGY_DAILY_CALL_BUDGET counts)."
+    ),
+    columns=(
+        _c("call_date", "DATE", "Day of the calls in Asia/Shanghai."),
+        _c("creator_id", "VARCHAR", "Creator asked for."),
+        _c("calls", "BIGINT", "HTTP calls, retries and failures included.", unit="calls"),
+        _c("billed_calls", "BIGINT", "Of those, billed (code 0 or 201).", unit="calls"),
+        _c("rate_limited_calls", "BIGINT", "Of those, answered 302 or HTTP 429.", unit="calls"),
+        _c("first_call_at", "TIMESTAMP", "First call of the day, UTC."),
+        _c("last_call_at", "TIMESTAMP", "Last call of the day, UTC."),
     ),
 )
 
@@ -811,6 +913,7 @@ RELATIONS: tuple[Relation, ...] = (
     NOTE_REJECTS,
     CREATOR_ENGAGEMENT_METRICS,
     CREATOR_SNAPSHOTS,
+    API_CALLS,
     CREATORS,
     DATA_SOURCE,
     SCHEMA_MIGRATIONS,
@@ -823,6 +926,7 @@ RELATIONS: tuple[Relation, ...] = (
     BRAND_NOTES,
     BRAND_COOPERATIONS,
     BRANDS,
+    API_CALLS_DAILY,
 )
 
 

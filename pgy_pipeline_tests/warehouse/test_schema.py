@@ -23,6 +23,7 @@ TABLES_0_1_0 = [
     "analytics.creators",
     "meta.data_source",
 ]
+VIEWS_OVER_NEW_TABLES = {"meta.api_calls_daily"}
 RECOMPUTED = {"analytics.creator_engagement_metrics"}  # derived rows a migration rewrites
 
 
@@ -108,7 +109,9 @@ def test_the_0_1_0_file_upgrades_with_no_row_lost_and_every_view_answering(tmp_p
         )
         segments = conn.execute("SELECT note_id, segment FROM analytics.notes ORDER BY ALL").fetchall()
         for view in views():
-            assert conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0] >= 1, view.name
+            count = conn.execute(f"SELECT count(*) FROM {view.name}").fetchall()[0][0]
+            # the billing ledger starts empty: its view answers, with no rows yet
+            assert count >= (0 if view.name in VIEWS_OVER_NEW_TABLES else 1), view.name
         board = conn.execute(
             "SELECT display_name, note_count, interaction_median, interaction_per_note_median, scan_status,"
             " no_pugongying_data FROM analytics.creator_leaderboard"

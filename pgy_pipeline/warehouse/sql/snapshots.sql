@@ -1,6 +1,7 @@
 -- One analytics.creator_snapshots row per partition in the temp table _keys(creator_id, snapshot_date)
--- (filled by storage.partition_keys()), from its stored pages and the notes just rebuilt from them.
--- Runs inside the caller's transaction, after notes.sql and after the partitions' old rows are deleted.
+-- (filled by storage.partition_keys()), from its stored pages, the notes just rebuilt from them and the
+-- billing ledger. Runs inside the caller's transaction, after notes.sql and after the partitions' old
+-- rows are deleted.
 
 INSERT INTO analytics.creator_snapshots (
     creator_id, snapshot_date, scan_status, total_reported, notes_loaded, pages, calls, billed_calls,
@@ -11,11 +12,19 @@ pages AS (
     SELECT p.creator_id, p.snapshot_date,
            count(*)                          AS pages,
            sum(p.attempts)                   AS calls,
-           count(*)                          AS billed_calls,  -- each stored page: one call answered code 0
            sum(p.item_count)                 AS items,
            arg_max(p.total, p.page_number)   AS total_reported,
-           max(p.fetched_at)                 AS fetched_at
+           max(p.fetched_at)                 AS fetched_at,
+           bool_or(p.scan = 'window')        AS window_scan,
+           min(p.scan_window_from)           AS window_from
     FROM raw.note_pages AS p
+    JOIN _keys USING (creator_id, snapshot_date)
+    GROUP BY ALL
+),
+ledger AS (
+    -- every call paid for this creator and day, in any run (a refresh pays again)
+    SELECT c.creator_id, c.snapshot_date, count(*) FILTER (WHERE c.billed) AS billed_calls
+    FROM meta.api_calls AS c
     JOIN _keys USING (creator_id, snapshot_date)
     GROUP BY ALL
 ),
@@ -32,22 +41,31 @@ without_id AS (
     JOIN _keys USING (creator_id, snapshot_date)
     WHERE r.reason NOT LIKE 'repeat of noteId%'
     GROUP BY ALL
+),
+status AS (
+    SELECT
+        p.*,
+        coalesce(l.notes, 0) AS notes_loaded,
+        CASE
+            WHEN p.items = 0 AND coalesce(p.total_reported, 0) = 0 THEN 'empty'
+            WHEN coalesce(l.notes, 0) + coalesce(w.items, 0) >= coalesce(p.total_reported, 0) THEN 'full'
+            WHEN p.window_scan THEN 'window'  -- stopped once past the window, as asked
+            ELSE 'partial'
+        END AS scan_status
+    FROM pages AS p
+    LEFT JOIN loaded AS l USING (creator_id, snapshot_date)
+    LEFT JOIN without_id AS w USING (creator_id, snapshot_date)
 )
 SELECT
-    p.creator_id,
-    p.snapshot_date,
-    CASE
-        WHEN p.items = 0 AND coalesce(p.total_reported, 0) = 0 THEN 'empty'
-        WHEN coalesce(l.notes, 0) + coalesce(w.items, 0) >= coalesce(p.total_reported, 0) THEN 'full'
-        ELSE 'partial'
-    END                                  AS scan_status,
-    p.total_reported,
-    coalesce(l.notes, 0)                 AS notes_loaded,
-    p.pages,
-    p.calls,
-    p.billed_calls,
-    p.fetched_at,
-    NULL::DATE                           AS covered_from
-FROM pages AS p
-LEFT JOIN loaded AS l USING (creator_id, snapshot_date)
-LEFT JOIN without_id AS w USING (creator_id, snapshot_date);
+    s.creator_id,
+    s.snapshot_date,
+    s.scan_status,
+    s.total_reported,
+    s.notes_loaded,
+    s.pages,
+    s.calls,
+    coalesce(b.billed_calls, s.pages)    AS billed_calls,  -- pages stored before the ledger: one call each
+    s.fetched_at,
+    CASE WHEN s.scan_status = 'window' THEN s.window_from END AS covered_from
+FROM status AS s
+LEFT JOIN ledger AS b USING (creator_id, snapshot_date);

@@ -1,0 +1,167 @@
+"""The daily call budget (``PGY_DAILY_CALL_BUDGET``) and the books every fetch step keeps.
+
+The budget caps the calls billed per Asia/Shanghai day, across all runs. A fetch step counts what the
+day has spent before it starts (the ledger ``meta.api_calls`` plus journals waiting in the spool) and
+then every call of its own as it goes, a call in flight counting as billed until its answer says
+otherwise. So a run never starts a call that could pass the budget:
+
+* a creator is started only if the budget left covers its estimated calls (the pages of its last
+  snapshot of the same kind), reserved for it while it is scanned;
+* each call is admitted only if it fits beside every other creator's reservation; otherwise it is
+  refused without reaching the service (:class:`~pgy_pipeline.errors.BudgetExhaustedError`).
+
+Creators the budget cannot afford are left for tomorrow, named in the step's failure with the budget.
+The schedule and the registry sensor read the last verdict from the Dagster instance (they must not
+open DuckDB while a run may hold its write lock) and say "budget spent until 00:00 Asia/Shanghai".
+
+Fetch steps never overlap (one ``raw/note_pages`` step fetches at a time), so the day's count read at
+a step's start is not raced by another run's calls.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from dagster import DagsterInstance
+
+from pgy_pipeline.api.ledger import ApiCall
+from pgy_pipeline.errors import BudgetExhaustedError
+from pgy_pipeline.orchestration.dagster_internals import read_value, write_value
+from pgy_pipeline.warehouse.keys import today_shanghai
+from pgy_pipeline.warehouse.ledger import CallJournal
+
+BUDGET_KEY = "pgy_pipeline/daily_call_budget"
+UNTIL = "until 00:00 Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    """The last word of a fetch step on the day's budget, kept in the instance for ticks and guards."""
+
+    day: str  # ISO date, Asia/Shanghai
+    limit: int
+    billed: int  # billed calls of the day when the step ended
+    left_for_tomorrow: int  # creators the step could not afford
+
+    @property
+    def spent(self) -> bool:
+        return self.billed >= self.limit or self.left_for_tomorrow > 0
+
+    def describe(self) -> str:
+        return (
+            f"daily call budget of {self.limit} calls (PGY_DAILY_CALL_BUDGET) spent {UNTIL}: "
+            f"{self.billed} billed on {self.day}"
+        )
+
+
+def budget_message(limit: int, billed: int) -> str:
+    return f"daily call budget of {limit} calls (PGY_DAILY_CALL_BUDGET) spent {UNTIL}: {billed} billed today"
+
+
+def record_verdict(instance: DagsterInstance, verdict: BudgetVerdict) -> None:
+    write_value(instance, BUDGET_KEY, json.dumps(asdict(verdict)))
+
+
+def read_spent_budget(
+    instance: DagsterInstance, limit: int | None, today: date | None = None
+) -> BudgetVerdict | None:
+    """Today's verdict if it says the budget ``limit`` is spent; None otherwise (or with no budget).
+
+    A verdict from another day, or one made under a smaller budget than today's, does not count.
+    """
+    if not limit:
+        return None
+    raw = read_value(instance, BUDGET_KEY)
+    if not raw:
+        return None
+    try:
+        verdict = BudgetVerdict(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None
+    day = (today or today_shanghai()).isoformat()
+    if verdict.day != day or verdict.limit < limit or not verdict.spent:
+        return None
+    return verdict
+
+
+class CallBooks:
+    """The :class:`~pgy_pipeline.api.ledger.CallHooks` of a fetch step: journal every call, keep the budget.
+
+    When the budget is short, creators already started go first: a call beyond its creator's
+    reservation is admitted only for the earliest started creator that needs one (the others wait), so
+    the room left completes creators one by one instead of leaving all of them half-scanned. A call
+    that no settling call could make room for is refused.
+    """
+
+    def __init__(self, journal: CallJournal, limit: int | None = None, spent_before: int = 0) -> None:
+        self.journal = journal
+        self.limit = limit
+        self.spent_before = spent_before
+        self._cond = threading.Condition()
+        self._used = 0  # this step's calls billed or in flight
+        self._in_flight = 0
+        self._reserved: dict[str, int] = {}  # calls still reserved per creator being scanned
+        self._started: list[str] = []  # creators being scanned, in the order they started
+        self.refused_calls = 0
+
+    @property
+    def billed_today(self) -> int:
+        with self._cond:
+            return self.spent_before + self._used
+
+    def _room(self, creator_id: str | None) -> int:
+        assert self.limit is not None
+        others = sum(v for c, v in self._reserved.items() if c != creator_id)
+        return self.limit - self.spent_before - self._used - others
+
+    def before_creator(self, creator_id: str, estimated_calls: int) -> bool:
+        if self.limit is None:
+            return True
+        with self._cond:
+            if self._room(None) < max(1, estimated_calls):
+                return False
+            self._reserved[creator_id] = max(1, estimated_calls)
+            self._started.append(creator_id)
+            return True
+
+    def after_creator(self, creator_id: str) -> None:
+        with self._cond:
+            self._reserved.pop(creator_id, None)
+            if creator_id in self._started:
+                self._started.remove(creator_id)
+            self._cond.notify_all()
+
+    def before_call(self, creator_id: str, page_number: int) -> None:
+        with self._cond:
+            while self.limit is not None and self._reserved.get(creator_id, 0) < 1:
+                room = self._room(creator_id)
+                first = next((c for c in self._started if self._reserved.get(c, 0) < 1), creator_id)
+                if room >= 1 and first == creator_id:
+                    break  # a call beyond the reservation, for the earliest creator that needs one
+                if room < 1 and self._in_flight == 0:
+                    self.refused_calls += 1
+                    raise BudgetExhaustedError(
+                        budget_message(self.limit, self.spent_before + self._used)
+                        + ". The call was not made; the creator is left for tomorrow.",
+                        creator_id=creator_id,
+                        page=page_number,
+                    )
+                # Wait for an earlier creator to finish, or for a call in flight to settle (one that
+                # is not billed gives its place back).
+                self._cond.wait(timeout=1.0)
+            self._used += 1
+            self._in_flight += 1
+            if self._reserved.get(creator_id, 0) > 0:
+                self._reserved[creator_id] -= 1
+
+    def after_call(self, creator_id: str, call: ApiCall | None) -> None:
+        if call is not None:
+            self.journal.append(call)
+        with self._cond:
+            self._in_flight -= 1
+            if call is None or not call.billed:
+                self._used -= 1  # not billed after all: the call's place goes back to the budget
+            self._cond.notify_all()

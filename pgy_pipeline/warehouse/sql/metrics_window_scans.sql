@@ -1,0 +1,36 @@
+-- After metrics.sql: on a window-scan day (the scan read only the notes of the 90-day window and its
+-- margin) the all-time figures of window 'all' would come from a fraction of the notes. Leave them NULL
+-- rather than invent them; keep what the scan does know (the service's total, the newest note).
+-- Partitions in _keys, inside the caller's transaction.
+UPDATE analytics.creator_engagement_metrics AS m
+SET note_count = NULL,
+    video_note_count = NULL,
+    read_median = NULL,
+    read_mean = NULL,
+    interaction_median = NULL,
+    like_median = NULL,
+    collect_median = NULL,
+    engagement_rate = NULL,
+    hundred_like_rate = NULL,
+    thousand_like_rate = NULL,
+    read_gain = NULL,
+    previous_snapshot_date = NULL,
+    interaction_per_note_median = NULL,
+    brand_tagged_non_ad_count = NULL
+FROM analytics.creator_snapshots AS s
+WHERE m."window" = 'all'
+  AND s.creator_id = m.creator_id
+  AND s.snapshot_date = m.snapshot_date
+  AND s.scan_status = 'window'
+  AND (m.creator_id, m.snapshot_date) IN (SELECT creator_id, snapshot_date FROM _keys);
+
+-- A full-scan day after a window-scan day: the all-time read gain would only compare the notes the
+-- previous (window) scan read, so it is left NULL too.
+UPDATE analytics.creator_engagement_metrics AS m
+SET read_gain = NULL
+FROM analytics.creator_snapshots AS prev
+WHERE m."window" = 'all'
+  AND prev.creator_id = m.creator_id
+  AND prev.snapshot_date = m.previous_snapshot_date
+  AND prev.scan_status = 'window'
+  AND (m.creator_id, m.snapshot_date) IN (SELECT creator_id, snapshot_date FROM _keys);
