@@ -384,6 +384,13 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
             "brand tag alone; always 0 in segment 'organic'; NULL for window 'all' on a window-scan day.",
             unit="notes",
         ),
+        _c(
+            "read_max",
+            "BIGINT",
+            "Most reads of any one note in the cell: the creator's best note of the window. NULL for an "
+            "empty cell, and on rows computed before schema version 6 until they are rebuilt.",
+            unit="reads",
+        ),
     ),
 )
 

@@ -330,6 +330,7 @@ def expected_metrics(notes_now: list[dict], notes_prev: list[dict] | None, day: 
                 "notes_total_reported": total,
                 "interaction_per_note_median": statistics.median(inter) if cell else None,
                 "brand_tagged_non_ad_count": sum(has_brand(n) and not n["isAdvertise"] for n in cell),
+                "read_max": max(reads) if cell else None,
             }
     return out
 

@@ -8,7 +8,7 @@ INSERT INTO analytics.creator_engagement_metrics (
     creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
     interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
     thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,
-    notes_total_reported, interaction_per_note_median, brand_tagged_non_ad_count
+    notes_total_reported, interaction_per_note_median, brand_tagged_non_ad_count, read_max
 )
 WITH
 snapshot_dates AS (
@@ -86,7 +86,8 @@ SELECT
     r.notes_total_reported,
     median(m.interaction_num)                                  AS interaction_per_note_median,
     count(m.note_id) FILTER (WHERE m.note_segment = 'cooperation' AND m.is_advertise = false)
-                                                               AS brand_tagged_non_ad_count
+                                                               AS brand_tagged_non_ad_count,
+    max(m.read_num)                                            AS read_max
 FROM members AS m
 LEFT JOIN reported AS r USING (creator_id, snapshot_date)
 GROUP BY m.creator_id, m.snapshot_date, m.window_name, m.window_days, m.segment,
