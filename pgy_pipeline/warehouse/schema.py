@@ -136,6 +136,27 @@ def lake_sql(sql: str) -> str:
     return _DROP_DEFAULT.sub("", _ADDED_NOT_NULL.sub(r"\1", sql))
 
 
+_DROP_NOT_NULL = re.compile(
+    r'ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ALTER\s+COLUMN\s+"?(\w+)"?\s+DROP\s+NOT\s+NULL\s*;', re.IGNORECASE
+)
+
+
+def _lake_drop_not_null(conn: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``sql`` without the DROP NOT NULL of columns that are nullable already: on the lake a column
+    added later never got its NOT NULL (see ``_ADDED_NOT_NULL``), and DuckLake refuses to drop what
+    is not there."""
+
+    def keep(match: re.Match[str]) -> str:
+        rows = conn.execute(
+            "SELECT is_nullable FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? AND column_name = ?",
+            [match.group(1), match.group(2), match.group(3)],
+        ).fetchall()
+        return "" if rows and rows[0][0] else match.group(0)
+
+    return _DROP_NOT_NULL.sub(keep, sql)
+
+
 def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None = None) -> list[int]:
     """Bring the open file up to the code's layout; returns the versions applied (often none).
 
@@ -174,7 +195,7 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
             if step.version <= version:
                 continue
             try:
-                conn.execute(dialect(step.sql))
+                conn.execute(_lake_drop_not_null(conn, dialect(step.sql)) if lake else step.sql)
             except duckdb.Error as exc:
                 raise MigrationError(
                     f"migration {step.version} ({step.description}) failed: {exc}. The upgrade was rolled "
