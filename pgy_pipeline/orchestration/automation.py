@@ -357,6 +357,9 @@ _RUN_CAUSES = [
     ("terminated by signal", "run worker died (killed or out of memory)"),
     ("unexpectedly exited", "run worker died (killed or out of memory)"),
     ("run worker", "run worker died (killed or out of memory)"),
+    # Dagster's words when the daemon ends a run whose worker vanished (with the in-process executor
+    # the steps die with the worker, so no step failure is left to say so).
+    ("marked as failed from outside the execution context", "run worker died (killed or out of memory)"),
     ("only serves the present", "past date asked of the API"),
     ("invalid creator id", "invalid creator id"),
 ]
