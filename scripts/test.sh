@@ -42,6 +42,17 @@ status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || status=$?
 if [ "${PGY_SKIP_LAKE:-0}" != 1 ] && [ $# -eq 0 ]; then
   echo "lake profile tests (.venv-lake, DuckDB 1.4.4):"
-  .venv-lake/bin/python -m pytest -q -p no:cacheprovider pgy_pipeline_tests/lake || status=$?
+  lake_status=0
+  lake_report=$(mktemp /tmp/pgy-lake.XXXXXX.xml)
+  .venv-lake/bin/python -m pytest -q -p no:cacheprovider --junitxml="$lake_report" pgy_pipeline_tests/lake \
+    || lake_status=$?
+  # DuckDB 1.4.4 now and then aborts at interpreter exit, after every test has reported: judge the run
+  # by its report then, not by the abort.
+  if [ "$lake_status" = 134 ] && grep -q 'failures="0"' "$lake_report" && grep -q 'errors="0"' "$lake_report"; then
+    echo "note: the lake test process aborted at exit after all its tests passed"
+    lake_status=0
+  fi
+  rm -f "$lake_report"
+  [ "$lake_status" = 0 ] || status=$lake_status
 fi
 exit $status
