@@ -302,7 +302,10 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
 def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
     """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
     return _rebuild_from_raw(
-        conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), ("metrics.sql", "metrics_window_scans.sql")
+        conn,
+        keys,
+        (CREATOR_ENGAGEMENT_METRICS.name,),
+        ("metrics.sql", "metrics_window_scans.sql", "metrics_publish.sql"),
     )
 
 
