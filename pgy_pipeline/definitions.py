@@ -25,23 +25,23 @@ from dagster import (
 )
 
 from pgy_pipeline.orchestration.analyst_assets import ANALYST_ASSETS, analyst_job, analyst_refresh_sensor
-from pgy_pipeline.orchestration.assets import creator_engagement_metrics, creators, note_pages, notes
+from pgy_pipeline.orchestration.assets import build_snapshot_assets, creators
 from pgy_pipeline.orchestration.automation import (
     DEFAULT_SNAPSHOT_CRON,
-    analytics_rebuild_job,
     api_failure_sensor,
     api_guard_reset_job,
+    build_creator_registry_sensor,
     build_daily_snapshot_schedule,
+    build_raw_pages_followup_sensor,
+    build_snapshot_jobs,
     creator_registry_job,
-    creator_registry_sensor,
-    raw_pages_followup_sensor,
-    snapshot_job,
 )
 from pgy_pipeline.orchestration.lake_maintenance import (
     DEFAULT_MAINTENANCE_CRON,
     build_lake_maintenance_schedule,
     lake_maintenance_job,
 )
+from pgy_pipeline.orchestration.partitions import PARTITIONINGS
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.warehouse.lake import is_lake
@@ -115,6 +115,15 @@ class Settings:
     simulated: bool = True
     lake: bool = False
     lake_maintenance_cron: str = DEFAULT_MAINTENANCE_CRON
+    # creator x date (per-creator status in the UI) or cohort x date (large rosters): PGY_PARTITIONING
+    partitioning: str = "creator"
+
+    def __post_init__(self) -> None:
+        if self.partitioning not in PARTITIONINGS:
+            raise ValueError(
+                f"PGY_PARTITIONING={self.partitioning!r} is not a partitioning: use "
+                + " or ".join(PARTITIONINGS)
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +175,7 @@ class Settings:
             simulated=simulated,
             lake=lake,
             lake_maintenance_cron=env.get("PGY_LAKE_MAINTENANCE_CRON") or DEFAULT_MAINTENANCE_CRON,
+            partitioning=(env.get("PGY_PARTITIONING") or "creator").strip().lower(),
         )
 
 
@@ -186,7 +196,8 @@ def build_defs(
     """
     settings = settings or Settings.from_env()
     # Everything computed from the API's data says so when that data is simulated.
-    api_assets: list[AssetsDefinition] = [note_pages, notes, creator_engagement_metrics, *ANALYST_ASSETS]
+    layout = settings.partitioning
+    api_assets: list[AssetsDefinition] = [*build_snapshot_assets(layout), *ANALYST_ASSETS]
     if settings.simulated:
         api_assets = list(map_asset_specs(_flag_simulated, api_assets))
     resources: dict[str, Any] = {
@@ -195,6 +206,7 @@ def build_defs(
         "creator_registry": settings.creator_registry,
         **resource_overrides,
     }
+    snapshot_job, analytics_rebuild_job = build_snapshot_jobs(layout)
     jobs: list[Any] = [
         snapshot_job,
         analytics_rebuild_job,
@@ -202,7 +214,11 @@ def build_defs(
         api_guard_reset_job,
         analyst_job,
     ]
-    schedules = [build_daily_snapshot_schedule(settings.snapshot_cron, settings.pgy_api.budget)]
+    schedules = [
+        build_daily_snapshot_schedule(
+            settings.snapshot_cron, settings.pgy_api.budget, partitioning=layout, job=snapshot_job
+        )
+    ]
     if settings.lake:
         jobs.append(lake_maintenance_job)
         schedules.append(build_lake_maintenance_schedule(settings.lake_maintenance_cron))
@@ -211,8 +227,8 @@ def build_defs(
         jobs=jobs,
         schedules=schedules,
         sensors=[
-            creator_registry_sensor,
-            raw_pages_followup_sensor,
+            build_creator_registry_sensor(layout, snapshot_job),
+            build_raw_pages_followup_sensor(layout, analytics_rebuild_job),
             api_failure_sensor,
             analyst_refresh_sensor,
         ],

@@ -9,7 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult, instance_for_test, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    instance_for_test,
+    materialize,
+)
 
 from pgy_pipeline.api.client import reset_circuit_breakers
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
@@ -120,6 +127,21 @@ def run_pipeline(
         run_config=run_config,
         raise_on_error=False,
     )
+
+
+def step_summary(result: ExecuteInProcessResult, node: str) -> dict:
+    """A step's totals and previews (``run_total/...``, preview tables): its one summary observation.
+
+    They are logged once per step, not copied into each partition's materialization."""
+    key = AssetKey(node.split("__"))
+    found = [
+        e.event_specific_data.asset_observation.metadata
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_OBSERVATION
+        and e.event_specific_data.asset_observation.asset_key == key
+    ]
+    assert len(found) == 1, f"{node}: expected one step summary, found {len(found)}"
+    return found[0]
 
 
 def error_chain_text(err) -> str:

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -200,6 +200,53 @@ def test_range_run_recorded_in_postgres(
     # the steps took their locks in PostgreSQL (the holders' table exists) and gave them all back
     assert _sql_count(pg_url, "SELECT count(*) FROM pgy_step_locks", []) == 0
     assert not Path(db_path + ".locks").exists()
+
+
+def test_cohort_run_recorded_in_postgres(
+    pg_instance: DagsterInstance, pg_url: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    """The cohort layout on PostgreSQL storage: the schedule's one run, one materialization per cohort."""
+    from dagster import build_schedule_context
+
+    from pgy_pipeline.definitions import Settings, build_defs
+    from pgy_pipeline.orchestration.partitions import COHORTS, SHANGHAI, cohort_of
+    from pgy_pipeline.orchestration.registry import CreatorRegistryResource
+
+    creators = creator_ids(6, prefix="pgcohort")
+    for n, creator_id in enumerate(creators):
+        simulator.set_note_count(creator_id, 3 + n)
+    registry = tmp_path / "creators.yaml"
+    registry.write_text("creators:\n" + "".join(f"  - id: {c}\n" for c in creators), encoding="utf-8")
+    db_path = str(tmp_path / "pgy.duckdb")
+    defs = build_defs(
+        Settings(
+            pgy_api=fast_api(simulator),
+            duckdb=PgyDuckDBResource(database=db_path, lock_wait_s=5.0, lock_url=pg_url),
+            creator_registry=CreatorRegistryResource(path=str(registry)),
+            partitioning="cohort",
+        )
+    )
+    with build_schedule_context(
+        instance=pg_instance,
+        repository_def=defs.get_repository_def(),
+        scheduled_execution_time=datetime.now(SHANGHAI),
+        resources={"creator_registry": defs.resources["creator_registry"]},
+    ) as context:
+        [request] = defs.get_schedule_def("daily_snapshot_schedule").evaluate_tick(context).run_requests
+    result = defs.resolve_job_def("snapshot_job").execute_in_process(
+        instance=pg_instance, tags=request.tags, raise_on_error=False
+    )
+    assert result.success
+    cohorts = sorted({cohort_of(c) for c in creators})
+    in_range = COHORTS[COHORTS.index(cohorts[0]) : COHORTS.index(cohorts[-1]) + 1]
+    assert _sql_count(
+        pg_url,
+        "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        [result.run_id],
+    ) == len(ASSET_KEYS) * len(in_range)
+    with duckdb.connect(db_path, read_only=True) as conn:
+        notes = dict(conn.execute("SELECT creator_id, count(*) FROM analytics.notes GROUP BY 1").fetchall())
+    assert notes == {c: 3 + n for n, c in enumerate(creators)}
 
 
 def test_settings_take_the_lock_url_from_the_environment() -> None:

@@ -24,6 +24,7 @@ from pgy_pipeline_tests.conftest import (
     run_pipeline,
     setup_creators,
     step_failure_messages,
+    step_summary,
 )
 from pgy_pipeline_tests.reliability_support import (
     Holder,
@@ -112,7 +113,7 @@ def test_a_session_opened_during_the_fetch_fails_the_write_by_name_and_the_rerun
     assert simulator.call_count() == 0  # the spooled pages were written, none fetched again
     assert notes_complete(db_path, simulator, ids)
     assert spooled(db_path) == set()
-    meta = rerun.asset_materializations_for_node("raw__note_pages")[0].metadata
+    meta = step_summary(rerun, "raw__note_pages")
     assert (
         meta["run_total/partitions_from_spool"].value == len(ids) and meta["run_total/api_calls"].value == 0
     )

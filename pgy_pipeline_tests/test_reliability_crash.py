@@ -43,6 +43,7 @@ from pgy_pipeline_tests.conftest import (
     run_pipeline,
     setup_creators,
     step_failure_messages,
+    step_summary,
 )
 from pgy_pipeline_tests.reliability_support import (
     REPO_ROOT,
@@ -174,7 +175,7 @@ def test_kill_while_paging_leaves_nothing_partial_and_the_rerun_pays_only_what_i
     assert_complete(db_path, simulator, ids)
     assert kept(before, dump(db_path))  # yesterday's rows are all still there
     assert spooled(db_path) == set()
-    meta = result.asset_materializations_for_node("raw__note_pages")[0].metadata
+    meta = step_summary(result, "raw__note_pages")
     assert meta["run_total/partitions_from_spool"].value == 2
     record(
         "4-kill-paging",

@@ -15,7 +15,13 @@ from datetime import time as dtime
 import pytest
 
 from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
-from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
+from pgy_pipeline_tests.conftest import (
+    creator_ids,
+    fast_api,
+    run_pipeline,
+    step_failure_messages,
+    step_summary,
+)
 from pgy_pipeline_tests.reliability_support import query, record
 
 TODAY = today_shanghai()
@@ -39,7 +45,7 @@ def run_with_drift(instance, simulator, duckdb_resource, prefix, faults):
         simulator.add_fault(kind, user_id=creator, page=page, times=times, **params)
     result = run_pipeline(instance, fast_api(simulator), duckdb_resource, ids)
     assert result.success, step_failure_messages(result)  # drift is reported, it does not fail the run
-    meta = result.asset_materializations_for_node("raw__note_pages")[0].metadata
+    meta = step_summary(result, "raw__note_pages")
     drift = meta["list_drift"].value if "list_drift" in meta else {}
     (check,) = [
         c for c in result.get_asset_check_evaluations() if c.check_name == "notes_reconcile_with_total"

@@ -17,7 +17,13 @@ import pytest
 from pgy_pipeline.orchestration.automation import failure_cause
 from pgy_pipeline.orchestration.guard import read_guard
 from pgy_pipeline.orchestration.partitions import SHANGHAI, today_shanghai
-from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline, step_failure_messages
+from pgy_pipeline_tests.conftest import (
+    creator_ids,
+    fast_api,
+    run_pipeline,
+    step_failure_messages,
+    step_summary,
+)
 from pgy_pipeline_tests.reliability_support import counts, dump, partition_rows, query, record, spooled
 
 TODAY = today_shanghai()
@@ -45,8 +51,11 @@ def calls_on(simulator, creator: str, page: int) -> int:
 
 
 def raw_meta(result) -> dict:
+    """The raw step's last partition figures and the step's totals, as plain values."""
     mats = result.asset_materializations_for_node("raw__note_pages")
-    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else {}
+    if not mats:
+        return {}
+    return {k: v.value for k, v in {**mats[-1].metadata, **step_summary(result, "raw__note_pages")}.items()}
 
 
 # (fault kind, params, times, page, outcome the client records for it)

@@ -42,7 +42,7 @@ from pydantic import Field
 from pgy_pipeline.errors import InvalidInputError
 from pgy_pipeline.orchestration.assets import CREATORS_KEY, METRICS_KEY, NOTE_PAGES_KEY, NOTES_KEY
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
-from pgy_pipeline.orchestration.partitions import parse_partition_key, snapshot_date_partitions
+from pgy_pipeline.orchestration.partitions import partition_day, snapshot_date_partitions
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.report import build_report, report_path
 from pgy_pipeline.warehouse.analyst import (
@@ -313,7 +313,7 @@ def analyst_refresh_sensor(context: SensorEvaluationContext) -> SkipReason | lis
         if status[record.run_id] is not None and status[record.run_id] not in _FINISHED:
             break  # that run may write more of the day: refresh once it is done
         if record.partition_key:
-            days.add(parse_partition_key(record.partition_key)[1])
+            days.add(partition_day(record.partition_key))  # either layout: member|date
         cursor = record.storage_id
     if cursor is not None:
         context.update_cursor(str(cursor))

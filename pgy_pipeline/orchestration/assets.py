@@ -11,9 +11,10 @@ Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole 
 ``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
 each write the read replica is refreshed for analysts.
 
-Every partition's materialization carries its own figures (``dagster/row_count``, pages, calls),
-set with ``context.add_asset_metadata(..., partition_key=...)``; figures of the whole step are
-labelled ``run_total/...``.
+Every partition's materialization carries its own figures only (``dagster/row_count``, pages,
+calls), set with ``context.add_asset_metadata(..., partition_key=...)``. The step's totals
+(``run_total/...``) and previews are logged once per step as an observation of the asset
+(:data:`STEP_SUMMARY`), not copied into every partition's event.
 """
 
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
+    AssetsDefinition,
     BackfillPolicy,
     Config,
     Failure,
@@ -62,9 +65,10 @@ from pgy_pipeline.orchestration.metadata import (
     md_table,
 )
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
-from pgy_pipeline.orchestration.partitions import context_partition_keys, note_partitions, partition_key
+from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.orchestration.scope import StepScope, creator_scope, fetch_scope, stored_scope
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.ledger import (
     CallJournal,
@@ -110,6 +114,16 @@ class NotePagesConfig(Config):
     order_type: str = Field(default="LATEST", description="orderType: LATEST | MOST_READ | MOST_INTERACT.")
     note_type: str = Field(default="ALL", description="noteType: ALL | COOPERATION | PHOTO_TEXT | VIDEO.")
     is_third_platform: str = Field(default="NO", description="isThirdPlatform: NO | YES.")
+    creators: list[str] = Field(
+        default=[],
+        description="Cohort partitioning only: fetch just these creators (registry ids, within the "
+        "selected cohorts) instead of every active creator of the cohorts.",
+    )
+    skip_creators: list[str] = Field(
+        default=[],
+        description="Cohort partitioning only: leave these creators out (the daily schedule lists "
+        "the creators it checks only weekly).",
+    )
     scan: str = Field(
         default="auto",
         description="auto: read only the 90-day window when the creator had a full scan within "
@@ -226,12 +240,31 @@ def _partition_figures(
     return {(row[0], row[1]): dict(zip(names, row[2:], strict=True)) for row in rows}
 
 
+STEP_SUMMARY = "the step's totals and previews (one event per step, not one per partition)"
+
+
+def _with_step_summary(
+    context: AssetExecutionContext,
+    key: AssetKey,
+    metadata: dict[str, Any],
+    checks: Sequence[AssetCheckResult] = (),
+) -> MaterializeResult:
+    """The step's result, its totals and previews logged once as an observation of the asset.
+
+    Metadata on the result would be copied into every partition's materialization: at 1,000
+    partitions that is 1,000 copies of the preview tables in Dagster's event log, written one commit
+    each and read back by the UI. Each partition keeps its own figures only.
+    """
+    context.log_event(AssetObservation(asset_key=key, description=STEP_SUMMARY, metadata=metadata))
+    return MaterializeResult(check_results=list(checks))
+
+
 def _add_partition_metadata(
-    context: AssetExecutionContext, rows: Sequence[Sequence[Any]], names: Sequence[str]
+    context: AssetExecutionContext, scope: StepScope, rows: Sequence[Sequence[Any]], names: Sequence[str]
 ) -> None:
     """Give each partition of the step its own figures, instead of the step's totals."""
-    for key, values in _partition_figures(rows, names).items():
-        context.add_asset_metadata(values, partition_key=partition_key(*key))
+    for part, values in scope.per_partition(_partition_figures(rows, names)).items():
+        context.add_asset_metadata(values, partition_key=part)
 
 
 def _note_empty_snapshots(
@@ -252,22 +285,14 @@ def _note_empty_snapshots(
     return sorted({c for empty, _ in by_day.values() for c in empty})
 
 
-@asset(
-    key=NOTE_PAGES_KEY,
-    partitions_def=note_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"duckdb", "python"},
-    metadata={"dagster/column_schema": column_schema("raw.note_pages")},
-)
-def note_pages(
+def _note_pages_step(
     context: AssetExecutionContext,
     config: NotePagesConfig,
     pgy_api: PgyApiResource,
     duckdb: PgyDuckDBResource,
+    scope: StepScope,
 ) -> MaterializeResult:
-    """Raw API response pages of each creator's notes, one row per page, body verbatim."""
-    keys = context_partition_keys(context)
+    """Check the request, then fetch and write under the ``pgy_api`` lock."""
     query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
     if config.scan not in ("auto", "full"):
         raise InvalidParameterError(
@@ -278,7 +303,7 @@ def note_pages(
     # One fetching step at a time, from the plan to the write: a step that waited finds what the
     # previous one stored and fetches only the rest.
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
-        return _note_pages(context, config, pgy_api, duckdb, keys, query)
+        return _note_pages(context, config, pgy_api, duckdb, scope, query)
 
 
 def _note_pages(
@@ -286,9 +311,10 @@ def _note_pages(
     config: NotePagesConfig,
     pgy_api: PgyApiResource,
     duckdb: PgyDuckDBResource,
-    keys: list[PartitionKey],
+    scope: StepScope,
     query: NotesQuery,
 ) -> MaterializeResult:
+    keys = scope.keys
     spool = Spool(duckdb.spool_path)
     today = today_shanghai()
     with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
@@ -310,7 +336,12 @@ def _note_pages(
             force_full=config.scan == "full",
         )
     context.log.info(
-        f"{len(keys)} partition(s): {len(plan.stored)} already stored (skipped; set refresh to fetch "
+        (
+            f"{len(keys)} creator snapshot(s) in {len(scope.partitions)} cohort partition(s)"
+            if scope.by_cohort
+            else f"{len(keys)} partition(s)"
+        )
+        + f": {len(plan.stored)} already stored (skipped; set refresh to fetch "
         f"again), {len(plan.from_spool)} from the spool (fetched earlier, not yet written), "
         f"{len(plan.to_fetch)} to fetch from the API"
     )
@@ -417,12 +448,24 @@ def _note_pages(
         metadata["daily_call_budget"] = MetadataValue.json(
             {"budget": budget, "billed_today": books.billed_today, "left_for_tomorrow": len(deferred)}
         )
+    per_partition_figures = scope.per_partition(figures)
+    if scope.by_cohort:
+        for part, values in per_partition_figures.items():
+            written = [k for k in scope.creators_of(part) if k not in plan.stored]
+            values["status"] = UNCHANGED if not written else "written"
     if failures or deferred:
-        # A failed step records no materialization by itself: record the partitions that were written.
-        for key in pages_by_key:
+        # A failed step records no materialization by itself: record the partitions that were written
+        # (a cohort only when every creator of it was written or already stored).
+        unfinished = {scope.partition_of((c, today)) for c in [*failures, *deferred]}
+        written_parts = (
+            [p for p in scope.partitions if p not in unfinished]
+            if scope.by_cohort
+            else [scope.partition_of(k) for k in pages_by_key]
+        )
+        for part in written_parts:
             context.log_event(
                 AssetMaterialization(
-                    asset_key=NOTE_PAGES_KEY, partition=partition_key(*key), metadata=figures[key]
+                    asset_key=NOTE_PAGES_KEY, partition=part, metadata=per_partition_figures[part]
                 )
             )
         lines = [f"- {creator_label(c, names)}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
@@ -447,9 +490,9 @@ def _note_pages(
                 "left_for_tomorrow": MetadataValue.json(deferred),
             },
         )
-    for key, values in figures.items():
-        context.add_asset_metadata(values, partition_key=partition_key(*key))
-    return MaterializeResult(metadata=metadata)
+    for part, values in per_partition_figures.items():
+        context.add_asset_metadata(values, partition_key=part)
+    return _with_step_summary(context, NOTE_PAGES_KEY, metadata)
 
 
 @dataclass
@@ -479,28 +522,16 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
         )
 
 
-@asset(
-    key=NOTES_KEY,
-    deps=[NOTE_PAGES_KEY],
-    partitions_def=note_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"duckdb", "sql"},
-    metadata={"dagster/column_schema": column_schema("analytics.notes")},
-    check_specs=[
-        AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
-        AssetCheckSpec("notes_reconcile_with_total", asset=NOTES_KEY),
-    ],
-)
-def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
-    """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
-    keys = context_partition_keys(context)
+def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool) -> MaterializeResult:
+    scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
     with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
+        scope = scope or stored_scope(context, conn)
+        keys = scope.keys
         _creator_names(context, conn, keys)
         missing = rebuild_notes(conn, keys)
         result = _notes_report(conn, keys)
-    _add_partition_metadata(context, result.per_partition, ["dagster/row_count", "rejected_items"])
+    _add_partition_metadata(context, scope, result.per_partition, ["dagster/row_count", "rejected_items"])
 
     checks = [
         AssetCheckResult(
@@ -549,32 +580,23 @@ def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> Material
             ),
             metadata=metadata,
         )
-    return MaterializeResult(metadata=metadata, check_results=checks)
+    return _with_step_summary(context, NOTES_KEY, metadata, checks)
 
 
-@asset(
-    key=METRICS_KEY,
-    deps=[NOTES_KEY],
-    partitions_def=note_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds={"duckdb", "sql"},
-    metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
-    check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
-)
-def creator_engagement_metrics(
-    context: AssetExecutionContext, duckdb: PgyDuckDBResource
+def _creator_engagement_metrics(
+    context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool
 ) -> MaterializeResult:
-    """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
-    keys = context_partition_keys(context)
+    scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
     with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         ensure_schema(conn)
+        scope = scope or stored_scope(context, conn)
+        keys = scope.keys
         missing = rebuild_metrics(conn, keys)
         with partition_keys(conn, keys):
             per_partition = report(conn, "metrics_per_partition")
             out_of_bounds = report(conn, "metric_rate_violations")
             headline = report(conn, "metrics_headline")
-    _add_partition_metadata(context, per_partition, ["dagster/row_count"])
+    _add_partition_metadata(context, scope, per_partition, ["dagster/row_count"])
     metadata: dict[str, Any] = {
         "run_total/metric_rows": sum(int(r[2]) for r in per_partition),
         "headline_30d": MetadataValue.md(
@@ -606,7 +628,105 @@ def creator_engagement_metrics(
         severity=AssetCheckSeverity.ERROR,
         metadata={"violations": MetadataValue.json([[str(v) for v in r] for r in out_of_bounds])},
     )
-    return MaterializeResult(metadata=metadata, check_results=[check])
+    return _with_step_summary(context, METRICS_KEY, metadata, [check])
+
+
+def build_snapshot_assets(
+    partitioning: str = "creator",
+) -> tuple[AssetsDefinition, AssetsDefinition, AssetsDefinition]:
+    """``raw/note_pages``, ``analytics/notes`` and ``analytics/creator_engagement_metrics`` in one of
+    the layouts of :mod:`.partitions`: ``creator`` (creator x date) or ``cohort`` (cohort x date).
+    The asset keys, tables and steps are the same; only Dagster's bookkeeping differs."""
+    if partitioning not in PARTITIONINGS:
+        raise InvalidParameterError(
+            f"invalid partitioning {partitioning!r}: must be one of {', '.join(PARTITIONINGS)}"
+        )
+    by_cohort = partitioning == "cohort"
+    partitions_def = cohort_note_partitions if by_cohort else note_partitions
+
+    if by_cohort:
+        # A cohort partition stands for the registry's creators of that cohort: the step reads the registry.
+        @asset(
+            key=NOTE_PAGES_KEY,
+            partitions_def=partitions_def,
+            backfill_policy=BackfillPolicy.single_run(),
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+            metadata={"dagster/column_schema": column_schema("raw.note_pages")},
+        )
+        def note_pages(
+            context: AssetExecutionContext,
+            config: NotePagesConfig,
+            pgy_api: PgyApiResource,
+            duckdb: PgyDuckDBResource,
+            creator_registry: CreatorRegistryResource,
+        ) -> MaterializeResult:
+            """Raw API response pages of each creator's notes, one row per page, body verbatim."""
+            scope = fetch_scope(context, creator_registry.load(), config.creators, config.skip_creators)
+            return _note_pages_step(context, config, pgy_api, duckdb, scope)
+
+    else:
+
+        @asset(
+            key=NOTE_PAGES_KEY,
+            partitions_def=partitions_def,
+            backfill_policy=BackfillPolicy.single_run(),
+            group_name=GROUP,
+            kinds={"duckdb", "python"},
+            metadata={"dagster/column_schema": column_schema("raw.note_pages")},
+        )
+        def note_pages(
+            context: AssetExecutionContext,
+            config: NotePagesConfig,
+            pgy_api: PgyApiResource,
+            duckdb: PgyDuckDBResource,
+        ) -> MaterializeResult:
+            """Raw API response pages of each creator's notes, one row per page, body verbatim."""
+            if config.creators or config.skip_creators:
+                raise InvalidParameterError(
+                    "run config 'creators' and 'skip_creators' apply only with PGY_PARTITIONING=cohort; "
+                    "with creator partitions select the creators' partitions instead. No API call was made."
+                )
+            return _note_pages_step(context, config, pgy_api, duckdb, creator_scope(context))
+
+    @asset(
+        key=NOTES_KEY,
+        deps=[NOTE_PAGES_KEY],
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"duckdb", "sql"},
+        metadata={"dagster/column_schema": column_schema("analytics.notes")},
+        check_specs=[
+            AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
+            AssetCheckSpec("notes_reconcile_with_total", asset=NOTES_KEY),
+        ],
+    )
+    def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
+        """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
+        return _notes(context, duckdb, by_cohort)
+
+    @asset(
+        key=METRICS_KEY,
+        deps=[NOTES_KEY],
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"duckdb", "sql"},
+        metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
+        check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
+    )
+    def creator_engagement_metrics(
+        context: AssetExecutionContext, duckdb: PgyDuckDBResource
+    ) -> MaterializeResult:
+        """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
+        return _creator_engagement_metrics(context, duckdb, by_cohort)
+
+    return note_pages, notes, creator_engagement_metrics
+
+
+# The default (creator x date) layout's assets, which most callers import directly.
+note_pages, notes, creator_engagement_metrics = build_snapshot_assets("creator")
 
 
 @asset(

@@ -17,6 +17,7 @@ the schedule puts the neediest creators first (never snapshotted, then the stale
 step does within a run.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
@@ -34,6 +35,7 @@ from dagster import (
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -46,27 +48,32 @@ from dagster import (
 )
 
 from pgy_pipeline.orchestration.assets import (
+    METRICS_KEY,
     NOTE_PAGES_KEY,
     NOTES_KEY,
     UNCHANGED,
-    creator_engagement_metrics,
     creators,
-    note_pages,
-    notes,
 )
 from pgy_pipeline.orchestration.budget import read_spent_budget
 from pgy_pipeline.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    AssetJobDefinition,
     error_messages,
     materialized_partitions,
+    read_value,
     tag_run,
+    write_value,
 )
 from pgy_pipeline.orchestration.empty_streaks import deferred_creators, deferred_text, forget, read_streaks
 from pgy_pipeline.orchestration.guard import clear_guard, read_guard
 from pgy_pipeline.orchestration.metadata import creators_tag
 from pgy_pipeline.orchestration.partitions import (
+    COHORTS,
     SHANGHAI,
+    cohort_note_partitions,
+    cohort_of,
+    cohorts_in_order,
     note_partitions,
     parse_partition_key,
     today_shanghai,
@@ -75,18 +82,35 @@ from pgy_pipeline.orchestration.registry import CreatorRegistryResource, Registr
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
-snapshot_job = define_asset_job(
-    name="snapshot_job",
-    selection=AssetSelection.assets(note_pages, notes, creator_engagement_metrics),
-    partitions_def=note_partitions,
-    description="Fetch today's notes for a range of creators, then rebuild their notes and metrics.",
-)
-analytics_rebuild_job = define_asset_job(
-    name="analytics_rebuild_job",
-    selection=AssetSelection.assets(notes, creator_engagement_metrics),
-    partitions_def=note_partitions,
-    description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
-)
+
+def build_snapshot_jobs(
+    partitioning: str = "creator",
+) -> tuple[AssetJobDefinition, AssetJobDefinition]:
+    """``snapshot_job`` and ``analytics_rebuild_job`` over the layout's partitions."""
+    partitions_def = cohort_note_partitions if partitioning == "cohort" else note_partitions
+    members = "cohorts of creators" if partitioning == "cohort" else "creators"
+    keys = [NOTE_PAGES_KEY, NOTES_KEY, METRICS_KEY]
+    return (
+        define_asset_job(
+            name="snapshot_job",
+            selection=AssetSelection.assets(*keys),
+            partitions_def=partitions_def,
+            description=f"Fetch today's notes for a range of {members}, then rebuild their notes and metrics.",
+        ),
+        define_asset_job(
+            name="analytics_rebuild_job",
+            selection=AssetSelection.assets(*keys[1:]),
+            partitions_def=partitions_def,
+            description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
+        ),
+    )
+
+
+snapshot_job, analytics_rebuild_job = build_snapshot_jobs("creator")
+# The op name of raw/note_pages in run config.
+NOTE_PAGES_OP = "raw__note_pages"
+# Creators the cohort layout's registry sensor has seen (instance storage, JSON list).
+COHORT_ROSTER_KEY = "pgy_pipeline/cohort_roster"
 creator_registry_job = define_asset_job(
     name="creator_registry_job",
     selection=AssetSelection.assets(creators),
@@ -123,70 +147,110 @@ def contiguous_blocks(registered: list[str], wanted: Iterable[str]) -> list[list
     return blocks
 
 
-@sensor(
-    name="creator_registry_sensor",
-    jobs=[snapshot_job, creator_registry_job],
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Keeps the creators partitions in step with the registry file; snapshots new creators at once.",
-)
-def creator_registry_sensor(
-    context: SensorEvaluationContext, creator_registry: CreatorRegistryResource
-) -> SensorResult | SkipReason:
-    try:
-        registry = creator_registry.load()
-    except RegistryFileError as exc:
-        return SkipReason(str(exc))
-    for problem in registry.problems:
-        context.log.warning(problem)
+def _first_snapshot_request(new: list[str], registry: Registry, by_cohort: bool) -> RunRequest:
+    """One run giving the ``new`` creators their first snapshot today."""
+    day = today_shanghai()
+    tags = {"pgy/trigger": "new-creators", "pgy/creators": creators_tag(new, registry_names(registry))}
+    if not by_cohort:
+        return RunRequest(
+            job_name="snapshot_job",
+            run_key=f"first-snapshot-{day}-{new[0]}-{len(new)}",
+            tags={**range_tags(new[0], new[-1], day), **tags},
+        )
+    # The cohorts between the first and the last hold other creators too: the run fetches only these.
+    cohorts = cohorts_in_order([cohort_of(c) for c in new])
+    return RunRequest(
+        job_name="snapshot_job",
+        run_key=f"first-snapshot-{day}-{new[0]}-{len(new)}",
+        tags={**range_tags(cohorts[0], cohorts[-1], day), **tags},
+        run_config={"ops": {NOTE_PAGES_OP: {"config": {"creators": new}}}},
+    )
 
-    registered = set(context.instance.get_dynamic_partitions("creators"))
-    new = [c for c in registry.active_ids if c not in registered]
-    run_requests, notes_for_tick = [], []
-    # A creator taken out of the registry (or made inactive) loses its streak of empty snapshots, so
-    # adding it back has it checked daily again.
-    active = set(registry.active_ids)
-    streaks = read_streaks(context.instance)
-    forgotten = forget(context.instance, [c for c in streaks if c not in active])
-    if forgotten:
-        notes_for_tick.append(
-            f"{len(forgotten)} creator(s) no longer active: their streak of empty snapshots is forgotten"
-        )
-    if registry.fingerprint != context.cursor:
-        run_requests.append(
-            RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}")
-        )
-    if new:
-        guard = read_guard(context.instance)
-        day = today_shanghai()
-        if guard is None:
-            run_requests.append(
-                RunRequest(
-                    job_name="snapshot_job",
-                    run_key=f"first-snapshot-{day}-{new[0]}-{len(new)}",
-                    tags={
-                        **range_tags(new[0], new[-1], day),
-                        "pgy/trigger": "new-creators",
-                        "pgy/creators": creators_tag(new, registry_names(registry)),
-                    },
-                )
-            )
-        else:
+
+def _known_creators(instance: DagsterInstance, by_cohort: bool) -> set[str]:
+    """Creators already given a first snapshot: the ``creators`` partitions, and in the cohort layout
+    the roster its sensor keeps (which starts from those partitions when switching layouts)."""
+    known = set(instance.get_dynamic_partitions("creators"))
+    if by_cohort:
+        raw = read_value(instance, COHORT_ROSTER_KEY)
+        try:
+            known.update(json.loads(raw) if raw else [])
+        except ValueError:
+            pass  # a damaged roster costs at most one first snapshot per creator, which then skips
+    return known
+
+
+def build_creator_registry_sensor(
+    partitioning: str = "creator", snapshot: AssetJobDefinition | None = None
+) -> SensorDefinition:
+    """``creator_registry_sensor`` for the layout: in the creator layout it adds new creators as
+    partitions; in both it snapshots new creators at once and copies the registry into DuckDB."""
+    by_cohort = partitioning == "cohort"
+
+    @sensor(
+        name="creator_registry_sensor",
+        jobs=[snapshot or snapshot_job, creator_registry_job],
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Keeps the creators partitions in step with the registry file; snapshots new creators at once."
+        if not by_cohort
+        else "Snapshots creators new to the registry file at once, within their cohorts.",
+    )
+    def creator_registry_sensor(
+        context: SensorEvaluationContext, creator_registry: CreatorRegistryResource
+    ) -> SensorResult | SkipReason:
+        try:
+            registry = creator_registry.load()
+        except RegistryFileError as exc:
+            return SkipReason(str(exc))
+        for problem in registry.problems:
+            context.log.warning(problem)
+
+        known = _known_creators(context.instance, by_cohort)
+        new = [c for c in registry.active_ids if c not in known]
+        run_requests, notes_for_tick = [], []
+        # A creator taken out of the registry (or made inactive) loses its streak of empty snapshots, so
+        # adding it back has it checked daily again.
+        active = set(registry.active_ids)
+        streaks = read_streaks(context.instance)
+        forgotten = forget(context.instance, [c for c in streaks if c not in active])
+        if forgotten:
             notes_for_tick.append(
-                f"first snapshot of {len(new)} new creator(s) not launched: {guard.describe()}"
+                f"{len(forgotten)} creator(s) no longer active: their streak of empty snapshots is forgotten"
             )
-    context.update_cursor(registry.fingerprint)
-    summary = (
-        f"{len(registry.active_ids)} active creator(s), {len(new)} new; "
-        f"{len(registry.problems)} bad row(s) skipped"
-        + "".join(f"\n{p}" for p in registry.problems + notes_for_tick)
-    )
-    context.log.info(summary)
-    return SensorResult(
-        run_requests=run_requests,
-        dynamic_partitions_requests=[AddDynamicPartitionsRequest("creators", new)] if new else [],
-        skip_reason=None if run_requests or new else SkipReason(summary),
-    )
+        if registry.fingerprint != context.cursor:
+            run_requests.append(
+                RunRequest(job_name="creator_registry_job", run_key=f"registry-{registry.fingerprint}")
+            )
+        if new:
+            guard = read_guard(context.instance)
+            if guard is None:
+                run_requests.append(_first_snapshot_request(new, registry, by_cohort))
+            else:
+                notes_for_tick.append(
+                    f"first snapshot of {len(new)} new creator(s) not launched: {guard.describe()}"
+                )
+            if by_cohort:
+                write_value(context.instance, COHORT_ROSTER_KEY, json.dumps(sorted(known | set(new))))
+        context.update_cursor(registry.fingerprint)
+        summary = (
+            f"{len(registry.active_ids)} active creator(s), {len(new)} new; "
+            f"{len(registry.problems)} bad row(s) skipped"
+            + "".join(f"\n{p}" for p in registry.problems + notes_for_tick)
+        )
+        context.log.info(summary)
+        return SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=[AddDynamicPartitionsRequest("creators", new)]
+            if new and not by_cohort
+            else [],
+            skip_reason=None if run_requests or new else SkipReason(summary),
+        )
+
+    return creator_registry_sensor
+
+
+creator_registry_sensor = build_creator_registry_sensor("creator")
 
 
 DEFAULT_SNAPSHOT_CRON = "0 8 * * *"
@@ -205,17 +269,47 @@ def by_need(instance: DagsterInstance, blocks: list[list[str]]) -> list[list[str
     return sorted(blocks, key=lambda block: min(last.get(c, date.min) for c in block))
 
 
+def _cohort_daily_request(
+    registry: Registry, active: set[str], deferred: list[str], day: date
+) -> list[RunRequest]:
+    """The cohort layout's daily snapshot: one run over the cohorts holding creators to snapshot,
+    the creators checked only weekly left out by run config."""
+    todo = [c for c in registry.active_ids if c in active and c not in set(deferred)]
+    if not todo:
+        return []
+    cohorts = cohorts_in_order([cohort_of(c) for c in todo])
+    in_range = set(COHORTS[COHORTS.index(cohorts[0]) : COHORTS.index(cohorts[-1]) + 1])
+    skip = sorted(c for c in deferred if cohort_of(c) in in_range)
+    return [
+        RunRequest(
+            run_key=f"daily-{day}-0",
+            tags={
+                **range_tags(cohorts[0], cohorts[-1], day),
+                "pgy/trigger": "daily-snapshot",
+                "pgy/creators": creators_tag(todo, registry_names(registry)),
+                **({"pgy/checked_weekly_not_today": str(len(deferred))} if deferred else {}),
+            },
+            run_config={"ops": {NOTE_PAGES_OP: {"config": {"skip_creators": skip}}}} if skip else {},
+        )
+    ]
+
+
 def build_daily_snapshot_schedule(
-    cron_schedule: str = DEFAULT_SNAPSHOT_CRON, daily_call_budget: int | None = None
+    cron_schedule: str = DEFAULT_SNAPSHOT_CRON,
+    daily_call_budget: int | None = None,
+    partitioning: str = "creator",
+    job: AssetJobDefinition | None = None,
 ) -> ScheduleDefinition:
     """``daily_snapshot_schedule`` at ``cron_schedule`` (Asia/Shanghai; PGY_SNAPSHOT_CRON), skipping
-    its tick while ``daily_call_budget`` (PGY_DAILY_CALL_BUDGET) is spent."""
+    its tick while ``daily_call_budget`` (PGY_DAILY_CALL_BUDGET) is spent. In the cohort layout it
+    asks for one run over the cohorts (its fetch step puts the neediest creators first under a budget)."""
+    by_cohort = partitioning == "cohort"
 
     @schedule(
         name="daily_snapshot_schedule",
         cron_schedule=cron_schedule,
         execution_timezone="Asia/Shanghai",
-        job=snapshot_job,
+        job=job or snapshot_job,
         default_status=DefaultScheduleStatus.RUNNING,
         description="Snapshots today's notes for every active creator, in as few runs as partition ranges allow.",
     )
@@ -232,16 +326,26 @@ def build_daily_snapshot_schedule(
             registry = creator_registry.load()
         except RegistryFileError as exc:
             return SkipReason(f"daily snapshot skipped: {exc}")
-        registered = list(context.instance.get_dynamic_partitions("creators"))
         active = set(registry.active_ids)
+        when = context.scheduled_execution_time
+        day = when.astimezone(SHANGHAI).date() if when is not None else today_shanghai()
+        if by_cohort:
+            deferred = deferred_creators(read_streaks(context.instance), active, day)
+            if deferred:
+                context.log.info(deferred_text(deferred))
+            requests = _cohort_daily_request(registry, active, sorted(deferred), day)
+            if requests:
+                return requests
+            if deferred:
+                return SkipReason(f"daily snapshot skipped: {deferred_text(deferred)}")
+            return SkipReason("no active creators: add creators to the registry file")
+        registered = list(context.instance.get_dynamic_partitions("creators"))
         unregistered = sorted(active - set(registered))
         if unregistered:
             context.log.warning(
                 f"{len(unregistered)} active creator(s) not yet registered as partitions (the registry "
                 f"sensor adds them on its next tick): {', '.join(unregistered[:5])}"
             )
-        when = context.scheduled_execution_time
-        day = when.astimezone(SHANGHAI).date() if when is not None else today_shanghai()
         # Creators that came back empty too often are checked weekly (read from the instance: the
         # schedule never opens DuckDB, which a run may be holding).
         deferred = deferred_creators(read_streaks(context.instance), active, day)
@@ -271,70 +375,84 @@ def build_daily_snapshot_schedule(
     return daily_snapshot_schedule
 
 
-@sensor(
-    name="raw_pages_followup_sensor",
-    job=analytics_rebuild_job,
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Rebuilds notes and metrics for raw partitions that changed without them (no API call); "
-    "partitions a run left unchanged need nothing.",
-)
-def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | list[RunRequest]:
-    instance = context.instance
-    after = int(context.cursor) if context.cursor else None
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=NOTE_PAGES_KEY, after_storage_id=after), limit=1000, ascending=True
-    ).records
-    if not records:
-        return SkipReason("no new raw pages")
+def build_raw_pages_followup_sensor(
+    partitioning: str = "creator", job: AssetJobDefinition | None = None
+) -> SensorDefinition:
+    """``raw_pages_followup_sensor`` for the layout's partitions (creators or cohorts x dates)."""
+    by_cohort = partitioning == "cohort"
 
-    pending: dict[str, int] = {}  # partition -> raw storage id
-    cursor = after
-    run_status: dict[str, DagsterRunStatus | None] = {}
-    for record in records:
-        run_id = record.run_id
-        if run_id not in run_status:
-            run = instance.get_run_by_id(run_id)
-            run_status[run_id] = run.status if run else None
-        if run_status[run_id] is not None and run_status[run_id] not in FINISHED:
-            break  # that run may still rebuild notes itself: look again on a later tick
-        materialization = record.asset_materialization
-        status = materialization.metadata.get("status") if materialization else None
-        if record.partition_key and getattr(status, "value", None) != UNCHANGED:
-            pending[record.partition_key] = record.storage_id
-        cursor = record.storage_id
-
-    if pending:
-        rebuilt = instance.fetch_materializations(
-            AssetRecordsFilter(
-                asset_key=NOTES_KEY,
-                asset_partitions=list(pending),
-                after_storage_id=min(pending.values()),
-            ),
-            limit=len(pending) * 4 + 100,
+    @sensor(
+        name="raw_pages_followup_sensor",
+        job=job or analytics_rebuild_job,
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Rebuilds notes and metrics for raw partitions that changed without them (no API call); "
+        "partitions a run left unchanged need nothing.",
+    )
+    def raw_pages_followup_sensor(context: SensorEvaluationContext) -> SkipReason | list[RunRequest]:
+        instance = context.instance
+        after = int(context.cursor) if context.cursor else None
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=NOTE_PAGES_KEY, after_storage_id=after), limit=1000, ascending=True
         ).records
-        for record in rebuilt:
-            if record.partition_key in pending and record.storage_id > pending[record.partition_key]:
-                del pending[record.partition_key]
+        if not records:
+            return SkipReason("no new raw pages")
 
-    by_day: dict[date, set[str]] = defaultdict(set)
-    for key in pending:
-        creator_id, day = parse_partition_key(key)
-        by_day[day].add(creator_id)
-    registered = list(instance.get_dynamic_partitions("creators"))
-    run_requests = [
-        RunRequest(
-            run_key=f"followup-{cursor}-{day}-{i}",
-            tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "raw-pages-changed"},
-        )
-        for day in sorted(by_day)
-        for i, block in enumerate(contiguous_blocks(registered, by_day[day]))
-    ]
-    if cursor is not None:
-        context.update_cursor(str(cursor))
-    if not run_requests:
-        return SkipReason("raw pages changed only where notes and metrics were already rebuilt")
-    return run_requests
+        pending: dict[str, int] = {}  # partition -> raw storage id
+        cursor = after
+        run_status: dict[str, DagsterRunStatus | None] = {}
+        for record in records:
+            run_id = record.run_id
+            if run_id not in run_status:
+                run = instance.get_run_by_id(run_id)
+                run_status[run_id] = run.status if run else None
+            if run_status[run_id] is not None and run_status[run_id] not in FINISHED:
+                break  # that run may still rebuild notes itself: look again on a later tick
+            materialization = record.asset_materialization
+            status = materialization.metadata.get("status") if materialization else None
+            if record.partition_key and getattr(status, "value", None) != UNCHANGED:
+                pending[record.partition_key] = record.storage_id
+            cursor = record.storage_id
+
+        if pending:
+            rebuilt = instance.fetch_materializations(
+                AssetRecordsFilter(
+                    asset_key=NOTES_KEY,
+                    asset_partitions=list(pending),
+                    after_storage_id=min(pending.values()),
+                ),
+                limit=len(pending) * 4 + 100,
+            ).records
+            for record in rebuilt:
+                if record.partition_key in pending and record.storage_id > pending[record.partition_key]:
+                    del pending[record.partition_key]
+
+        by_day: dict[date, set[str]] = defaultdict(set)
+        for key in pending:
+            member, _, day_text = key.rpartition("|")
+            try:
+                by_day[date.fromisoformat(day_text)].add(member)
+            except ValueError:
+                continue  # not a key of this layout's shape: nothing to rebuild from it
+        registered = COHORTS if by_cohort else list(instance.get_dynamic_partitions("creators"))
+        run_requests = [
+            RunRequest(
+                run_key=f"followup-{cursor}-{day}-{i}",
+                tags={**range_tags(block[0], block[-1], day), "pgy/trigger": "raw-pages-changed"},
+            )
+            for day in sorted(by_day)
+            for i, block in enumerate(contiguous_blocks(registered, by_day[day]))
+        ]
+        if cursor is not None:
+            context.update_cursor(str(cursor))
+        if not run_requests:
+            return SkipReason("raw pages changed only where notes and metrics were already rebuilt")
+        return run_requests
+
+    return raw_pages_followup_sensor
+
+
+raw_pages_followup_sensor = build_raw_pages_followup_sensor("creator")
 
 
 # Causes that stop the whole run (or every call), most specific first: a guard message quotes the

@@ -10,7 +10,8 @@ changes any of them:
 * the names of the run tags that make one run cover a range of partitions;
 * the chain of causes of a step failure's serialized error;
 * the set of materialized partition keys of an asset (``get_materialized_partitions``), which tells the
-  schedule how stale each creator is without opening DuckDB.
+  schedule how stale each creator is without opening DuckDB;
+* the type ``define_asset_job`` returns (``UnresolvedAssetJobDefinition``, not exported), for type hints.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 from dagster import AssetKey, DagsterEvent, DagsterInstance
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition as AssetJobDefinition,
+)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 __all__ = [
+    "AssetJobDefinition",
     "ASSET_PARTITION_RANGE_END_TAG",
     "ASSET_PARTITION_RANGE_START_TAG",
     "tag_run",

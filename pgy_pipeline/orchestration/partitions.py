@@ -1,7 +1,24 @@
-"""Partitions: creator (dynamic) x snapshot date (daily, Asia/Shanghai), and their validation."""
+"""Partitions, and their validation. Two layouts of the same tables (``PGY_PARTITIONING``):
+
+* ``creator`` (the default): creator (dynamic, one partition per registered creator) x snapshot
+  date (daily, Asia/Shanghai). Per-creator status, backfill and rerun in the UI; the right layout
+  up to about 1,000 creators.
+* ``cohort``: :data:`COHORT_COUNT` stable cohorts of creators x snapshot date, for large rosters.
+  A creator's cohort is a hash of its id (:func:`cohort_of`), so it never changes when others join
+  or leave. A cohort partition stands for every creator of the cohort; the steps expand it into
+  creators (from the registry for ``raw/note_pages``, from the stored raw pages for the rebuilds)
+  and keep per-creator skip and resume inside it. Dagster then keeps 64 x days partitions per asset
+  at any roster size, and a daily run writes 64 materializations per asset instead of one per
+  creator (docs/production.md, *Partitioning for large rosters*).
+
+The DuckDB tables are keyed by (creator_id, snapshot_date) in both layouts: switching loses and
+re-fetches nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import date
 
 from dagster import (
@@ -10,13 +27,26 @@ from dagster import (
     DynamicPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
 )
 
 from pgy_pipeline.api.client import validate_creator_id
 from pgy_pipeline.errors import InvalidCreatorIdError, InvalidInputError
 from pgy_pipeline.warehouse.keys import SHANGHAI, PartitionKey, today_shanghai
 
-__all__ = ["SHANGHAI", "today_shanghai", "partition_key", "parse_partition_key", "context_partition_keys"]
+__all__ = [
+    "SHANGHAI",
+    "today_shanghai",
+    "partition_key",
+    "parse_partition_key",
+    "context_partition_keys",
+    "cohort_of",
+    "cohort_partition_key",
+    "parse_cohort_key",
+    "context_cohort_days",
+    "partition_day",
+    "PARTITIONINGS",
+]
 SNAPSHOT_START_DATE = "2026-01-01"
 
 creator_partitions = DynamicPartitionsDefinition(name="creators")
@@ -26,6 +56,75 @@ snapshot_date_partitions = DailyPartitionsDefinition(
     end_offset=1,  # today's (still open) day is a partition: snapshots are taken during the day
 )
 note_partitions = MultiPartitionsDefinition({"creator": creator_partitions, "date": snapshot_date_partitions})
+
+# 64 cohorts x 730 days is 46,720 partitions per asset: under Dagster's advice of 100,000 for two
+# years at any roster size, and about 156 creators per cohort at 10,000. Changing the count moves
+# creators between cohorts (Dagster's cohort history would then mean other creators), so it is fixed.
+COHORT_COUNT = 64
+COHORTS = [f"c{i:02d}" for i in range(COHORT_COUNT)]
+cohort_partitions = StaticPartitionsDefinition(COHORTS)
+cohort_note_partitions = MultiPartitionsDefinition(
+    {"cohort": cohort_partitions, "date": snapshot_date_partitions}
+)
+PARTITIONINGS = ("creator", "cohort")
+
+
+def cohort_of(creator_id: str) -> str:
+    """The creator's cohort: a hash of its id, so it never depends on who else is registered."""
+    digest = hashlib.sha1(creator_id.encode("utf-8")).hexdigest()
+    return COHORTS[int(digest[:8], 16) % COHORT_COUNT]
+
+
+def cohort_partition_key(cohort: str, snapshot_date: date | str) -> MultiPartitionKey:
+    """The Dagster partition key of one cohort's snapshot."""
+    day = snapshot_date if isinstance(snapshot_date, str) else snapshot_date.isoformat()
+    return MultiPartitionKey({"cohort": cohort, "date": day})
+
+
+def partition_day(key: str) -> date:
+    """The snapshot date of a partition key of either layout (``member|YYYY-MM-DD``)."""
+    day = str(key).rsplit("|", 1)[-1]
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        raise InvalidInputError(f"partition key {key!r}: {day!r} is not a YYYY-MM-DD date") from None
+
+
+def parse_cohort_key(key: str) -> tuple[str, date]:
+    """``cohort|date`` (or a MultiPartitionKey) to a validated (cohort, date)."""
+    if isinstance(key, MultiPartitionKey):
+        cohort, day = key.keys_by_dimension["cohort"], key.keys_by_dimension["date"]
+    else:
+        parts = str(key).split("|")
+        if len(parts) != 2:
+            raise InvalidInputError(f"partition key {key!r} is not 'cohort|date'")
+        cohort, day = parts
+    if cohort not in COHORTS:
+        raise InvalidInputError(
+            f"partition key {key!r}: {cohort!r} is not a cohort (c00 to c{COHORT_COUNT - 1:02d})"
+        )
+    return cohort, partition_day(f"{cohort}|{day}")
+
+
+def context_cohort_days(context: AssetExecutionContext) -> list[tuple[str, date]]:
+    """Every (cohort, date) of this step, all validated first (one error names every bad key)."""
+    found, problems = [], []
+    for key in context.partition_keys:
+        try:
+            found.append(parse_cohort_key(key))
+        except InvalidInputError as exc:
+            problems.append(exc.message)
+    if problems:
+        raise InvalidInputError(
+            f"{len(problems)} partition key(s) rejected before any API call: " + " | ".join(problems[:10])
+        )
+    return found
+
+
+def cohorts_in_order(cohorts: Sequence[str]) -> list[str]:
+    """``cohorts`` in the cohort dimension's order (the order partition ranges follow)."""
+    wanted = set(cohorts)
+    return [c for c in COHORTS if c in wanted]
 
 
 def partition_key(creator_id: str, snapshot_date: date | str) -> MultiPartitionKey:

@@ -247,8 +247,8 @@ class PgyDuckDBResource(DuckDBResource):
     def step_locks(self) -> StepLocks:
         if self.lock_dir:
             directory = Path(self.lock_dir)
-        elif not file_backed(self.database):
-            directory = Path("data") / "locks"
+        elif not file_backed(self.database) or self.is_lake:
+            directory = Path("data") / "locks"  # never a folder named after a conninfo
         else:
             directory = Path(self.database + ".locks")
         return StepLocks(directory=directory, url=self.lock_url)

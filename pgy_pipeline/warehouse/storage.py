@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,19 @@ def stored_raw_keys(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey
     return {(r[0], r[1]) for r in rows}
 
 
+def stored_raw_creators(conn: duckdb.DuckDBPyConnection, days: Iterable[date]) -> list[PartitionKey]:
+    """Every (creator, date) with raw pages stored on one of ``days``, in creator order."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT creator_id, snapshot_date FROM raw.note_pages "
+        "WHERE snapshot_date IN (SELECT unnest($days::DATE[])) ORDER BY snapshot_date, creator_id",
+        {"days": wanted},
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
 def pages_table(pages_by_key: dict[PartitionKey, list[Page]]) -> pa.Table:
     """Raw pages as an Arrow table in the layout of ``raw.note_pages``."""
     cols: dict[str, list[Any]] = {name: [] for name in RAW_NOTE_PAGES.column_names}
@@ -289,7 +302,10 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
 def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:
     """Rebuild ``analytics.creator_engagement_metrics`` from notes; returns keys without raw pages."""
     return _rebuild_from_raw(
-        conn, keys, (CREATOR_ENGAGEMENT_METRICS.name,), ("metrics.sql", "metrics_window_scans.sql")
+        conn,
+        keys,
+        (CREATOR_ENGAGEMENT_METRICS.name,),
+        ("metrics.sql", "metrics_window_scans.sql", "metrics_publish.sql"),
     )
 
 

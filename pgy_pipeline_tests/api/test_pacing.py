@@ -6,7 +6,7 @@ from pgy_pipeline.api.client import PgyClient
 from pgy_pipeline.api.ingest import fetch_creators
 from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
 from pgy_pipeline.orchestration.pace_memory import read_pace
-from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline
+from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids, fast_api, run_pipeline, step_summary
 
 
 class FakeClock:
@@ -77,7 +77,7 @@ def test_the_learned_pace_is_remembered_for_the_next_run(instance, simulator, du
     assert first.success
     remembered = read_pace(instance, f"simulator:{simulator.base_url}")
     assert remembered is not None
-    ran = first.asset_materializations_for_node("raw__note_pages")[0].metadata["api_pacing"].value
+    ran = step_summary(first, "raw__note_pages")["api_pacing"].value
     assert ran["start_rps"] == 20.0 and remembered.rate_rps == ran["final_rps"]
     second = run_pipeline(
         instance,
@@ -86,5 +86,5 @@ def test_the_learned_pace_is_remembered_for_the_next_run(instance, simulator, du
         ids,
         run_config={"ops": {"raw__note_pages": {"config": {"refresh": True}}}},
     )
-    pacing = second.asset_materializations_for_node("raw__note_pages")[0].metadata["api_pacing"].value
+    pacing = step_summary(second, "raw__note_pages")["api_pacing"].value
     assert pacing["start_rps"] == round(remembered.rate_rps, 3)

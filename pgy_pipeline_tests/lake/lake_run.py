@@ -1,7 +1,7 @@
 """One run process against a lake, for the concurrency and kill tests (``python -m`` this module).
 
 ``snapshot``: a real snapshot run (all three assets, one range run) of the given creators on an
-ephemeral Dagster instance, as one pod would do it. ``kill``: the raw-pages write of a real
+ephemeral Dagster instance, as one pod would do it (``refresh`` and ``scan`` as in the run config). ``kill``: the raw-pages write of a real
 ``replace_raw_pages`` that stops inside its transaction, after its data files are written and before
 its commit, prints ``IN_TRANSACTION`` and waits to be killed.
 """
@@ -33,7 +33,13 @@ def snapshot(args: dict[str, Any]) -> None:
         instance=instance,
         resources={"pgy_api": api, "duckdb": lake_resource(args["database"], LakeSettings(**args["lake"]))},
         tags=range_tags(args["creators"]),
-        run_config={"ops": {"raw__note_pages": {"config": {"refresh": bool(args.get("refresh"))}}}},
+        run_config={
+            "ops": {
+                "raw__note_pages": {
+                    "config": {"refresh": bool(args.get("refresh")), "scan": args.get("scan", "auto")}
+                }
+            }
+        },
         raise_on_error=False,
     )
     print(json.dumps({"success": result.success}), flush=True)

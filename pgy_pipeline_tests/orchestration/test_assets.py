@@ -23,6 +23,7 @@ from pgy_pipeline_tests.conftest import (
     fast_api,
     run_pipeline,
     step_failure_messages,
+    step_summary,
 )
 
 TODAY = today_shanghai()
@@ -83,7 +84,8 @@ def test_single_partition_materializes_all_three_tables(
     assert [c.name for c in columns.columns][:3] == ["creator_id", "snapshot_date", "page_number"]
     notes_meta = result.asset_materializations_for_node("analytics__notes")[0].metadata
     assert notes_meta["dagster/row_count"].value == 72
-    assert "| creator |" in notes_meta["top_notes_by_reads"].value
+    assert "| creator |" in step_summary(result, "analytics__notes")["top_notes_by_reads"].value
+    assert "top_notes_by_reads" not in notes_meta  # previews are not copied into each partition
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
         "note_ids_unique_and_present": True,
@@ -150,7 +152,11 @@ def test_range_run_covers_many_creators_in_one_run_with_minimum_calls(
     assert {c: m["api_calls"].value for c, m in pages_meta.items()} == {
         c: min_calls(simulator, c) for c in creators
     }
-    assert all("run_total/api_calls" in m for m in pages_meta.values())
+    # the step's totals are logged once, not copied into every partition's event
+    assert not any(k.startswith("run_total/") for m in pages_meta.values() for k in m)
+    assert step_summary(result, "raw__note_pages")["run_total/api_calls"].value == sum(
+        m["api_calls"].value for m in pages_meta.values()
+    )
 
 
 def test_failed_creator_does_not_stop_the_others_and_rerun_fetches_only_it(
@@ -592,10 +598,10 @@ def test_creator_names_show_in_tags_previews_failures_and_partition_metadata(
     simulator.clear_faults()
     rebuilt = run_pipeline(instance, api, duckdb_resource, creators)
     assert rebuilt.success, step_failure_messages(rebuilt)
-    top = rebuilt.asset_materializations_for_node("analytics__notes")[0].metadata["top_notes_by_reads"].value
+    top = step_summary(rebuilt, "analytics__notes")["top_notes_by_reads"].value
     assert "| creator | name | note |" in top and names[creators[0]] in top
-    headline = rebuilt.asset_materializations_for_node("analytics__creator_engagement_metrics")[0]
-    assert names[creators[0]] in headline.metadata["headline_30d"].value
+    headline = step_summary(rebuilt, "analytics__creator_engagement_metrics")
+    assert names[creators[0]] in headline["headline_30d"].value
 
 
 def test_every_write_refreshes_the_read_replica_and_holds_the_step_locks(

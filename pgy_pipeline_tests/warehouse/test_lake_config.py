@@ -3,6 +3,8 @@ jobs it adds, secrets kept out of messages, and a clear refusal where DuckLake c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pgy_pipeline.definitions import Settings, build_defs
@@ -39,6 +41,16 @@ def test_single_writer_is_false_only_on_the_lake() -> None:
     lake = PgyDuckDBResource(database=LAKE, lake_data_path="/tmp/lake")
     assert not lake.single_writer
     assert lake.lake_settings.data_path == "/tmp/lake"
+
+
+def test_a_lakes_spool_and_lock_files_are_not_named_after_its_conninfo() -> None:
+    from pgy_pipeline.orchestration.resources import PgyDuckDBResource
+
+    lake = PgyDuckDBResource(database=LAKE, lake_data_path="/tmp/lake")
+    assert lake.spool_path == Path("data") / "spool"
+    assert lake.step_locks.directory == Path("data") / "locks"
+    file = PgyDuckDBResource(database="/tmp/x.duckdb")
+    assert file.step_locks.directory == Path("/tmp/x.duckdb.locks")
 
 
 def test_a_lake_without_a_data_path_is_refused_naming_the_variable() -> None:

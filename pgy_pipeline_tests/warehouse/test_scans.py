@@ -12,7 +12,7 @@ from dagster import DagsterEventType
 from pgy_pipeline.api.client import NotesQuery
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.scans import CreatorHistory, plan_scans
-from pgy_pipeline_tests.conftest import creator_ids, run_pipeline
+from pgy_pipeline_tests.conftest import creator_ids, run_pipeline, step_summary
 
 TODAY = today_shanghai()
 REFRESH = {"ops": {"raw__note_pages": {"config": {"refresh": True}}}}
@@ -157,8 +157,7 @@ def test_out_of_order_dates_never_end_a_scan_early_and_large_breaks_are_flagged(
     assert [c.page for c in simulator.calls] == [1, 2, 3]  # page 3: all old and in order
     got = {r[0] for r in query(db_path, "SELECT note_id FROM analytics.notes")}
     assert recent["noteId"] in got
-    mat = result.asset_materializations_for_node("raw__note_pages")[0]
-    flagged = mat.metadata["out_of_order_dates"].value
+    flagged = step_summary(result, "raw__note_pages")["out_of_order_dates"].value
     assert flagged == {
         creator: [
             f"page 1 item 2: {old[0]['date']} listed after {pinned['date']}",

@@ -2,9 +2,16 @@
 -- (filled by storage.partition_keys()), one row per
 -- (creator_id, snapshot_date, window, segment). Reads only the partitions' own notes, their previous
 -- snapshot's notes and the raw pages' reported total, so the cost follows one day's rows, not history.
--- Runs inside the caller's transaction, after the partitions' old rows are deleted.
+-- Runs inside the caller's transaction, after the partitions' old rows are deleted. The rows go to the
+-- temp table _metrics first (metrics_window_scans.sql corrects them there, metrics_publish.sql writes
+-- them out): every row reaches analytics.creator_engagement_metrics once, as it stays. On a DuckLake an
+-- UPDATE of rows inserted in the same transaction writes a transaction-local delete file, and DuckLake
+-- 0.3 (DuckDB 1.4.4) deletes that file when it reruns the commit after another writer's, yet still
+-- registers it: the table becomes unreadable.
 
-INSERT INTO analytics.creator_engagement_metrics (
+CREATE OR REPLACE TEMP TABLE _metrics AS SELECT * FROM analytics.creator_engagement_metrics LIMIT 0;
+
+INSERT INTO _metrics (
     creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
     interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
     thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,

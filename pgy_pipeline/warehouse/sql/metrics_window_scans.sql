@@ -1,8 +1,8 @@
 -- After metrics.sql: on a window-scan day (the scan read only the notes of the 90-day window and its
 -- margin) the all-time figures of window 'all' would come from a fraction of the notes. Leave them NULL
 -- rather than invent them; keep what the scan does know (the service's total, the newest note).
--- Partitions in _keys, inside the caller's transaction.
-UPDATE analytics.creator_engagement_metrics AS m
+-- Partitions in _keys, on the rows metrics.sql staged in _metrics, inside the caller's transaction.
+UPDATE _metrics AS m
 SET note_count = NULL,
     video_note_count = NULL,
     read_median = NULL,
@@ -26,7 +26,7 @@ WHERE m."window" = 'all'
 
 -- A full-scan day after a window-scan day: the all-time read gain would only compare the notes the
 -- previous (window) scan read, so it is left NULL too.
-UPDATE analytics.creator_engagement_metrics AS m
+UPDATE _metrics AS m
 SET read_gain = NULL
 FROM analytics.creator_snapshots AS prev
 WHERE m."window" = 'all'
