@@ -957,21 +957,42 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
     ]
     for r in results:
         br, hq = r["browser"], r["health_query"]
-        page = br.get("cold_s")
+        page, first = br.get("warm_s"), br.get("cold_s")
         worst_tick = max((t.get("tick_s") or 0 for t in r["schedule_ticks"]), default=0)
+        rss = r["webserver_peak_rss_mb"]
         verdict = [
-            f"asset page {_fmt_s(page)} cold, {_fmt_s(br.get('warm_s'))} warm "
-            f"({'met' if page is not None and page < 5 else '**not met**'})",
+            f"the asset page shows statuses in {_fmt_s(page)} on a visit "
+            f"({'met' if page is not None and page < 5 else '**not met**'}; {_fmt_s(first)} on the first "
+            "visit, while the status cache is built)",
             f"slowest schedule tick {_fmt_s(worst_tick)} ({'met' if worst_tick < 10 else '**not met**'})",
-            f"webserver {r['webserver_peak_rss_mb']:,.0f} MB ({'met' if r['webserver_peak_rss_mb'] < 1024 else '**not met**'})",
+            f"webserver {rss:,.0f} MB ({'met' if rss < 1024 else '**not met**'})",
         ]
         out.append(
             f"- {_label(r)} ({r['partitions_per_asset']:,} partitions per asset): "
             + "; ".join(verdict)
-            + ". "
-            f"The first health query builds Dagster's status cache ({_fmt_s(hq['cold_s'])}); later ones read it "
-            f"({_fmt_s(min(hq['warm_s']))})."
+            + f". The health query takes {_fmt_s(hq['cold_s'])} when it builds the cache, "
+            f"{_fmt_s(min(hq['warm_s']))} after."
         )
+    out += [
+        "- The cohort layout's Dagster side does not depend on the roster (64 cohorts whatever the number "
+        "of creators; the roster only enters the schedule tick, measured at 1,000 / 5,000 / 10,000), so its "
+        "rows are the figures at 10,000 creators × 2 years. The creator layout's are at 1,000 creators × 1 "
+        "year, already at or past the targets; its UI cost grows with creators × days (the issue measured "
+        "88 s for the health query and 7.9 GB of webserver at 10,000 × 730).",
+        "- Where the page's time goes: the status cache is stored in the instance and updated incrementally, "
+        "so the first-visit figure is paid once (after the history is first seen, or the partitions "
+        "definition changes); the visit figure is paid every time and grows with partitions per asset, "
+        "because the webserver deserializes the whole materialized subset and turns it into ranges. "
+        "SQLite and PostgreSQL storage give the same figures within noise, which points at the webserver's "
+        "own work rather than the storage's queries (not profiled)",
+        "- A backfill's run comes at the backfill daemon's next iteration (about 30 s) in every configuration; "
+        "the mutation itself grows with the partitions it names (one per creator in the creator layout, 64 "
+        "in the cohort layout). With subset planned events a run's creation writes 3 planned events whatever "
+        "the partitions, so the schedule tick stays within a few seconds and grows only with the roster.",
+        "- Not measured: the creator layout at 5,000 or 10,000 creators (about 5 KB of SQLite per "
+        "materialization: 1,000 × 365 is already 5.4 GB); the sensors' ticks under the daemon (stopped "
+        "here); runs executing (see the scale section above); other UI pages (catalog, runs, backfills).",
+    ]
     return out
 
 
