@@ -10,12 +10,14 @@ For one partition layout and one Dagster storage, in a fresh process and a tempo
    metadata), its ``asset_event_tags`` rows (the partition dimensions and data version) and the
    asset's record, bulk-inserted into the event log tables the way ``store_event`` writes them.
    No asset status cache is written: the first partition-health query builds it, as Dagster does
-   after a history it has not seen (and after any partitions definition change).
+   after a history it has not seen (and after any partitions definition change). The date dimension
+   starts D days back (``benchmarks.ui_defs``: the project's definitions with an earlier
+   ``SNAPSHOT_START_DATE``), so every date partition has history.
 2. **The UI, with ``dagster-webserver`` on 127.0.0.1.** (a) The asset page's ``PartitionHealthQuery``
    (the query text of the UI bundle) over HTTP: cold (no status cache yet) and warm; the answer is
    checked to count every partition as materialized. (b) Headless Chromium (the project's CDP client)
-   opening ``raw/note_pages``' partitions tab until the health bar and the partition count are drawn
-   and the ``PartitionHealthQuery`` response arrived, cold and reloaded. (c) Peak RSS of the webserver
+   opening ``raw/note_pages``' partitions tab until its legend counts every partition as materialized
+   ("Materialized (N)", "Missing (0)"), cold and reloaded. (c) Peak RSS of the webserver
    and its code server (all descendants), sampled every 0.2 s.
 3. **Under ``dagster-daemon``** (runs are created but never launched: ``max_concurrent_runs: 0``;
    the project's sensors are stopped so they do not compete). (d) ``launchPartitionBackfill`` over
@@ -26,7 +28,7 @@ For one partition layout and one Dagster storage, in a fresh process and a tempo
 
     python -m benchmarks.dagster_ui --layout creator --creators 1000 --days 365 --storage sqlite
     python -m benchmarks.dagster_ui --layout cohort --days 730 --storage sqlite,postgres --write
-    python -m benchmarks.dagster_ui --smoke                     # 20 creators x 5 days, seconds
+    python -m benchmarks.dagster_ui --smoke                     # 20 creators x 5 days, about 2 minutes
 
 Results append as JSON lines to ``--results`` (default ``/tmp/pgy-dagster-ui-results.jsonl``);
 ``--write`` renders every line there into the ``dagster-ui-section`` of docs/benchmarks.md.
@@ -1073,6 +1075,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.render_only:
         if args.smoke:
             args.creators, args.days, args.rosters = 20, 5, "20,40"
+            if args.results == DEFAULT_RESULTS:  # smoke figures never mix with real ones
+                args.results = DEFAULT_RESULTS.replace("results", "smoke")
         defs = args.defs
         if defs == "auto":
             from pgy_pipeline.orchestration import partitions
