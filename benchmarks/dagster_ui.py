@@ -894,6 +894,7 @@ def _label(r: dict[str, Any]) -> str:
 
 def render(results: list[dict[str, Any]]) -> str:
     """The docs section: tables, what they say against the targets, the method, raw figures."""
+    results = sorted(results, key=lambda r: (r["layout"] != "creator", r["storage"] != "sqlite"))
     loads = [x for r in results for x in r.get("load_average_before_after", [])]
     lines = [
         SECTION_START,
@@ -902,7 +903,7 @@ def render(results: list[dict[str, Any]]) -> str:
         "`python -m benchmarks.dagster_ui` (dagster-webserver and dagster-daemon 1.13.27 on 127.0.0.1, the "
         "project's definitions and instance settings; method below). "
         f"2 cores shared with other work (1-minute load average {min(loads, default=0):.0f} to "
-        f"{max(loads, default=0):.0f} during these runs): order of magnitude, slower than on an idle machine.",
+        f"{max(loads, default=0):.0f} at the configurations' starts and ends): order of magnitude.",
         "",
         "| layout, storage: history | partitions per asset | health query cold / warm "
         "| asset page in a browser cold / warm | webserver peak RSS | storage size |",
@@ -986,7 +987,7 @@ def _findings(results: list[dict[str, Any]]) -> list[str]:
         "definition changes); the visit figure is paid every time and grows with partitions per asset, "
         "because the webserver deserializes the whole materialized subset and turns it into ranges. "
         "SQLite and PostgreSQL storage give the same figures within noise, which points at the webserver's "
-        "own work rather than the storage's queries (not profiled)",
+        "own work rather than the storage's queries (not profiled).",
         "- A backfill's run comes at the backfill daemon's next iteration (about 30 s) in every configuration; "
         "the mutation itself grows with the partitions it names (one per creator in the creator layout, 64 "
         "in the cohort layout). With subset planned events a run's creation writes 3 planned events whatever "
