@@ -98,26 +98,31 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
 # --------------------------------------------------------------------------------------------------
 # Processes: everything started here is stopped on exit, even on error or SIGTERM.
 
-_STARTED: list[subprocess.Popen[bytes]] = []
+# Each with its grace period between SIGTERM and SIGKILL.
+_STARTED: list[tuple[subprocess.Popen[bytes], float]] = []
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """SIGTERM the process group (each server runs in its own), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+def _killpg(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _stop_all() -> None:
-    while _STARTED:
-        _stop(_STARTED.pop())
+    """SIGTERM every process group started here at once (the daemon takes seconds to stop), wait out
+    their grace periods, then SIGKILL what is left."""
+    started = list(reversed(_STARTED))
+    _STARTED.clear()
+    for proc, _ in started:
+        _killpg(proc, signal.SIGTERM)
+    t0 = time.monotonic()
+    for proc, grace in started:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, grace - (time.monotonic() - t0)))
+    for proc, _ in started:
+        _killpg(proc, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 def _on_signal(signum: int, _frame: object) -> None:
@@ -130,7 +135,7 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     proc = subprocess.Popen(
         cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
-    _STARTED.append(proc)
+    _STARTED.append((proc, 15.0))
     return proc
 
 
@@ -761,6 +766,8 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 instance.add_dynamic_partitions("creators", roster_ids[:roster0])
             out["register_creators_s"] = round(time.monotonic() - t0, 2)
             out.update(write_history(instance, layout, firsts, days, tmp))
+            for sig in (signal.SIGTERM, signal.SIGINT):  # after Dagster's own run, ours again
+                signal.signal(sig, _on_signal)
             print(f"[{layout}/{storage_kind}] history written in {out['history_write_s']} s", file=sys.stderr)
 
             # ---- the webserver
@@ -872,11 +879,12 @@ def measure(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.setdefault(SUBSET_FLAG, "1")  # what scripts/dev.sh and the Kubernetes values give the daemon
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, start_new_session=True)
+    # A SIGTERM here reaches the child, which stops its own servers within their grace periods.
+    _STARTED.append((proc, 60.0))
     try:
         stdout, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)  # the child stops its servers on SIGTERM
-        proc.communicate(timeout=60)
+        _stop_all()  # the child stops its servers on SIGTERM
         raise
     if proc.returncode != 0:
         raise RuntimeError(f"configuration {cfg} failed with exit code {proc.returncode}")
@@ -1067,7 +1075,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    # SIGINT too: started in the background by a shell, a process ignores SIGINT, and Dagster's
+    # interrupt handling copies SIGINT's handler onto SIGTERM (``materialize``), which would then
+    # ignore SIGTERM and leave the servers running.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
     atexit.register(_stop_all)
     if args.child:
         print(json.dumps(run_config(json.loads(args.child))), flush=True)
