@@ -643,17 +643,19 @@ def build_snapshot_assets(
         )
     by_cohort = partitioning == "cohort"
     partitions_def = cohort_note_partitions if by_cohort else note_partitions
+    # One declaration for both layouts' raw asset; the function differs only in its resources.
+    note_pages_asset = asset(
+        key=NOTE_PAGES_KEY,
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds={"duckdb", "python"},
+        metadata={"dagster/column_schema": column_schema("raw.note_pages")},
+    )
 
     if by_cohort:
         # A cohort partition stands for the registry's creators of that cohort: the step reads the registry.
-        @asset(
-            key=NOTE_PAGES_KEY,
-            partitions_def=partitions_def,
-            backfill_policy=BackfillPolicy.single_run(),
-            group_name=GROUP,
-            kinds={"duckdb", "python"},
-            metadata={"dagster/column_schema": column_schema("raw.note_pages")},
-        )
+        @note_pages_asset
         def note_pages(
             context: AssetExecutionContext,
             config: NotePagesConfig,
@@ -667,14 +669,7 @@ def build_snapshot_assets(
 
     else:
 
-        @asset(
-            key=NOTE_PAGES_KEY,
-            partitions_def=partitions_def,
-            backfill_policy=BackfillPolicy.single_run(),
-            group_name=GROUP,
-            kinds={"duckdb", "python"},
-            metadata={"dagster/column_schema": column_schema("raw.note_pages")},
-        )
+        @note_pages_asset
         def note_pages(
             context: AssetExecutionContext,
             config: NotePagesConfig,
