@@ -450,9 +450,9 @@ def _note_pages(
         )
     per_partition_figures = scope.per_partition(figures)
     if scope.by_cohort:
-        for part, values in per_partition_figures.items():
-            written = [k for k in scope.creators_of(part) if k not in plan.stored]
-            values["status"] = UNCHANGED if not written else "written"
+        for part, part_keys in scope.by_partition().items():
+            written = any(k not in plan.stored for k in part_keys)
+            per_partition_figures[part]["status"] = "written" if written else UNCHANGED
     if failures or deferred:
         # A failed step records no materialization by itself: record the partitions that were written
         # (a cohort only when every creator of it was written or already stored).

@@ -269,12 +269,11 @@ def by_need(instance: DagsterInstance, blocks: list[list[str]]) -> list[list[str
     return sorted(blocks, key=lambda block: min(last.get(c, date.min) for c in block))
 
 
-def _cohort_daily_request(
-    registry: Registry, active: set[str], deferred: list[str], day: date
-) -> list[RunRequest]:
+def _cohort_daily_request(registry: Registry, deferred: list[str], day: date) -> list[RunRequest]:
     """The cohort layout's daily snapshot: one run over the cohorts holding creators to snapshot,
     the creators checked only weekly left out by run config."""
-    todo = [c for c in registry.active_ids if c in active and c not in set(deferred)]
+    left_out = set(deferred)
+    todo = [c for c in registry.active_ids if c not in left_out]
     if not todo:
         return []
     cohorts = cohorts_in_order([cohort_of(c) for c in todo])
@@ -333,7 +332,7 @@ def build_daily_snapshot_schedule(
             deferred = deferred_creators(read_streaks(context.instance), active, day)
             if deferred:
                 context.log.info(deferred_text(deferred))
-            requests = _cohort_daily_request(registry, active, sorted(deferred), day)
+            requests = _cohort_daily_request(registry, sorted(deferred), day)
             if requests:
                 return requests
             if deferred:

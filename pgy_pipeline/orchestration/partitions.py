@@ -81,13 +81,17 @@ def cohort_partition_key(cohort: str, snapshot_date: date | str) -> MultiPartiti
     return MultiPartitionKey({"cohort": cohort, "date": day})
 
 
-def partition_day(key: str) -> date:
-    """The snapshot date of a partition key of either layout (``member|YYYY-MM-DD``)."""
-    day = str(key).rsplit("|", 1)[-1]
+def _iso_day(key: str, day: str) -> date:
+    """``day`` of partition key ``key`` as a date, or an error naming both."""
     try:
         return date.fromisoformat(day)
     except ValueError:
         raise InvalidInputError(f"partition key {key!r}: {day!r} is not a YYYY-MM-DD date") from None
+
+
+def partition_day(key: str) -> date:
+    """The snapshot date of a partition key of either layout (``member|YYYY-MM-DD``)."""
+    return _iso_day(key, str(key).rsplit("|", 1)[-1])
 
 
 def parse_cohort_key(key: str) -> tuple[str, date]:
@@ -103,7 +107,7 @@ def parse_cohort_key(key: str) -> tuple[str, date]:
         raise InvalidInputError(
             f"partition key {key!r}: {cohort!r} is not a cohort (c00 to c{COHORT_COUNT - 1:02d})"
         )
-    return cohort, partition_day(f"{cohort}|{day}")
+    return cohort, _iso_day(key, day)
 
 
 def context_cohort_days(context: AssetExecutionContext) -> list[tuple[str, date]]:
@@ -146,10 +150,7 @@ def parse_partition_key(key: str) -> PartitionKey:
             )
         creator_id, day = parts
     validate_creator_id(creator_id)
-    try:
-        return creator_id, date.fromisoformat(day)
-    except ValueError:
-        raise InvalidInputError(f"partition key {key!r}: {day!r} is not a YYYY-MM-DD date") from None
+    return creator_id, _iso_day(key, day)
 
 
 def context_partition_keys(context: AssetExecutionContext) -> list[PartitionKey]:

@@ -77,9 +77,12 @@ class StepScope:
                 summed[part][name] = MetadataValue.json(dict(sorted(counts.items())))
         return summed
 
-    def creators_of(self, part: MultiPartitionKey) -> list[PartitionKey]:
-        """The step's keys that report to ``part``."""
-        return [k for k in self.keys if self.partition_of(k) == part]
+    def by_partition(self) -> dict[MultiPartitionKey, list[PartitionKey]]:
+        """The step's keys grouped by the partition they report to (every partition, empty ones too)."""
+        grouped: dict[MultiPartitionKey, list[PartitionKey]] = {p: [] for p in self.partitions}
+        for key in self.keys:
+            grouped.setdefault(self.partition_of(key), []).append(key)
+        return grouped
 
 
 def creator_scope(context: AssetExecutionContext) -> StepScope:
@@ -134,12 +137,11 @@ def fetch_scope(
     else:
         wanted = registry.active_ids
     skip = set(_named_creators(skip_creators, "run config 'skip_creators'"))
-    keys = [
-        (creator_id, day)
-        for cohort, day in cohort_days
-        for creator_id in wanted
-        if cohort_of(creator_id) == cohort and creator_id not in skip
-    ]
+    members: dict[str, list[str]] = {}  # cohort -> creators, each id hashed once
+    for creator_id in wanted:
+        if creator_id not in skip:
+            members.setdefault(cohort_of(creator_id), []).append(creator_id)
+    keys = [(creator_id, day) for cohort, day in cohort_days for creator_id in members.get(cohort, [])]
     return StepScope(
         keys=keys, partitions=[cohort_partition_key(c, d) for c, d in cohort_days], cohort_days=cohort_days
     )
