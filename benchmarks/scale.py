@@ -43,6 +43,7 @@ import yaml
 from benchmarks.common import PROJECT_ROOT, creator_ids
 from benchmarks.fetch import note_counts
 from benchmarks.simproc import SimProcess
+from pgy_pipeline import clock
 
 TOKEN = "bench-scale-token-91c2"
 SECTION_START = "<!-- scale-section -->"
@@ -89,7 +90,6 @@ def _fresh_database(server_url: str) -> Iterator[str]:
 
 def _child(n: int, base_url: str, max_notes: int, partitioning: str = "creator") -> dict[str, Any]:
     """Runs in a fresh process: the measurements for one roster size."""
-    from datetime import datetime
 
     import yaml
     from dagster import DagsterEventType, build_schedule_context, materialize
@@ -132,7 +132,7 @@ def _child(n: int, base_url: str, max_notes: int, partitioning: str = "creator")
             with build_schedule_context(
                 instance=instance,
                 repository_def=defs.get_repository_def(),
-                scheduled_execution_time=datetime.now(SHANGHAI),
+                scheduled_execution_time=clock.now().astimezone(SHANGHAI),
                 resources={"creator_registry": defs.resources["creator_registry"]},
             ) as context:
                 tick = defs.get_schedule_def("daily_snapshot_schedule").evaluate_tick(context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from collections.abc import Iterator
 from datetime import date
@@ -18,7 +19,15 @@ from dagster import (
     materialize,
 )
 
-from pgy_pipeline.api.client import reset_circuit_breakers
+from pgy_pipeline.clock import SHIFT_VAR, shift_for_one_day
+
+# One Asia/Shanghai day for the whole suite, however close to midnight it starts: every test, the
+# pipeline, the simulator and the processes they start read "now" through pgy_pipeline.clock, which
+# this shift moves to 08:00 of the day the suite started (16 hours of headroom). Set before any test
+# module is imported, so module-level TODAY constants agree with the pipeline's.
+os.environ.setdefault(SHIFT_VAR, str(shift_for_one_day()))
+
+from pgy_pipeline.api.client import reset_circuit_breakers  # noqa: E402
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
 from pgy_pipeline.orchestration.automation import range_tags as snapshot_range_tags
 from pgy_pipeline.orchestration.partitions import today_shanghai

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +20,7 @@ import pytest
 import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 
+from pgy_pipeline import clock
 from pgy_pipeline.errors import AuthError, QuotaExceededError
 from pgy_pipeline.orchestration.guard import clear_guard, read_guard, trip_guard
 from pgy_pipeline.orchestration.partitions import today_shanghai
@@ -229,7 +230,7 @@ def test_cohort_run_recorded_in_postgres(
     with build_schedule_context(
         instance=pg_instance,
         repository_def=defs.get_repository_def(),
-        scheduled_execution_time=datetime.now(SHANGHAI),
+        scheduled_execution_time=clock.now().astimezone(SHANGHAI),
         resources={"creator_registry": defs.resources["creator_registry"]},
     ) as context:
         [request] = defs.get_schedule_def("daily_snapshot_schedule").evaluate_tick(context).run_requests

@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict
 from urllib.parse import quote, quote_plus
@@ -50,6 +50,7 @@ import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_before_delay
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.ledger import ApiCall, CallHooks, code_in_body, is_billed
 from pgy_pipeline.errors import (
     AccountError,
@@ -654,7 +655,7 @@ class PgyClient:
             # Again after waiting for a slot: another thread may have opened the breaker meanwhile.
             self.breaker.check(creator_id, page_number)
             released = time.monotonic()
-            called_at = datetime.now(UTC)
+            called_at = clock.now()
             deadline = released + self.timeout_s
             try:
                 with self._http.stream("GET", NOTES_PATH, params={**params, "token": self._token}) as resp:
@@ -827,7 +828,7 @@ class PgyClient:
             creator_id=creator_id,
             page_number=page_number,
             params=params,
-            fetched_at=datetime.now(UTC),
+            fetched_at=clock.now(),
             attempts=attempts,
             code=0,
             total=total,

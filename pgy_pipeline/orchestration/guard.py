@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date
 
 from dagster import DagsterInstance
 
+from pgy_pipeline import clock
 from pgy_pipeline.errors import AccountError, ApiGuardError, QuotaExceededError
 from pgy_pipeline.orchestration.dagster_internals import read_value, write_value
 from pgy_pipeline.warehouse.keys import SHANGHAI, today_shanghai
@@ -67,7 +68,7 @@ def trip_guard(instance: DagsterInstance, error: AccountError, today: date | Non
     state = GuardState(
         code=error.code,
         reason=error.message,
-        since=datetime.now(SHANGHAI).isoformat(timespec="seconds"),
+        since=clock.now().astimezone(SHANGHAI).isoformat(timespec="seconds"),
         until=until,
     )
     write_value(instance, GUARD_KEY, json.dumps(asdict(state)))

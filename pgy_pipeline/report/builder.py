@@ -16,7 +16,7 @@ import html
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from pgy_pipeline import clock
 from pgy_pipeline.errors import InvalidInputError
 
 FONT = "'WenQuanYi Zen Hei', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif"
@@ -450,7 +451,7 @@ def build_report(
     kinds: dict[str, int] = defaultdict(int)
     for a in anomalies:
         kinds[a["kind"]] += 1
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    generated = clock.now().strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>",
         "<html lang='zh-CN'><head><meta charset='utf-8'>",

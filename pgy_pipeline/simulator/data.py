@@ -41,6 +41,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from pgy_pipeline import clock
+
 TIMELINE_ANCHOR = datetime(2026, 3, 1, tzinfo=UTC)
 """Fixed instant the note timelines are built around (notes before it and after it are both absolute)."""
 
@@ -433,7 +435,7 @@ def make_note_items(
     if any(a < 0 for a in ages):
         raise ValueError("ages_days must be >= 0")
     if snapshot_date is None:
-        snap = datetime.now(CHINA_TZ).date()
+        snap = clock.now().astimezone(CHINA_TZ).date()
     elif isinstance(snapshot_date, str):
         snap = date.fromisoformat(snapshot_date)
     else:
@@ -481,5 +483,5 @@ def to_ts(dt: datetime) -> float:
 
 
 def utc_now() -> datetime:
-    """The real clock, the default ``now`` of a simulator."""
-    return datetime.now(UTC)
+    """The pipeline's clock (:mod:`pgy_pipeline.clock`), the default ``now`` of a simulator."""
+    return clock.now()

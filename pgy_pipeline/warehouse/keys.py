@@ -1,15 +1,11 @@
-"""How snapshots are named: a creator id and a calendar day in Asia/Shanghai."""
+"""How snapshots are named: a creator id and a calendar day in Asia/Shanghai (by :mod:`pgy_pipeline.clock`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from pgy_pipeline.clock import SHANGHAI, today_shanghai
 
 PartitionKey = tuple[str, date]  # (creator_id, snapshot_date)
 
-
-def today_shanghai(now: datetime | None = None) -> date:
-    """The calendar day in Asia/Shanghai, which names a snapshot."""
-    return (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI).date()
+__all__ = ["SHANGHAI", "PartitionKey", "today_shanghai"]

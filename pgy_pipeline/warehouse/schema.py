@@ -30,11 +30,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata, resources
 
 import duckdb
 
+from pgy_pipeline import clock
 from pgy_pipeline.errors import MigrationError, SchemaVersionError
 from pgy_pipeline.warehouse.lake import display_name, is_lake_connection, retry_on_conflict
 from pgy_pipeline.warehouse.sql_files import sql_file
@@ -204,7 +204,7 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
             conn.execute(
                 "INSERT INTO meta.schema_migrations (version, description, applied_at, package_version) "
                 "VALUES (?, ?, ?, ?)",
-                [step.version, step.description, datetime.now(UTC).replace(tzinfo=None), _package_version()],
+                [step.version, step.description, clock.now().replace(tzinfo=None), _package_version()],
             )
             applied.append(step.version)
         if applied or (database not in _derived_done and not (lake and derived_current(conn))):

@@ -14,13 +14,14 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.client import Page
 from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError
 from pgy_pipeline.warehouse.keys import PartitionKey
@@ -144,7 +145,7 @@ def claim_data_source(conn: duckdb.DuckDBPyConnection, source: str, database: st
     if row is None:
         conn.execute(
             "INSERT INTO meta.data_source (source, created_at) VALUES (?, ?)",
-            [source, datetime.now(UTC).replace(tzinfo=None)],
+            [source, clock.now().replace(tzinfo=None)],
         )
     elif row[0] != source:
         raise DataSourceMismatchError(
@@ -311,7 +312,7 @@ def rebuild_metrics(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey
 
 def replace_creators(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """Replace ``analytics.creators`` with the registry's rows, in one transaction."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = clock.now().replace(tzinfo=None)
     table = table.append_column(
         pa.field("updated_at", pa.timestamp("us")), pa.array([now] * table.num_rows, pa.timestamp("us"))
     )

@@ -14,6 +14,7 @@ from dagster import (
     build_sensor_context,
 )
 
+from pgy_pipeline import clock
 from pgy_pipeline.definitions import Settings, build_defs
 from pgy_pipeline.errors import InsufficientBalanceError, QuotaExceededError
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
@@ -77,7 +78,7 @@ def schedule_tick(instance, defs, when: datetime | None = None):
     with build_schedule_context(
         instance=instance,
         repository_def=defs.get_repository_def(),
-        scheduled_execution_time=when or datetime.now(SHANGHAI),
+        scheduled_execution_time=when or clock.now().astimezone(SHANGHAI),
         resources={"creator_registry": defs.resources["creator_registry"]},
     ) as context:
         return daily_snapshot_schedule.evaluate_tick(context)
@@ -371,7 +372,7 @@ def test_an_empty_creator_is_checked_weekly_after_3_empty_snapshots_until_re_add
     for days_ago in (2, 1):
         record_snapshots(instance, TODAY - timedelta(days=days_ago), [gone], [a, b])
     assert read_streaks(instance)[gone].count == 2
-    now = datetime.now(SHANGHAI)
+    now = clock.now().astimezone(SHANGHAI)
     [request] = schedule_tick(instance, defs, when=now).run_requests  # still daily: all three
     assert request.tags["dagster/asset_partition_range_end"] == f"{gone}|{TODAY}"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import build_schedule_context
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.ledger import ApiCall
 from pgy_pipeline.errors import BudgetExhaustedError
 from pgy_pipeline.orchestration.automation import build_daily_snapshot_schedule
@@ -77,7 +77,7 @@ def test_the_schedule_skips_its_tick_while_the_budget_is_spent(instance, tmp_pat
         with build_schedule_context(
             instance=instance,
             repository_def=defs.get_repository_def(),
-            scheduled_execution_time=datetime.now(SHANGHAI),
+            scheduled_execution_time=clock.now().astimezone(SHANGHAI),
             resources={"creator_registry": defs.resources["creator_registry"]},
         ) as context:
             return schedule.evaluate_tick(context)
@@ -94,7 +94,7 @@ def test_the_schedule_skips_its_tick_while_the_budget_is_spent(instance, tmp_pat
 
 
 def _call(creator: str, billed: bool) -> ApiCall:
-    return ApiCall(creator, 1, 1, datetime.now(UTC), 1.0, 200, 0 if billed else 302, "x", 10, billed)
+    return ApiCall(creator, 1, 1, clock.now(), 1.0, 200, 0 if billed else 302, "x", 10, billed)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

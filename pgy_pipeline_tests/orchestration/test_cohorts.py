@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterEventType, Definitions, build_schedule_context, build_sensor_context
 
+from pgy_pipeline import clock
 from pgy_pipeline.definitions import Settings, build_defs
 from pgy_pipeline.orchestration.assets import METRICS_KEY, NOTE_PAGES_KEY, NOTES_KEY, UNCHANGED
 from pgy_pipeline.orchestration.partitions import (
@@ -61,7 +62,7 @@ def schedule_requests(instance, defs: Definitions, when: datetime | None = None)
     with build_schedule_context(
         instance=instance,
         repository_def=defs.get_repository_def(),
-        scheduled_execution_time=when or datetime.now(SHANGHAI),
+        scheduled_execution_time=when or clock.now().astimezone(SHANGHAI),
         resources={"creator_registry": defs.resources["creator_registry"]},
     ) as context:
         return schedule.evaluate_tick(context)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.client import Page
 from pgy_pipeline.orchestration.dagster_internals import write_value
 from pgy_pipeline.orchestration.empty_streaks import (
@@ -23,7 +24,7 @@ DAY = date(2026, 11, 20)
 
 
 def page(items: list, total: int | None, number: int = 1) -> Page:
-    return Page("c", number, {}, datetime.now(UTC), 1, 0, total, items, "{}")
+    return Page("c", number, {}, clock.now(), 1, 0, total, items, "{}")
 
 
 def test_a_streak_counts_snapshot_days_and_ends_with_data(instance):

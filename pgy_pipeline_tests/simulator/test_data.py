@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pgy_pipeline import clock
 from pgy_pipeline.simulator import API_PATH, Simulator, make_note_items
 
 from .support import CHINA, LIVE, NOTE_KEYS, NOW, TOKEN, UIDS, Clock, busy_creator, fetch_all, get, ids
@@ -95,7 +96,7 @@ def test_new_notes_appear_over_time(sim: Simulator, client: httpx.Client, clock:
 
 def test_real_time_clock_by_default() -> None:
     sim = Simulator()
-    today = datetime.now(CHINA).date().isoformat()
+    today = clock.now().astimezone(CHINA).date().isoformat()
     notes = [n for u in UIDS[:10] for n in sim.notes_for(u)]
     assert notes and all(n["date"] <= today for n in notes)
 

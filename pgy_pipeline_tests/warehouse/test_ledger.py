@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import UTC, datetime
 
 import duckdb
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.ledger import ApiCall, code_in_body, is_billed
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.ledger import CallJournal, pending_journals, write_pending
@@ -96,7 +96,7 @@ def _journal_line(creator: str, page: int, billed: bool, **extra) -> str:
         creator_id=creator,
         page_number=page,
         attempt=1,
-        called_at=datetime.now(UTC),
+        called_at=clock.now(),
         latency_ms=12.0,
         http_status=200,
         code=0 if billed else 302,

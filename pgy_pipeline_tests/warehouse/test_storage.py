@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 
 import duckdb
 import pytest
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.client import Page
 from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError
 from pgy_pipeline.warehouse.storage import (
@@ -36,7 +37,7 @@ def page(creator: str, n: int, total: int = 2, items: int = 1) -> Page:
         creator,
         n,
         {"userId": creator, "pageNumber": str(n)},
-        datetime.now(UTC),
+        clock.now(),
         1,
         0,
         total,
