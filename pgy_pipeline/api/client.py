@@ -867,6 +867,10 @@ class PgyClient:
             scan.pages.append(page)
             if page.total is not None:
                 scan.totals_seen.append(page.total)
+                if page_number == 1 and window is None and self.hooks is not None:
+                    # The first page sizes a full scan: the books can now keep the budget exactly.
+                    per_page = max(1, len(page.items))
+                    self.hooks.expect_calls(creator_id, min(self.max_pages, max(1, -(-page.total // per_page))))
             for item in page.items:
                 note_id = item.get("noteId") if isinstance(item, dict) else None
                 if not isinstance(note_id, str) or not note_id:

@@ -38,11 +38,11 @@ def fetch_creators(
     on_scan: Callable[[Scan], None] | None = None,
     progress: Callable[[int, int, FetchOutcome], None] | None = None,
     windows: Mapping[str, ScanWindow] | None = None,
-    estimates: Mapping[str, int] | None = None,
+    estimates: Mapping[str, int | None] | None = None,
 ) -> FetchOutcome:
     """Scan each creator (window-bounded where ``windows`` says); hand every completed scan to
     ``on_scan`` (the caller spools it, so pages paid for survive a failed write); collect failures by
-    creator. ``estimates`` are the expected calls per creator (default 1), for the hooks."""
+    creator. ``estimates`` are the expected calls per creator (absent or None: unknown), for the hooks."""
     query = query or NotesQuery()
     outcome = FetchOutcome()
     started = time.monotonic()
@@ -50,7 +50,7 @@ def fetch_creators(
     hooks = client.hooks
 
     def one(creator_id: str) -> Scan | None:
-        if hooks is not None and not hooks.before_creator(creator_id, (estimates or {}).get(creator_id, 1)):
+        if hooks is not None and not hooks.before_creator(creator_id, (estimates or {}).get(creator_id)):
             return None
         try:
             window = windows.get(creator_id)

@@ -81,12 +81,16 @@ class CallHooks(Protocol):
     """What the client and the fetch loop tell whoever keeps the books (ledger, daily budget).
 
     ``before_creator`` may decline a creator before its first call (False: leave it for another day);
+    its estimate is None when nothing is known of the creator's list (a first snapshot);
+    ``expect_calls`` tells, once the first page of a full scan has shown the service's total, how many
+    calls the whole scan takes;
     ``before_call`` may refuse a call by raising :class:`~pgy_pipeline.errors.BudgetExhaustedError`;
     ``after_call`` gets every attempt that went out, or None when an admitted call never left.
     They are called from the fetch threads at once: implementations lock.
     """
 
-    def before_creator(self, creator_id: str, estimated_calls: int) -> bool: ...
+    def before_creator(self, creator_id: str, estimated_calls: int | None) -> bool: ...
+    def expect_calls(self, creator_id: str, calls: int) -> None: ...
 
     def after_creator(self, creator_id: str) -> None: ...
 

@@ -148,12 +148,15 @@ def _plan_fetch(
     todo = [k for k in keys if refresh or k not in stored]
     past = sorted(k for k in todo if k[1] != today)
     if past:
+        # A run queued before midnight that starts after it lands here too: the service would answer
+        # with today's list, which must not be stored under yesterday's date.
         raise PastSnapshotDateError(
             f"cannot fetch raw pages for {keys_text(past)}: the API only serves the present, so raw "
-            f"pages can only be fetched for today ({today.isoformat()}, Asia/Shanghai). To rebuild "
-            "analytics/notes and analytics/creator_engagement_metrics for past dates, materialize "
-            "those assets alone: they read the raw pages already stored and make no API call. "
-            "No API call was made."
+            f"pages can only be fetched for today ({today.isoformat()}, Asia/Shanghai). To snapshot "
+            f"these creators now, launch today's partitions instead: "
+            f"{keys_text({(c, today) for c, _ in past})}. To rebuild analytics/notes and "
+            "analytics/creator_engagement_metrics for past dates, materialize those assets alone: they "
+            "read the raw pages already stored and make no API call. No API call was made."
         )
     plan = FetchPlan(keys=keys, stored={k for k in keys if k not in todo})
     for key in todo:
@@ -446,8 +449,19 @@ def _note_pages(
         metadata["api_pacing"] = MetadataValue.json(stats["pacing"])
     if budget is not None:
         metadata["daily_call_budget"] = MetadataValue.json(
-            {"budget": budget, "billed_today": books.billed_today, "left_for_tomorrow": len(deferred)}
+            {
+                "budget": budget,
+                "billed_today": books.billed_today,
+                "over_budget_by": books.over_budget_by,
+                "left_for_tomorrow": len(deferred),
+            }
         )
+        if books.over_budget_by:
+            context.log.warning(
+                f"{books.over_budget_by} call(s) over the daily budget of {budget}: creators already "
+                "started are always finished (a scan cut short would be paid for and thrown away), and "
+                "their lists needed more pages than estimated"
+            )
     per_partition_figures = scope.per_partition(figures)
     if scope.by_cohort:
         for part, part_keys in scope.by_partition().items():

@@ -3,16 +3,24 @@
 The budget caps the calls billed per Asia/Shanghai day, across all runs. A fetch step counts what the
 day has spent before it starts (the ledger ``meta.api_calls`` plus journals waiting in the spool) and
 then every call of its own as it goes, a call in flight counting as billed until its answer says
-otherwise. So a run never starts a call that could pass the budget:
+otherwise.
+
+**The cut falls between creators, never inside one.** A snapshot needs a creator's whole scan, so the
+pages of a scan cut short would be paid for and thrown away, then bought again the next day. Instead:
 
 * a creator is started only if the budget left covers its estimated calls (the pages of its last
-  snapshot of the same kind), reserved for it while it is scanned;
-* each call is admitted only if it fits beside every other creator's reservation; otherwise it is
-  refused without reaching the service (:class:`~pgy_pipeline.errors.BudgetExhaustedError`).
+  snapshot of the same kind, plus one since lists grow), reserved for it while it is scanned; when
+  in-flight creators still hold reservations, the decision waits until it is certain;
+* a creator with no history (a first snapshot) has no estimate: its first page sizes it (the service's
+  ``total``), and no other creator starts until it is sized, so every start is decided on known needs;
+* a started creator is always finished. The day passes the budget only by what an estimate missed
+  (a list that grew by more than a page since the last snapshot, or a first snapshot larger than the
+  budget left): the step reports it as ``over_budget_by``, and the day's later runs start nothing.
 
-Creators the budget cannot afford are left for tomorrow, named in the step's failure with the budget.
-The schedule and the registry sensor read the last verdict from the Dagster instance (they must not
-open DuckDB while a run may hold its write lock) and say "budget spent until 00:00 Asia/Shanghai".
+Creators the budget cannot afford are not started (no call is made for them), left for tomorrow and
+named in the step's failure with the budget. The schedule and the registry sensor read the last
+verdict from the Dagster instance (they must not open DuckDB while a run may hold its write lock) and
+say "budget spent until 00:00 Asia/Shanghai".
 
 Fetch steps never overlap (one ``raw/note_pages`` step fetches at a time), so the day's count read at
 a step's start is not raced by another run's calls.
@@ -90,10 +98,8 @@ def read_spent_budget(
 class CallBooks:
     """The :class:`~pgy_pipeline.api.ledger.CallHooks` of a fetch step: journal every call, keep the budget.
 
-    When the budget is short, creators already started go first: a call beyond its creator's
-    reservation is admitted only for the earliest started creator that needs one (the others wait), so
-    the room left completes creators one by one instead of leaving all of them half-scanned. A call
-    that no settling call could make room for is refused.
+    See the module docstring for the rule; a call outside any started creator (a page fetched on its
+    own) is admitted only while the budget has room, else refused without reaching the service.
     """
 
     def __init__(self, journal: CallJournal, limit: int | None = None, spent_before: int = 0) -> None:
@@ -102,9 +108,8 @@ class CallBooks:
         self.spent_before = spent_before
         self._cond = threading.Condition()
         self._used = 0  # this step's calls billed or in flight
-        self._in_flight = 0
         self._reserved: dict[str, int] = {}  # calls still reserved per creator being scanned
-        self._started: list[str] = []  # creators being scanned, in the order they started
+        self._sizing: set[str] = set()  # started creators whose size is not known yet
         self.refused_calls = 0
 
     @property
@@ -112,48 +117,58 @@ class CallBooks:
         with self._cond:
             return self.spent_before + self._used
 
+    @property
+    def over_budget_by(self) -> int:
+        """Calls billed today beyond the budget, by started creators that needed more than estimated."""
+        return 0 if self.limit is None else max(0, self.billed_today - self.limit)
+
     def _room(self, creator_id: str | None) -> int:
         assert self.limit is not None
         others = sum(v for c, v in self._reserved.items() if c != creator_id)
         return self.limit - self.spent_before - self._used - others
 
-    def before_creator(self, creator_id: str, estimated_calls: int) -> bool:
+    def before_creator(self, creator_id: str, estimated_calls: int | None) -> bool:
         if self.limit is None:
             return True
+        need = max(1, estimated_calls or 1)
         with self._cond:
-            if self._room(None) < max(1, estimated_calls):
+            # Decide only on known needs: wait while a started creator is unsized, or while room that
+            # in-flight creators still hold may come back.
+            while self._sizing or (self._room(None) < need and any(self._reserved.values())):
+                self._cond.wait(timeout=1.0)
+            if self._room(None) < need:
                 return False
-            self._reserved[creator_id] = max(1, estimated_calls)
-            self._started.append(creator_id)
+            self._reserved[creator_id] = need
+            if estimated_calls is None:
+                self._sizing.add(creator_id)
             return True
+
+    def expect_calls(self, creator_id: str, calls: int) -> None:
+        with self._cond:
+            if creator_id in self._reserved:
+                # page 1 is answered: the rest of the scan is what stays reserved
+                self._reserved[creator_id] = max(0, calls - 1)
+            self._sizing.discard(creator_id)
+            self._cond.notify_all()
 
     def after_creator(self, creator_id: str) -> None:
         with self._cond:
             self._reserved.pop(creator_id, None)
-            if creator_id in self._started:
-                self._started.remove(creator_id)
+            self._sizing.discard(creator_id)
             self._cond.notify_all()
 
     def before_call(self, creator_id: str, page_number: int) -> None:
         with self._cond:
-            while self.limit is not None and self._reserved.get(creator_id, 0) < 1:
-                room = self._room(creator_id)
-                first = next((c for c in self._started if self._reserved.get(c, 0) < 1), creator_id)
-                if room >= 1 and first == creator_id:
-                    break  # a call beyond the reservation, for the earliest creator that needs one
-                if room < 1 and self._in_flight == 0:
-                    self.refused_calls += 1
-                    raise BudgetExhaustedError(
-                        budget_message(self.limit, self.spent_before + self._used)
-                        + ". The call was not made; the creator is left for tomorrow.",
-                        creator_id=creator_id,
-                        page=page_number,
-                    )
-                # Wait for an earlier creator to finish, or for a call in flight to settle (one that
-                # is not billed gives its place back).
-                self._cond.wait(timeout=1.0)
+            started = creator_id in self._reserved
+            if self.limit is not None and not started and self._room(creator_id) < 1:
+                self.refused_calls += 1
+                raise BudgetExhaustedError(
+                    budget_message(self.limit, self.spent_before + self._used)
+                    + ". The call was not made.",
+                    creator_id=creator_id,
+                    page=page_number,
+                )
             self._used += 1
-            self._in_flight += 1
             if self._reserved.get(creator_id, 0) > 0:
                 self._reserved[creator_id] -= 1
 
@@ -161,7 +176,8 @@ class CallBooks:
         if call is not None:
             self.journal.append(call)
         with self._cond:
-            self._in_flight -= 1
             if call is None or not call.billed:
                 self._used -= 1  # not billed after all: the call's place goes back to the budget
+                if creator_id in self._reserved:
+                    self._reserved[creator_id] += 1  # and the page still has to be fetched
             self._cond.notify_all()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import duckdb
 import pytest
 from dagster import DagsterEventType
 
+from pgy_pipeline import clock
 from pgy_pipeline.api.client import NotesQuery
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.scans import CreatorHistory, plan_scans
@@ -77,56 +78,123 @@ def check_passed(result, name: str) -> bool:
     return passed
 
 
+def columns_of(db: str) -> list[str]:
+    with duckdb.connect(db, read_only=True) as conn:
+        return [
+            d[0]
+            for d in conn.execute(
+                "SELECT * EXCLUDE (creator_id, snapshot_date) FROM analytics.creator_engagement_metrics LIMIT 0"
+            ).description
+        ]
+
+
+def at_ten(day: date):
+    """The pipeline's and the simulator's clock at 10:00 Asia/Shanghai on ``day``."""
+    return clock.use_clock(lambda: datetime.combine(day, time(10), tzinfo=clock.SHANGHAI))
+
+
+def test_a_same_day_refresh_of_a_first_snapshot_scans_in_full_and_keeps_every_note(
+    instance, simulator, api, duckdb_resource, db_path
+):
+    [creator] = creator_ids(1, prefix="refresh300")
+    instance.add_dynamic_partitions("creators", [creator])
+    simulator.set_notes_at_ages(creator, IN_WINDOW + OLDER, snapshot_date=TODAY)
+    with at_ten(TODAY):
+        assert run_pipeline(instance, api, duckdb_resource, [creator]).success
+        first = metrics(db_path, creator, ("30d", "90d", "all"))
+        simulator.reset_stats()
+        refreshed = run_pipeline(instance, api, duckdb_resource, [creator], run_config=REFRESH)
+    assert refreshed.success
+    # The day held a complete list: a refresh never leaves it less complete, so it scans in full again.
+    assert simulator.call_count(creator) == math.ceil(300 / simulator.page_size)
+    assert metrics(db_path, creator, ("30d", "90d", "all")) == first
+    assert first[("all", "all")][2] == 300
+    assert query(db_path, "SELECT count(*), count(DISTINCT note_id) FROM analytics.notes") == [(300, 300)]
+    assert query(db_path, "SELECT scan_status, covered_from FROM analytics.creator_snapshots") == [
+        ("full", None)
+    ]
+    assert query(db_path, "SELECT DISTINCT scan FROM raw.note_pages") == [("full",)]
+
+
 def test_a_window_scan_of_a_300_note_creator_costs_5_calls_and_keeps_30d_90d_exact(
     instance, simulator, api, duckdb_resource, db_path
 ):
     [creator] = creator_ids(1, prefix="window300")
     instance.add_dynamic_partitions("creators", [creator])
-    simulator.set_notes_at_ages(creator, IN_WINDOW + OLDER, snapshot_date=TODAY)
+    yesterday = TODAY - timedelta(days=1)
     page_size = simulator.page_size
 
-    # First snapshot: a full scan, whatever the schedule says.
-    assert run_pipeline(instance, api, duckdb_resource, [creator]).success
+    # Yesterday's first snapshot: a full scan, whatever the schedule says.
+    simulator.set_notes_at_ages(creator, IN_WINDOW + OLDER, snapshot_date=yesterday)
+    with at_ten(yesterday):
+        assert run_pipeline(instance, api, duckdb_resource, [creator], day=yesterday.isoformat()).success
     assert simulator.call_count(creator) == math.ceil(300 / page_size)
-    full = metrics(db_path, creator, ("30d", "90d", "all"))
 
-    # The same day again (refresh follows the schedule's rule): the last full scan is today, so a window scan.
+    # Today: the last full scan is a day old, so a window scan; then a refresh with scan: full as the truth.
+    simulator.set_notes_at_ages(creator, IN_WINDOW + OLDER, snapshot_date=TODAY)
     simulator.reset_stats()
-    refreshed = run_pipeline(instance, api, duckdb_resource, [creator], run_config=REFRESH)
-    assert refreshed.success
-    calls = simulator.call_count(creator)
+    with at_ten(TODAY):
+        scanned = run_pipeline(instance, api, duckdb_resource, [creator])
+        assert scanned.success
+        calls = simulator.call_count(creator)
+        window = metrics(db_path, creator, ("30d", "90d", "all"))
+        [snap] = query(
+            db_path,
+            "SELECT scan_status, notes_loaded, total_reported, pages, covered_from "
+            "FROM analytics.creator_snapshots WHERE snapshot_date = ?",
+            [TODAY],
+        )
+        [(scan, since)] = query(
+            db_path,
+            "SELECT DISTINCT scan, scan_window_from FROM raw.note_pages WHERE snapshot_date = ?",
+            [TODAY],
+        )
+        full_run = run_pipeline(
+            instance,
+            api,
+            duckdb_resource,
+            [creator],
+            run_config={"ops": {"raw__note_pages": {"config": {"refresh": True, "scan": "full"}}}},
+        )
+        assert full_run.success
+    full = metrics(db_path, creator, ("30d", "90d", "all"))
     assert calls <= math.ceil(26 / page_size) + 1
-    assert [c.page for c in simulator.calls] == list(range(1, calls + 1))
-    window = metrics(db_path, creator, ("30d", "90d", "all"))
+    assert [c.page for c in simulator.calls][:calls] == list(range(1, calls + 1))
 
     for key in [k for k in full if k[0] in ("30d", "90d")]:
         assert window[key] == full[key], key
     assert full[("90d", "all")][2] == 25  # note_count: ages 0..89 (age 90 is on the far edge)
     # window 'all': nothing invented from notes the scan did not read; what it knows is kept
-    columns = [
-        d[0]
-        for d in duckdb.connect(db_path, read_only=True)
-        .execute(
-            "SELECT * EXCLUDE (creator_id, snapshot_date) FROM analytics.creator_engagement_metrics LIMIT 0"
-        )
-        .description
-    ]
-    all_row = dict(zip(columns, window[("all", "all")], strict=True))
+    all_row = dict(zip(columns_of(db_path), window[("all", "all")], strict=True))
     assert all_row["note_count"] is None and all_row["read_median"] is None and all_row["read_gain"] is None
     assert all_row["notes_total_reported"] == 300
     assert all_row["days_since_last_note"] == 0
     assert full[("all", "all")][2] == 300
 
-    [snap] = query(
-        db_path,
-        "SELECT scan_status, notes_loaded, total_reported, pages, covered_from FROM analytics.creator_snapshots",
-    )
     assert snap == ("window", calls * page_size, 300, calls, TODAY - timedelta(days=90))
-    [(scan, since)] = query(db_path, "SELECT DISTINCT scan, scan_window_from FROM raw.note_pages")
     assert (scan, since) == ("window", TODAY - timedelta(days=90))
-
     # The reconciliation check expects fewer notes than total on a window scan.
-    assert check_passed(refreshed, "notes_reconcile_with_total") is True
+    assert check_passed(scanned, "notes_reconcile_with_total") is True
+
+
+def test_a_same_day_refresh_of_a_window_day_scans_the_window_again(
+    instance, simulator, api, duckdb_resource, db_path
+):
+    [creator] = creator_ids(1, prefix="refreshwin")
+    instance.add_dynamic_partitions("creators", [creator])
+    yesterday = TODAY - timedelta(days=1)
+    simulator.set_notes_at_ages(creator, IN_WINDOW + OLDER, snapshot_date=yesterday)
+    with at_ten(yesterday):
+        assert run_pipeline(instance, api, duckdb_resource, [creator], day=yesterday.isoformat()).success
+    with at_ten(TODAY):
+        assert run_pipeline(instance, api, duckdb_resource, [creator]).success
+        simulator.reset_stats()
+        assert run_pipeline(instance, api, duckdb_resource, [creator], run_config=REFRESH).success
+    # The plan reads the days before today: yesterday's full scan is fresh, so the window again.
+    assert simulator.call_count(creator) <= math.ceil(26 / simulator.page_size) + 1
+    assert query(
+        db_path, "SELECT scan_status FROM analytics.creator_snapshots WHERE snapshot_date = ?", [TODAY]
+    ) == [("window",)]
 
 
 def test_reconciliation_still_catches_a_short_full_scan(instance, simulator, api, duckdb_resource, db_path):
@@ -147,15 +215,20 @@ def test_out_of_order_dates_never_end_a_scan_early_and_large_breaks_are_flagged(
     items = simulator.set_notes_at_ages(
         creator, [50] + [100 + 4 * i for i in range(60)] + [300], snapshot_date=TODAY
     )
-    assert run_pipeline(instance, api, duckdb_resource, [creator]).success  # first snapshot: full
+    yesterday = TODAY - timedelta(days=1)
+    with at_ten(yesterday):  # first snapshot: full
+        assert run_pipeline(instance, api, duckdb_resource, [creator], day=yesterday.isoformat()).success
     # A year-old note pinned on top makes page 1 all old but out of order; the recent note comes on page 2.
     recent, old, pinned = items[0], items[1:-1], items[-1]
     simulator.set_notes(creator, [pinned, *old[:7], recent, *old[7:]])
     simulator.reset_stats()
-    result = run_pipeline(instance, api, duckdb_resource, [creator], run_config=REFRESH)
+    with at_ten(TODAY):  # a window scan
+        result = run_pipeline(instance, api, duckdb_resource, [creator])
     assert result.success
     assert [c.page for c in simulator.calls] == [1, 2, 3]  # page 3: all old and in order
-    got = {r[0] for r in query(db_path, "SELECT note_id FROM analytics.notes")}
+    got = {
+        r[0] for r in query(db_path, "SELECT note_id FROM analytics.notes WHERE snapshot_date = ?", [TODAY])
+    }
     assert recent["noteId"] in got
     flagged = step_summary(result, "raw__note_pages")["out_of_order_dates"].value
     assert flagged == {
@@ -177,12 +250,36 @@ def test_plan_scans_full_when_needed_and_neediest_first():
     plan = plan_scans([a, b, c, d, e], history, today, query=NotesQuery(), full_every_days=7)
     assert plan.order == [a, e, c, d, b]  # never snapshotted (registration order), then stalest
     assert set(plan.windows) == {b}
-    assert plan.estimates == {a: 1, e: 1, c: 13, d: 1, b: 3}
+    assert plan.estimates == {a: None, e: None, c: 13, d: None, b: 4}  # None: sized by page 1
     assert "7+ days old" in plan.reasons[c] and "first snapshot" in plan.reasons[d]
     forced = plan_scans([b], history, today, query=NotesQuery(), force_full=True)
     assert forced.windows == {} and "scan: full" in forced.reasons[b]
     other = plan_scans([b], history, today, query=NotesQuery(order_type="MOST_READ"))
     assert other.windows == {}
+
+
+@pytest.mark.parametrize(
+    ("today_status", "full"),
+    [
+        ("full", True),
+        ("empty", True),
+        ("partial", True),
+        ("full_drifted", True),
+        ("window", False),
+        (None, False),
+    ],
+)
+def test_a_refresh_never_plans_a_day_less_complete_than_it_was(today_status, full):
+    today = date(2026, 12, 2)
+    [b] = creator_ids(1, prefix="plan")
+    history = {
+        b: CreatorHistory(today - timedelta(days=1), today - timedelta(days=3), 10, 3, today_status, 11)
+    }
+    plan = plan_scans([b], history, today, query=NotesQuery(), full_every_days=7)
+    assert (b not in plan.windows) is full
+    if full:
+        assert "refresh of today's" in plan.reasons[b]
+        assert plan.estimates[b] == (12 if today_status in ("full", "empty") else 11)
 
 
 @pytest.mark.parametrize("every", [1, 3])

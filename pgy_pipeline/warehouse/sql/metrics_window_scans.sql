@@ -21,7 +21,7 @@ FROM analytics.creator_snapshots AS s
 WHERE m."window" = 'all'
   AND s.creator_id = m.creator_id
   AND s.snapshot_date = m.snapshot_date
-  AND s.scan_status = 'window'
+  AND s.scan_status IN ('window', 'window_drifted', 'full_drifted')
   AND (m.creator_id, m.snapshot_date) IN (SELECT creator_id, snapshot_date FROM _keys);
 
 -- A full-scan day after a window-scan day: the all-time read gain would only compare the notes the
@@ -32,5 +32,5 @@ FROM analytics.creator_snapshots AS prev
 WHERE m."window" = 'all'
   AND prev.creator_id = m.creator_id
   AND prev.snapshot_date = m.previous_snapshot_date
-  AND prev.scan_status = 'window'
+  AND prev.scan_status IN ('window', 'window_drifted')
   AND (m.creator_id, m.snapshot_date) IN (SELECT creator_id, snapshot_date FROM _keys);

@@ -16,6 +16,7 @@ pages AS (
            arg_max(p.total, p.page_number)   AS total_reported,
            max(p.fetched_at)                 AS fetched_at,
            bool_or(p.scan = 'window')        AS window_scan,
+           count(DISTINCT p.total)           AS totals_seen,
            min(p.scan_window_from)           AS window_from
     FROM raw.note_pages AS p
     JOIN _keys USING (creator_id, snapshot_date)
@@ -48,6 +49,10 @@ status AS (
         coalesce(l.notes, 0) AS notes_loaded,
         CASE
             WHEN p.items = 0 AND coalesce(p.total_reported, 0) = 0 THEN 'empty'
+            -- the list moved while paging: notes may have shifted between pages, missed or seen twice;
+            -- not a full scan on record (the next snapshot is full), window 'all' left NULL
+            WHEN p.totals_seen > 1 AND p.window_scan THEN 'window_drifted'
+            WHEN p.totals_seen > 1 THEN 'full_drifted'
             WHEN coalesce(l.notes, 0) + coalesce(w.items, 0) >= coalesce(p.total_reported, 0) THEN 'full'
             WHEN p.window_scan THEN 'window'  -- stopped once past the window, as asked
             ELSE 'partial'
@@ -66,6 +71,6 @@ SELECT
     s.calls,
     coalesce(b.billed_calls, s.pages)    AS billed_calls,  -- pages stored before the ledger: one call each
     s.fetched_at,
-    CASE WHEN s.scan_status = 'window' THEN s.window_from END AS covered_from
+    CASE WHEN s.scan_status IN ('window', 'window_drifted') THEN s.window_from END AS covered_from
 FROM status AS s
 LEFT JOIN ledger AS b USING (creator_id, snapshot_date);
