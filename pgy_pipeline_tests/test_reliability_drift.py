@@ -152,3 +152,34 @@ def test_notes_removed_while_paging_are_flagged_by_the_reconciliation_check(
     assert any("total changed while paging: 24 -> 22" in d for d in drift[ids[0]])
     # README: "when total changes ... while paging, ... the reconciliation check warns".
     assert ids[0] in mismatched and not check.passed
+
+
+def test_a_scan_whose_list_moved_is_stored_as_drifted_and_the_next_snapshot_is_full(
+    instance, simulator, duckdb_resource, db_path
+):
+    from datetime import timedelta
+
+    import duckdb
+
+    from pgy_pipeline.api.client import NotesQuery
+    from pgy_pipeline.warehouse.scans import plan_scans, scan_history
+
+    faults = [("2 newest notes deleted while paging (before page 2)", "remove_notes", 2, 1, {"n": 2})]
+    ids, *_ = run_with_drift(instance, simulator, duckdb_resource, "drifted", faults)
+    drifted, clean = ids
+    statuses = dict(query(db_path, "SELECT creator_id, scan_status FROM analytics.creator_snapshots"))
+    assert statuses == {drifted: "full_drifted", clean: "full"}
+    # window 'all' of the drifted day is not the creator's whole list: its whole-list figures stay NULL
+    [(count, median, total)] = query(
+        db_path,
+        "SELECT note_count, read_median, notes_total_reported FROM analytics.creator_engagement_metrics "
+        "WHERE creator_id = ? AND \"window\" = 'all' AND segment = 'all'",
+        [drifted],
+    )
+    assert count is None and median is None and total == NOTES - 2
+    # and it is not the full scan on record: tomorrow's plan scans the drifted creator in full
+    tomorrow = TODAY + timedelta(days=1)
+    with duckdb.connect(db_path, read_only=True) as conn:
+        plan = plan_scans(ids, scan_history(conn, ids, tomorrow), tomorrow, query=NotesQuery())
+    assert drifted not in plan.windows and clean in plan.windows
+    assert "no full scan on record" in plan.reasons[drifted]

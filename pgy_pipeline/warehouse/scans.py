@@ -133,8 +133,12 @@ def plan_scans(
             reason = "the query is not LATEST order with the default filters"
         elif h.today_status is not None and h.today_status not in WINDOW_STATUSES:
             reason = f"refresh of today's {h.today_status} snapshot (never less complete than it was)"
-        elif h.last_full_scan is None:
+        elif h.last_snapshot is None:
             reason = "first snapshot (no full scan on record)"
+        elif h.last_full_scan is None:
+            reason = (
+                "no full scan on record (earlier scans were window-bounded or their list moved while paging)"
+            )
         elif (today - h.last_full_scan).days >= full_every_days:
             reason = f"last full scan {h.last_full_scan.isoformat()} is {full_every_days}+ days old"
         else:

@@ -251,7 +251,11 @@ def test_plan_scans_full_when_needed_and_neediest_first():
     assert plan.order == [a, e, c, d, b]  # never snapshotted (registration order), then stalest
     assert set(plan.windows) == {b}
     assert plan.estimates == {a: None, e: None, c: 13, d: None, b: 4}  # None: sized by page 1
-    assert "7+ days old" in plan.reasons[c] and "first snapshot" in plan.reasons[d]
+    assert (
+        "7+ days old" in plan.reasons[c]
+        and "no full scan on record" in plan.reasons[d]
+        and "first snapshot" in plan.reasons[a]
+    )
     forced = plan_scans([b], history, today, query=NotesQuery(), force_full=True)
     assert forced.windows == {} and "scan: full" in forced.reasons[b]
     other = plan_scans([b], history, today, query=NotesQuery(order_type="MOST_READ"))
