@@ -185,9 +185,8 @@ def test_concurrent_runs_an_analyst_and_a_killed_run_on_s3(
     first, second = creator_ids(5, prefix="ra"), creator_ids(5, prefix="rb")
     # Two snapshot runs of different creators at once, each in its own process (first snapshots:
     # full scans), then both again with refresh so that each replaces partitions while the other
-    # writes. A refresh the same day would read only the 90-day window (the day's full scan is on
-    # record); `scan: full` makes it read every list whole, so each creator's notes can be held
-    # against the service's total below.
+    # writes. A refresh never leaves a day less complete than it was: the day's full scans are
+    # refreshed in full, so each creator's notes can be held against the service's total below.
     fetched: list[dict[str, object]] = []
     for refresh in (False, True):
         runs = [
@@ -198,7 +197,6 @@ def test_concurrent_runs_an_analyst_and_a_killed_run_on_s3(
                 simulator,
                 c,
                 refresh=refresh,
-                scan="full" if refresh else "auto",
             )
             for c in (first, second)
         ]
