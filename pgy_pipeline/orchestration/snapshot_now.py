@@ -37,6 +37,7 @@ def snapshot(creator_id: str, *, refresh: bool = False) -> int:
 
     from pgy_pipeline.api.client import validate_creator_id
     from pgy_pipeline.definitions import Settings, build_defs
+    from pgy_pipeline.orchestration.assets import UNCHANGED
     from pgy_pipeline.orchestration.partitions import cohort_of, cohort_partition_key, partition_key
     from pgy_pipeline.warehouse.keys import today_shanghai
 
@@ -55,15 +56,26 @@ def snapshot(creator_id: str, *, refresh: bool = False) -> int:
                 instance.add_dynamic_partitions("creators", [creator_id])
             key = partition_key(creator_id, day)
         print(f"snapshot of {creator_id} for {day.isoformat()} (Asia/Shanghai); Dagster home {home}")
-        result = defs.get_job_def("snapshot_job").execute_in_process(
+        result = defs.resolve_job_def("snapshot_job").execute_in_process(
             instance=instance,
             partition_key=str(key),
-            run_config={"ops": {"raw__note_pages": {"config": config}}},
+            run_config={
+                "ops": {"raw__note_pages": {"config": config}},
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            },
             raise_on_error=False,
         )
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data is not None:
-            print(f"failed: {event.step_failure_data.error.message if event.step_failure_data.error else ''}")
+            error = event.step_failure_data.error
+            print(f"failed: {error.message if error else event.message}")
+    for materialization in result.asset_materializations_for_node("raw__note_pages"):
+        figures = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        print(
+            f"{figures.get('status', 'written')}: {figures.get('items', '?')} notes listed, "
+            f"{figures.get('api_calls', 0)} API call(s), scan {figures.get('scan', '-')}"
+            + ("" if refresh or figures.get("status") != UNCHANGED else "; add --refresh to fetch again")
+        )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'failed'}; see it in the Dagster UI")
     return 0 if result.success else 1
 
