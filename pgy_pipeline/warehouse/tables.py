@@ -290,9 +290,11 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         "scan_status = 'window'`) the scan read only the notes of the last 90 days and a margin, so the "
         "rows of window `all` keep `notes_total_reported` and `days_since_last_note` (the newest note is "
         "always read) and leave every other figure NULL, the counts and `read_gain` included: nothing is "
-        "invented from notes the scan did not read. `read_gain` of window `all` is also NULL on a full-scan "
-        "day that follows a window-scan day. Windows `30d` and `90d` are exactly what a full scan gives. "
-        "For all-time figures use the latest day whose scan_status is `'full'`."
+        "invented from notes the scan did not read. The same holds on a day whose list moved while paging "
+        "(`'full_drifted'`, `'window_drifted'`): a note may have been missed. `read_gain` of window `all` "
+        "is also NULL on a full-scan day that follows a window-scan day. Windows `30d` and `90d` are "
+        "exactly what a full scan gives. For all-time figures use the latest day whose scan_status is "
+        "`'full'`."
     ),
     partitioned=True,
     columns=(
@@ -404,7 +406,10 @@ CREATOR_SNAPSHOTS = Relation(
         "`'empty'` when the service answered code 0 with no notes and "
         "total 0 (the id is not on Pugongying: a wrong id, or the creator left the marketplace; that "
         "call is still billed), `'partial'` when a full scan ended before `total` (the page cap, or notes "
-        "removed while paging). Rebuilt with analytics.notes from the stored pages; `billed_calls` comes "
+        "removed while paging), `'full_drifted'` or `'window_drifted'` when the service's `total` moved "
+        "while paging (notes published or deleted meanwhile shift the list between pages, so one may be "
+        "missed or read twice: window `all` is left NULL as on a window day, and the creator's next "
+        "snapshot reads the whole list). Only `'full'` and `'empty'` count as the full scan on record. Rebuilt with analytics.notes from the stored pages; `billed_calls` comes "
         "from the billing ledger meta.api_calls."
     ),
     partitioned=True,
@@ -414,7 +419,7 @@ CREATOR_SNAPSHOTS = Relation(
         _c(
             "scan_status",
             "VARCHAR",
-            "'full', 'window', 'empty' or 'partial' (see the table's notes).",
+            "'full', 'window', 'empty', 'partial', 'full_drifted' or 'window_drifted' (see the table's notes).",
             null=False,
         ),
         _c("total_reported", "INTEGER", "The service's total on the last page read.", unit="notes"),
@@ -587,7 +592,7 @@ CREATOR_LEADERBOARD = Relation(
         _c(
             "scan_status",
             "VARCHAR",
-            "analytics.creator_snapshots.scan_status of that snapshot: 'full', 'empty' or 'partial'.",
+            "analytics.creator_snapshots.scan_status of that snapshot (see that table).",
         ),
         _c(
             "no_pugongying_data",
