@@ -536,6 +536,27 @@ def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> 
         )
 
 
+# The per-partition ``status`` of a rebuild partition with no stored raw pages: nothing was fetched
+# that day (the API serves only the present), so there is nothing to rebuild, and that is no failure.
+NO_SNAPSHOT = "no snapshot that day (no raw pages stored)"
+
+
+def _record_no_snapshot(
+    context: AssetExecutionContext, scope: StepScope, missing: set[PartitionKey], metadata: dict[str, Any]
+) -> None:
+    """Mark partitions without stored raw pages as "no snapshot that day" (0 rows), so that a backfill
+    over past dates succeeds and says what it found instead of failing."""
+    if not missing:
+        return
+    metadata["run_total/partitions_without_snapshot"] = len(missing)
+    context.log.info(
+        f"{len(missing)} partition(s) with no snapshot that day, recorded as such: {keys_text(missing)}. "
+        "Raw pages can only be fetched for today (Asia/Shanghai)."
+    )
+    for part in {scope.partition_of(key) for key in missing}:
+        context.add_asset_metadata({"status": NO_SNAPSHOT, "dagster/row_count": 0}, partition_key=part)
+
+
 def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool) -> MaterializeResult:
     scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
     with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
@@ -585,15 +606,7 @@ def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort:
             )
         ),
     }
-    if missing:
-        raise Failure(
-            description=(
-                f"no raw pages stored for {keys_text(missing)}: materialize raw/note_pages for those "
-                f"partitions first (only possible for today). The other {len(keys) - len(missing)} "
-                "partition(s) were rebuilt."
-            ),
-            metadata=metadata,
-        )
+    _record_no_snapshot(context, scope, missing, metadata)
     return _with_step_summary(context, NOTES_KEY, metadata, checks)
 
 
@@ -631,11 +644,7 @@ def _creator_engagement_metrics(
             )
         ),
     }
-    if missing:
-        raise Failure(
-            description=f"no raw pages stored for {keys_text(missing)}: nothing to compute for them.",
-            metadata=metadata,
-        )
+    _record_no_snapshot(context, scope, missing, metadata)
     check = AssetCheckResult(
         check_name="metric_rates_within_bounds",
         passed=not out_of_bounds,

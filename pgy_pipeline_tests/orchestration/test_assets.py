@@ -621,3 +621,43 @@ def test_every_write_refreshes_the_read_replica_and_holds_the_step_locks(
     assert not list(Path(db_path).parent.glob(".*.tmp"))
     logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
     assert any("read replica" in m and "updated" in m for m in logs), logs
+
+
+def test_a_rebuild_over_days_without_snapshots_succeeds_and_says_so(
+    instance, simulator, api, duckdb_resource, db_path, creators
+):
+    from dagster import DagsterEventType
+
+    from pgy_pipeline.orchestration.assets import NO_SNAPSHOT
+    from pgy_pipeline.orchestration.automation import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    two = creators[:2]
+    assert run_pipeline(instance, api, duckdb_resource, two).success  # today has stored pages
+    simulator.reset_stats()
+    first = (TODAY - timedelta(days=6)).isoformat()
+    # A backfill of the rebuild assets over the last 7 days: 6 days with nothing stored, then today.
+    result = materialize(
+        [notes, creator_engagement_metrics],
+        instance=instance,
+        resources={"duckdb": duckdb_resource},
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{two[0]}|{first}",
+            ASSET_PARTITION_RANGE_END_TAG: f"{two[-1]}|{TODAY.isoformat()}",
+        },
+        raise_on_error=False,
+    )
+    assert result.success, step_failure_messages(result)
+    assert simulator.call_count() == 0
+    statuses: dict[tuple[str, str], object] = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            m = event.event_specific_data.materialization
+            statuses[(m.asset_key.to_user_string(), m.partition)] = m.metadata.get("status")
+    assert len(statuses) == 2 * 2 * 7  # every partition of both assets is materialized
+    empty_days = {(a, p) for (a, p), s in statuses.items() if s is not None and s.value == NO_SNAPSHOT}
+    assert len(empty_days) == 2 * 2 * 6 and all(TODAY.isoformat() not in p for _, p in empty_days)
+    # today's metrics were rebuilt, not skipped
+    rows = query(
+        db_path, "SELECT count(*) FROM analytics.creator_engagement_metrics WHERE snapshot_date = ?", [TODAY]
+    )[0][0]
+    assert rows == 2 * 9  # 3 windows x 3 segments per creator
