@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,12 @@ from pgy_pipeline.orchestration.lake_maintenance import (
     build_lake_maintenance_schedule,
     lake_maintenance_job,
 )
-from pgy_pipeline.orchestration.partitions import PARTITIONINGS
+from pgy_pipeline.orchestration.partitions import PARTITIONINGS, SNAPSHOT_START_DATE, first_day_partitions
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.lake import is_lake
+from pgy_pipeline.warehouse.replica import first_snapshot_day
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,6 +102,29 @@ def _lock_url(environ: Mapping[str, str]) -> str | EnvVar:
     return ""
 
 
+def _first_snapshot_date(environ: Mapping[str, str], database: str) -> str:
+    """Where the date partitions start, so that the UI offers no date before the project's first
+    snapshot: ``PGY_FIRST_SNAPSHOT_DATE``, else the earliest snapshot stored, else today."""
+    raw = (environ.get("PGY_FIRST_SNAPSHOT_DATE") or "").strip()
+    today = today_shanghai()
+    if raw:
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(
+                f"environment variable PGY_FIRST_SNAPSHOT_DATE={raw!r} is not a YYYY-MM-DD date"
+            ) from None
+        if not date.fromisoformat(SNAPSHOT_START_DATE) <= day <= today:
+            raise ValueError(
+                f"environment variable PGY_FIRST_SNAPSHOT_DATE={raw!r} must be between {SNAPSHOT_START_DATE} "
+                f"and today ({today.isoformat()}, Asia/Shanghai)"
+            )
+        return day.isoformat()
+    if is_lake(database):
+        return SNAPSHOT_START_DATE  # a lake's history is not read at load time: set the variable
+    return min(first_snapshot_day(database) or today, today).isoformat()
+
+
 def default_duckdb_path(simulated: bool) -> str:
     """Simulated and real data never share a default file."""
     return str(PROJECT_ROOT / "data" / ("pgy_demo.duckdb" if simulated else "pgy.duckdb"))
@@ -117,6 +143,8 @@ class Settings:
     lake_maintenance_cron: str = DEFAULT_MAINTENANCE_CRON
     # creator x date (per-creator status in the UI) or cohort x date (large rosters): PGY_PARTITIONING
     partitioning: str = "creator"
+    # The first date partition (ISO): PGY_FIRST_SNAPSHOT_DATE, else the earliest stored snapshot, else today.
+    first_snapshot_date: str = SNAPSHOT_START_DATE
 
     def __post_init__(self) -> None:
         if self.partitioning not in PARTITIONINGS:
@@ -176,6 +204,9 @@ class Settings:
             lake=lake,
             lake_maintenance_cron=env.get("PGY_LAKE_MAINTENANCE_CRON") or DEFAULT_MAINTENANCE_CRON,
             partitioning=(env.get("PGY_PARTITIONING") or "creator").strip().lower(),
+            first_snapshot_date=_first_snapshot_date(
+                env, env.get("PGY_DUCKDB_PATH") or default_duckdb_path(simulated)
+            ),
         )
 
 
@@ -197,7 +228,14 @@ def build_defs(
     settings = settings or Settings.from_env()
     # Everything computed from the API's data says so when that data is simulated.
     layout = settings.partitioning
-    api_assets: list[AssetsDefinition] = [*build_snapshot_assets(layout), *ANALYST_ASSETS]
+    api_assets: list[AssetsDefinition] = list(
+        map_asset_specs(
+            lambda spec: spec.replace_attributes(
+                partitions_def=first_day_partitions(spec.partitions_def, settings.first_snapshot_date)
+            ),
+            [*build_snapshot_assets(layout), *ANALYST_ASSETS],
+        )
+    )
     if settings.simulated:
         api_assets = list(map_asset_specs(_flag_simulated, api_assets))
     resources: dict[str, Any] = {

@@ -48,3 +48,38 @@ def test_settings_come_from_the_environment_and_the_factory_uses_them(tmp_path):
 def test_a_bad_setting_names_its_variable(name, value, text):
     with pytest.raises(ValueError, match=text):
         Settings.from_env({name: value})
+
+
+def test_date_partitions_start_at_the_first_snapshot_day(tmp_path):
+    from datetime import timedelta
+
+    import duckdb
+
+    from pgy_pipeline.orchestration.assets import NOTE_PAGES_KEY
+    from pgy_pipeline.orchestration.partitions import SNAPSHOT_START_DATE, today_shanghai
+    from pgy_pipeline.warehouse.replica import replica_path
+    from pgy_pipeline.warehouse.schema import ensure_schema
+
+    database = str(tmp_path / "pgy.duckdb")
+    today = today_shanghai()
+
+    def first_date(env: dict[str, str]) -> str:
+        graph = build_defs(Settings.from_env({"PGY_DUCKDB_PATH": database, **env})).resolve_asset_graph()
+        dates = graph.get(NOTE_PAGES_KEY).partitions_def.get_partitions_def_for_dimension("date")
+        return dates.get_first_partition_key()
+
+    assert first_date({}) == today.isoformat()  # nothing stored yet: the UI offers today only
+    with duckdb.connect(str(replica_path(database))) as conn:
+        ensure_schema(conn)
+        conn.execute(
+            "INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at,"
+            " attempts, code, item_count, body, scan) VALUES ('c', ?, 1, '{}', now()::TIMESTAMP, 1, 0, 0, '{}',"
+            " 'full')",
+            [today - timedelta(days=12)],
+        )
+    assert first_date({}) == (today - timedelta(days=12)).isoformat()  # the earliest stored snapshot
+    assert first_date({"PGY_FIRST_SNAPSHOT_DATE": SNAPSHOT_START_DATE}) == SNAPSHOT_START_DATE
+    with pytest.raises(ValueError, match="PGY_FIRST_SNAPSHOT_DATE='tomorrow' is not a YYYY-MM-DD date"):
+        Settings.from_env({"PGY_DUCKDB_PATH": database, "PGY_FIRST_SNAPSHOT_DATE": "tomorrow"})
+    with pytest.raises(ValueError, match="must be between 2026-01-01 and today"):
+        Settings.from_env({"PGY_DUCKDB_PATH": database, "PGY_FIRST_SNAPSHOT_DATE": "2025-06-01"})

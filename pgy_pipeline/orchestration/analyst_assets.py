@@ -280,8 +280,7 @@ ANALYST_ASSETS = [creator_peer_percentiles, anomalies, creator_report]
 
 analyst_job = define_asset_job(
     name="analyst_job",
-    selection=AssetSelection.assets(*ANALYST_ASSETS),
-    partitions_def=snapshot_date_partitions,
+    selection=AssetSelection.assets(*ANALYST_ASSETS),  # partitioned as its assets are
     description="Rebuild peer percentiles, anomalies and the HTML report for snapshot dates. No API call.",
 )
 

@@ -71,10 +71,8 @@ from pgy_pipeline.orchestration.metadata import creators_tag
 from pgy_pipeline.orchestration.partitions import (
     COHORTS,
     SHANGHAI,
-    cohort_note_partitions,
     cohort_of,
     cohorts_in_order,
-    note_partitions,
     parse_partition_key,
     today_shanghai,
 )
@@ -87,20 +85,18 @@ def build_snapshot_jobs(
     partitioning: str = "creator",
 ) -> tuple[AssetJobDefinition, AssetJobDefinition]:
     """``snapshot_job`` and ``analytics_rebuild_job`` over the layout's partitions."""
-    partitions_def = cohort_note_partitions if partitioning == "cohort" else note_partitions
     members = "cohorts of creators" if partitioning == "cohort" else "creators"
     keys = [NOTE_PAGES_KEY, NOTES_KEY, METRICS_KEY]
+    # Partitioned as their assets are (the layout's, from the project's first snapshot day).
     return (
         define_asset_job(
             name="snapshot_job",
             selection=AssetSelection.assets(*keys),
-            partitions_def=partitions_def,
             description=f"Fetch today's notes for a range of {members}, then rebuild their notes and metrics.",
         ),
         define_asset_job(
             name="analytics_rebuild_job",
             selection=AssetSelection.assets(*keys[1:]),
-            partitions_def=partitions_def,
             description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
         ),
     )

@@ -27,6 +27,7 @@ from dagster import (
     DynamicPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
+    PartitionsDefinition,
     StaticPartitionsDefinition,
 )
 
@@ -47,14 +48,24 @@ __all__ = [
     "partition_day",
     "PARTITIONINGS",
 ]
+# The earliest date partitions can start on. The definitions start at the project's first snapshot
+# day instead (``first_day_partitions``, set from PGY_FIRST_SNAPSHOT_DATE or the stored snapshots in
+# definitions.py), so the UI offers no dates that cannot hold data.
 SNAPSHOT_START_DATE = "2026-01-01"
 
 creator_partitions = DynamicPartitionsDefinition(name="creators")
-snapshot_date_partitions = DailyPartitionsDefinition(
-    start_date=SNAPSHOT_START_DATE,
-    timezone="Asia/Shanghai",
-    end_offset=1,  # today's (still open) day is a partition: snapshots are taken during the day
-)
+
+
+def date_partitions(start_date: str = SNAPSHOT_START_DATE) -> DailyPartitionsDefinition:
+    """Daily Asia/Shanghai snapshot dates from ``start_date``, today's included."""
+    return DailyPartitionsDefinition(
+        start_date=start_date,
+        timezone="Asia/Shanghai",
+        end_offset=1,  # today's (still open) day is a partition: snapshots are taken during the day
+    )
+
+
+snapshot_date_partitions = date_partitions()
 note_partitions = MultiPartitionsDefinition({"creator": creator_partitions, "date": snapshot_date_partitions})
 
 # 64 cohorts x 730 days is 46,720 partitions per asset: under Dagster's advice of 100,000 for two
@@ -67,6 +78,23 @@ cohort_note_partitions = MultiPartitionsDefinition(
     {"cohort": cohort_partitions, "date": snapshot_date_partitions}
 )
 PARTITIONINGS = ("creator", "cohort")
+
+
+def first_day_partitions(
+    partitions_def: PartitionsDefinition | None, start_date: str
+) -> PartitionsDefinition | None:
+    """``partitions_def`` with its date dimension starting on ``start_date`` (others unchanged)."""
+    dates = date_partitions(start_date)
+    if isinstance(partitions_def, DailyPartitionsDefinition):
+        return dates
+    if isinstance(partitions_def, MultiPartitionsDefinition):
+        return MultiPartitionsDefinition(
+            {
+                d.name: dates if isinstance(d.partitions_def, DailyPartitionsDefinition) else d.partitions_def
+                for d in partitions_def.partitions_defs
+            }
+        )
+    return partitions_def
 
 
 def cohort_of(creator_id: str) -> str:

@@ -17,7 +17,10 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+
+import duckdb
 
 REPLICA_SUFFIX = ".read.duckdb"
 
@@ -76,3 +79,17 @@ def publish_replica(database: str) -> ReplicaCopy | None:
         raise
     _fsync_dir(target.parent)
     return ReplicaCopy(path=target, bytes=target.stat().st_size, seconds=time.monotonic() - started)
+
+
+def first_snapshot_day(database: str) -> date | None:
+    """The earliest snapshot date stored, read from the replica (which no writer ever waits for); None
+    when there is no replica yet or it cannot be read (the caller then starts the partitions today)."""
+    if not file_backed(database) or not replica_path(database).exists():
+        return None
+    try:
+        with duckdb.connect(str(replica_path(database)), read_only=True) as conn:
+            rows = conn.execute("SELECT min(snapshot_date) FROM raw.note_pages").fetchall()
+    except duckdb.Error:
+        return None
+    day = rows[0][0] if rows else None
+    return day if isinstance(day, date) else None

@@ -25,7 +25,12 @@ from pgy_pipeline.orchestration.analyst_assets import (
     analyst_refresh_sensor,
 )
 from pgy_pipeline.orchestration.assets import METRICS_KEY
-from pgy_pipeline.orchestration.partitions import note_partitions, snapshot_date_partitions
+from pgy_pipeline.orchestration.partitions import (
+    date_partitions,
+    note_partitions,
+    snapshot_date_partitions,
+    today_shanghai,
+)
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline_tests.analyst_support import fixture_roster, write_creators, write_snapshots
 
@@ -106,7 +111,8 @@ def test_the_assets_declare_their_columns_and_are_in_the_graph(tmp_path):
     defs = build_defs(Settings.from_env({"PGY_DUCKDB_PATH": str(tmp_path / "x.duckdb")}))
     graph = defs.resolve_asset_graph()
     for key in (PEER_PERCENTILES_KEY, ANOMALIES_KEY, REPORT_KEY):
-        assert graph.get(key).partitions_def == snapshot_date_partitions
+        # dates from the project's first snapshot day: a new file has none, so today
+        assert graph.get(key).partitions_def == date_partitions(today_shanghai().isoformat())
     spec = graph.get(ANOMALIES_KEY)
     assert "dagster/column_schema" in spec.metadata
     assert METRICS_KEY in graph.get(PEER_PERCENTILES_KEY).parent_keys

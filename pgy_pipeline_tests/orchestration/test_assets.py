@@ -629,7 +629,10 @@ def test_a_rebuild_over_days_without_snapshots_succeeds_and_says_so(
     from dagster import DagsterEventType
 
     from pgy_pipeline.orchestration.assets import NO_SNAPSHOT
-    from pgy_pipeline.orchestration.automation import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from pgy_pipeline.orchestration.automation import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
 
     two = creators[:2]
     assert run_pipeline(instance, api, duckdb_resource, two).success  # today has stored pages
