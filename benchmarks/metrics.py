@@ -143,7 +143,7 @@ def rows_scanned(db_path: Path) -> dict[str, int]:
 
     from pgy_pipeline.warehouse.sql_files import sql_file
 
-    # the statement's query: everything from its WITH on (the INSERT names its columns before it)
+    # the statement's query: everything from its WITH on (before it, the CREATE names the temp table)
     select = "WITH\n" + sql_file("metrics.sql").split("\nWITH\n", 1)[1]
     with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(db_path), read_only=True) as conn:
         creators = [

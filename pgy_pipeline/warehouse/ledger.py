@@ -173,7 +173,7 @@ def insert_calls(conn: duckdb.DuckDBPyConnection, pending: PendingCalls) -> int:
     before = conn.execute("SELECT count(*) FROM meta.api_calls").fetchall()[0][0]
     conn.register("_calls_arrow", pending.table)
     try:
-        names = ", ".join(f'"{n}"' for n in API_CALLS.column_names)
+        names = API_CALLS.quoted_columns()
         conn.execute(
             f"INSERT INTO meta.api_calls ({names}) SELECT DISTINCT ON (call_id) {names} FROM _calls_arrow "
             "WHERE call_id NOT IN (SELECT call_id FROM meta.api_calls)"

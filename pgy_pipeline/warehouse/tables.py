@@ -6,7 +6,10 @@ everything else follows from the declaration:
 
 * the DuckDB DDL of a new table (:meth:`Relation.create_sql`), which the migrations check against;
 * the Arrow schema of bulk loads (:meth:`Relation.arrow_schema`);
-* ``INSERT`` column lists (:meth:`Relation.column_list`), so no insert is positional;
+* the ``INSERT`` and ``SELECT`` column lists of the SQL files, which write ``{columns:schema.name}``
+  where :mod:`pgy_pipeline.warehouse.sql_files` puts the declared columns, and of the Python loads
+  (:meth:`Relation.quoted_columns`), so no insert is positional and no column list is kept by hand;
+* which metric columns window ``all`` leaves NULL on a window-scan day (:attr:`Column.needs_every_note`);
 * DuckDB ``COMMENT ON`` text, so analysts see the descriptions in their own SQL tools;
 * the Dagster ``dagster/column_schema`` metadata (built in the Dagster layer from these objects);
 * ``docs/tables.md`` (:mod:`pgy_pipeline.warehouse.docs`; a test keeps it current).
@@ -17,7 +20,7 @@ migrated layout of a new file with these declarations, so a forgotten migration 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,13 +29,20 @@ import pyarrow as pa
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its DuckDB type, whether it may be NULL, its unit, and what it means."""
+    """One column: its DuckDB type, whether it may be NULL, its unit, and what it means.
+
+    ``needs_every_note``: in window ``all`` of ``analytics.creator_engagement_metrics`` the figure
+    needs every note of the creator, so on a window-scan day (which reads only the recent notes) it
+    is left NULL rather than computed from part of them (``sql/metrics_window_scans.sql``'s SET list
+    is generated from these columns). Views that reuse such a column carry the flag along unused.
+    """
 
     name: str
     type: str
     description: str
     nullable: bool = True
     unit: str = ""
+    needs_every_note: bool = False
 
     @property
     def quoted(self) -> str:
@@ -66,9 +76,18 @@ class Relation:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}")
 
+    def quoted_columns(self, names: list[str] | None = None) -> str:
+        """``"a", "b", "window", ...``: every column (or ``names``) in declared order, quoted."""
+        cols = self.columns if names is None else tuple(self.column(n) for n in names)
+        return ", ".join(c.quoted for c in cols)
+
     def column_list(self) -> str:
-        """``(a, b, "window", ...)``: the explicit column list of an INSERT."""
-        return "(" + ", ".join(c.quoted for c in self.columns) + ")"
+        """``("a", "b", "window", ...)``: the explicit column list of an INSERT."""
+        return "(" + self.quoted_columns() + ")"
+
+    def columns_needing_every_note(self) -> tuple[Column, ...]:
+        """The columns that window ``all`` leaves NULL on a window-scan day (see :class:`Column`)."""
+        return tuple(c for c in self.columns if c.needs_every_note)
 
     def create_sql(self) -> str:
         """``CREATE TABLE`` for this table as declared (new tables in migrations start from this)."""
@@ -116,8 +135,10 @@ def arrow_type(duckdb_type: str) -> pa.DataType:
         raise ValueError(f"no Arrow type declared for DuckDB type {duckdb_type!r}") from None
 
 
-def _c(name: str, type_: str, description: str, *, null: bool = True, unit: str = "") -> Column:
-    return Column(name, type_, description, nullable=null, unit=unit)
+def _c(
+    name: str, type_: str, description: str, *, null: bool = True, unit: str = "", every_note: bool = False
+) -> Column:
+    return Column(name, type_, description, nullable=null, unit=unit, needs_every_note=every_note)
 
 
 CREATOR_ID = _c("creator_id", "VARCHAR", "Xiaohongshu user id of the creator (24 lowercase hex).", null=False)
@@ -259,6 +280,152 @@ NOTE_REJECTS = Relation(
     ),
 )
 
+_METRIC_COLUMNS: tuple[Column, ...] = (
+    _c("creator_id", "VARCHAR", "Xiaohongshu user id of the creator.", null=False),
+    _c("snapshot_date", "DATE", "Snapshot day (Asia/Shanghai).", null=False),
+    _c(
+        "window",
+        "VARCHAR",
+        "'30d' or '90d': notes published from snapshot_date - N to snapshot_date - 1, both days "
+        "included; 'all': every note (a note published on the snapshot day is in 'all' only).",
+        null=False,
+    ),
+    _c(
+        "segment",
+        "VARCHAR",
+        "'all'; 'organic': neither marked as an ad nor tagged with a brand; 'cooperation': marked as "
+        "an ad (is_advertise) or tagged with a brand (brand_name not blank).",
+        null=False,
+    ),
+    _c(
+        "note_count",
+        "BIGINT",
+        "Notes in the window and segment; NULL for window 'all' on a window-scan day.",
+        unit="notes",
+        every_note=True,
+    ),
+    _c(
+        "video_note_count",
+        "BIGINT",
+        "Of those, video notes (NULL where note_count is).",
+        unit="notes",
+        every_note=True,
+    ),
+    _c(
+        "read_median",
+        "DOUBLE",
+        "Median read_num (DuckDB median); NULL for an empty cell.",
+        unit="reads",
+        every_note=True,
+    ),
+    _c("read_mean", "DOUBLE", "Mean read_num; NULL for an empty cell.", unit="reads", every_note=True),
+    _c(
+        "interaction_median",
+        "DOUBLE",
+        "median(like_num) + median(collect_num): a sum of medians, Pugongying's interactionMedian "
+        "form. Pugongying adds median comments too; this endpoint returns no comments, so they are "
+        "absent here. NULL for an empty cell.",
+        unit="interactions",
+        every_note=True,
+    ),
+    _c("like_median", "DOUBLE", "Median like_num; NULL for an empty cell.", unit="likes", every_note=True),
+    _c(
+        "collect_median",
+        "DOUBLE",
+        "Median collect_num; NULL for an empty cell.",
+        unit="collects",
+        every_note=True,
+    ),
+    _c(
+        "engagement_rate",
+        "DOUBLE",
+        "sum(interaction_num) / sum(read_num): likes and collects over reads (Pugongying's "
+        "interactionRate also counts comments); NULL when there are no reads.",
+        unit="ratio 0-1",
+        every_note=True,
+    ),
+    _c(
+        "hundred_like_rate",
+        "DOUBLE",
+        "Share of notes with like_num >= 100 (of notes with a known like_num); NULL for an empty cell.",
+        unit="ratio 0-1",
+        every_note=True,
+    ),
+    _c(
+        "thousand_like_rate",
+        "DOUBLE",
+        "Share of notes with like_num >= 1000; NULL for an empty cell.",
+        unit="ratio 0-1",
+        every_note=True,
+    ),
+    # NULL for window 'all' anyway; flagged because it counts notes, as note_count does.
+    _c(
+        "notes_per_week",
+        "DOUBLE",
+        "note_count / (window days / 7); 0 for an empty window; NULL for window 'all'.",
+        unit="notes/week",
+        every_note=True,
+    ),
+    _c(
+        "days_since_last_note",
+        "INTEGER",
+        "snapshot_date minus the latest published_date in the cell; NULL for an empty cell.",
+        unit="days",
+    ),
+    _c(
+        "read_gain",
+        "BIGINT",
+        "Sum of read_num now minus at the previous snapshot, over notes in both; NULL without a previous snapshot.",
+        unit="reads",
+        every_note=True,
+    ),
+    # Left NULL with read_gain: on a window-scan day window 'all' compares no snapshot.
+    _c(
+        "previous_snapshot_date",
+        "DATE",
+        "The creator's previous snapshot used for read_gain.",
+        every_note=True,
+    ),
+    _c("notes_total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
+    _c(
+        "interaction_per_note_median",
+        "DOUBLE",
+        "Median of each note's interaction_num (like_num + collect_num): Pugongying's mEngagementNum "
+        "without comments, which this endpoint does not return. NULL for an empty cell.",
+        unit="interactions",
+        every_note=True,
+    ),
+    _c(
+        "brand_tagged_non_ad_count",
+        "BIGINT",
+        "Notes tagged with a brand but not marked as ads (is_advertise false): cooperation by their "
+        "brand tag alone; always 0 in segment 'organic'; NULL for window 'all' on a window-scan day.",
+        unit="notes",
+        every_note=True,
+    ),
+    _c(
+        "read_max",
+        "BIGINT",
+        "Most reads of any one note in the cell: the creator's best note of the window. NULL for an "
+        "empty cell, for window 'all' on a window-scan day, and on rows computed before schema "
+        "version 6 until they are rebuilt.",
+        unit="reads",
+        every_note=True,
+    ),
+)
+
+_METRIC_GRAIN = ("creator_id", "snapshot_date", "window", "segment")  # a metric row's key, not figures
+
+
+def _names(columns: Iterable[Column]) -> str:
+    return ", ".join(f"`{c.name}`" for c in columns)
+
+
+def _kept_on_window_days() -> tuple[Column, ...]:
+    """The figures window 'all' keeps on a window-scan day: those that do not need every note."""
+    return tuple(c for c in _METRIC_COLUMNS if c.name not in _METRIC_GRAIN and not c.needs_every_note)
+
+
 CREATOR_ENGAGEMENT_METRICS = Relation(
     name="analytics.creator_engagement_metrics",
     description="Per-creator engagement metrics: one row per creator, snapshot, window (30d, 90d, all) and segment (all, organic, cooperation).",
@@ -288,8 +455,9 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         "*Pugongying's figures and ours* below.\n\n"
         "**Window-scan days.** On a day whose scan was window-bounded (`analytics.creator_snapshots."
         "scan_status = 'window'`) the scan read only the notes of the last 90 days and a margin, so the "
-        "rows of window `all` keep `notes_total_reported` and `days_since_last_note` (the newest note is "
-        "always read) and leave every other figure NULL, the counts and `read_gain` included: nothing is "
+        "rows of window `all` keep what the scan does know (the newest note, which is always read, and "
+        f"the service's total: {_names(_kept_on_window_days())}) and leave NULL every figure that needs "
+        f"every note ({_names(c for c in _METRIC_COLUMNS if c.needs_every_note)}): nothing is "
         "invented from notes the scan did not read. The same holds on a day whose list moved while paging "
         "(`'full_drifted'`, `'window_drifted'`): a note may have been missed. `read_gain` of window `all` "
         "is also NULL on a full-scan day that follows a window-scan day. Windows `30d` and `90d` are "
@@ -297,103 +465,7 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         "`'full'`."
     ),
     partitioned=True,
-    columns=(
-        _c("creator_id", "VARCHAR", "Xiaohongshu user id of the creator.", null=False),
-        _c("snapshot_date", "DATE", "Snapshot day (Asia/Shanghai).", null=False),
-        _c(
-            "window",
-            "VARCHAR",
-            "'30d' or '90d': notes published from snapshot_date - N to snapshot_date - 1, both days "
-            "included; 'all': every note (a note published on the snapshot day is in 'all' only).",
-            null=False,
-        ),
-        _c(
-            "segment",
-            "VARCHAR",
-            "'all'; 'organic': neither marked as an ad nor tagged with a brand; 'cooperation': marked as "
-            "an ad (is_advertise) or tagged with a brand (brand_name not blank).",
-            null=False,
-        ),
-        _c(
-            "note_count",
-            "BIGINT",
-            "Notes in the window and segment; NULL for window 'all' on a window-scan day.",
-            unit="notes",
-        ),
-        _c("video_note_count", "BIGINT", "Of those, video notes (NULL where note_count is).", unit="notes"),
-        _c("read_median", "DOUBLE", "Median read_num (DuckDB median); NULL for an empty cell.", unit="reads"),
-        _c("read_mean", "DOUBLE", "Mean read_num; NULL for an empty cell.", unit="reads"),
-        _c(
-            "interaction_median",
-            "DOUBLE",
-            "median(like_num) + median(collect_num): a sum of medians, Pugongying's interactionMedian "
-            "form. Pugongying adds median comments too; this endpoint returns no comments, so they are "
-            "absent here. NULL for an empty cell.",
-            unit="interactions",
-        ),
-        _c("like_median", "DOUBLE", "Median like_num; NULL for an empty cell.", unit="likes"),
-        _c("collect_median", "DOUBLE", "Median collect_num; NULL for an empty cell.", unit="collects"),
-        _c(
-            "engagement_rate",
-            "DOUBLE",
-            "sum(interaction_num) / sum(read_num): likes and collects over reads (Pugongying's "
-            "interactionRate also counts comments); NULL when there are no reads.",
-            unit="ratio 0-1",
-        ),
-        _c(
-            "hundred_like_rate",
-            "DOUBLE",
-            "Share of notes with like_num >= 100 (of notes with a known like_num); NULL for an empty cell.",
-            unit="ratio 0-1",
-        ),
-        _c(
-            "thousand_like_rate",
-            "DOUBLE",
-            "Share of notes with like_num >= 1000; NULL for an empty cell.",
-            unit="ratio 0-1",
-        ),
-        _c(
-            "notes_per_week",
-            "DOUBLE",
-            "note_count / (window days / 7); 0 for an empty window; NULL for window 'all'.",
-            unit="notes/week",
-        ),
-        _c(
-            "days_since_last_note",
-            "INTEGER",
-            "snapshot_date minus the latest published_date in the cell; NULL for an empty cell.",
-            unit="days",
-        ),
-        _c(
-            "read_gain",
-            "BIGINT",
-            "Sum of read_num now minus at the previous snapshot, over notes in both; NULL without a previous snapshot.",
-            unit="reads",
-        ),
-        _c("previous_snapshot_date", "DATE", "The creator's previous snapshot used for read_gain."),
-        _c("notes_total_reported", "INTEGER", "The API's total on the last page read.", unit="notes"),
-        _c(
-            "interaction_per_note_median",
-            "DOUBLE",
-            "Median of each note's interaction_num (like_num + collect_num): Pugongying's mEngagementNum "
-            "without comments, which this endpoint does not return. NULL for an empty cell.",
-            unit="interactions",
-        ),
-        _c(
-            "brand_tagged_non_ad_count",
-            "BIGINT",
-            "Notes tagged with a brand but not marked as ads (is_advertise false): cooperation by their "
-            "brand tag alone; always 0 in segment 'organic'; NULL for window 'all' on a window-scan day.",
-            unit="notes",
-        ),
-        _c(
-            "read_max",
-            "BIGINT",
-            "Most reads of any one note in the cell: the creator's best note of the window. NULL for an "
-            "empty cell, and on rows computed before schema version 6 until they are rebuilt.",
-            unit="reads",
-        ),
-    ),
+    columns=_METRIC_COLUMNS,
 )
 
 CREATOR_SNAPSHOTS = Relation(

@@ -13,6 +13,7 @@ from pgy_pipeline import clock
 from pgy_pipeline.api.client import NotesQuery
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.scans import CreatorHistory, plan_scans
+from pgy_pipeline.warehouse.tables import CREATOR_ENGAGEMENT_METRICS
 from pgy_pipeline_tests.conftest import creator_ids, run_pipeline, step_summary
 
 TODAY = today_shanghai()
@@ -175,6 +176,79 @@ def test_a_window_scan_of_a_300_note_creator_costs_5_calls_and_keeps_30d_90d_exa
     assert (scan, since) == ("window", TODAY - timedelta(days=90))
     # The reconciliation check expects fewer notes than total on a window scan.
     assert check_passed(scanned, "notes_reconcile_with_total") is True
+
+
+def metric_rows(db: str, creator: str, day: date) -> dict[tuple[str, str], dict[str, object]]:
+    """One snapshot's metric rows as {column: value}, keyed by (window, segment)."""
+    with duckdb.connect(db, read_only=True) as conn:
+        cursor = conn.execute(
+            "SELECT * FROM analytics.creator_engagement_metrics WHERE creator_id = ? AND snapshot_date = ?",
+            [creator, day],
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    return {(r["window"], r["segment"]): r for r in rows}
+
+
+def test_window_all_of_a_window_scan_day_is_null_exactly_where_the_declaration_needs_every_note(
+    instance, simulator, api, duckdb_resource, db_path
+):
+    """tables.py's needs_every_note decides it: on a window-scan day window 'all' leaves every flagged
+    column NULL, and every other one is what a full scan of the same day gives. Then a full scan after
+    a window-scan day leaves read_gain of window 'all' NULL (the previous scan read part of the notes)."""
+    [creator] = creator_ids(1, prefix="everynote")
+    instance.add_dynamic_partitions("creators", [creator])
+    ages = IN_WINDOW + OLDER
+    # The most-read note is an old one that a window scan does not reach, so a read_max taken from the
+    # notes a window scan read would differ from the truth; every third note is an ad, so both segments
+    # have recent notes.
+    reads = [5_000 + 10 * i for i in range(len(ages))]
+    reads[-1] = 900_000
+    attributes = {"is_advertise": [i % 3 == 2 for i in range(len(ages))], "reads": reads}
+    full = {"ops": {"raw__note_pages": {"config": {"refresh": True, "scan": "full"}}}}
+
+    def snapshot(day: date, run_config: dict | None = None) -> tuple[str, dict]:
+        simulator.set_notes_at_ages(creator, ages, snapshot_date=day, **attributes)
+        with at_ten(day):
+            result = run_pipeline(
+                instance, api, duckdb_resource, [creator], day=day.isoformat(), run_config=run_config
+            )
+        assert result.success
+        [(status,)] = query(
+            db_path, "SELECT scan_status FROM analytics.creator_snapshots WHERE snapshot_date = ?", [day]
+        )
+        return status, metric_rows(db_path, creator, day)
+
+    yesterday, tomorrow, after = (TODAY + timedelta(days=d) for d in (-1, 1, 2))
+    assert snapshot(yesterday)[0] == "full"  # the first snapshot
+    status, window_day = snapshot(TODAY)
+    assert status == "window"
+    status, full_day = snapshot(TODAY, full)  # the same day read whole: the truth
+    assert status == "full"
+
+    needing = [c.name for c in CREATOR_ENGAGEMENT_METRICS.columns_needing_every_note()]
+    kept = [
+        c.name
+        for c in CREATOR_ENGAGEMENT_METRICS.columns
+        if not c.needs_every_note and c.name not in ("creator_id", "snapshot_date", "window", "segment")
+    ]
+    for segment in ("all", "organic", "cooperation"):
+        on_window, on_full = window_day[("all", segment)], full_day[("all", segment)]
+        assert {c: on_window[c] for c in needing} == dict.fromkeys(needing), segment
+        assert {c: on_window[c] for c in kept} == {c: on_full[c] for c in kept}, segment
+    # not a vacuous NULL: a full scan gives each of them a value (notes_per_week is NULL for 'all')
+    assert [c for c in needing if full_day[("all", "all")][c] is None] == ["notes_per_week"]
+    assert full_day[("all", "all")]["read_max"] == 900_000
+    assert window_day[("90d", "all")] == full_day[("90d", "all")]  # the window holds every 90d note
+
+    # A window-scan day, then a full scan: read_gain of window 'all' would compare part of the notes.
+    assert snapshot(tomorrow)[0] == "window"
+    status, after_window = snapshot(after, full)
+    assert status == "full"
+    assert after_window[("all", "all")]["read_gain"] is None
+    assert after_window[("all", "all")]["previous_snapshot_date"] == tomorrow
+    assert after_window[("all", "all")]["read_max"] == 900_000
+    assert after_window[("90d", "all")]["read_gain"] == 0  # same reads: the 90d notes are compared
 
 
 def test_a_same_day_refresh_of_a_window_day_scans_the_window_again(

@@ -8,15 +8,10 @@
 -- UPDATE of rows inserted in the same transaction writes a transaction-local delete file, and DuckLake
 -- 0.3 (DuckDB 1.4.4) deletes that file when it reruns the commit after another writer's, yet still
 -- registers it: the table becomes unreadable.
+-- The final SELECT names each column of the table once, where it is computed (AS name); the publish
+-- picks them by name, so a declared column missing here fails the rebuild rather than staying NULL.
 
-CREATE OR REPLACE TEMP TABLE _metrics AS SELECT * FROM analytics.creator_engagement_metrics LIMIT 0;
-
-INSERT INTO _metrics (
-    creator_id, snapshot_date, "window", segment, note_count, video_note_count, read_median, read_mean,
-    interaction_median, like_median, collect_median, engagement_rate, hundred_like_rate,
-    thousand_like_rate, notes_per_week, days_since_last_note, read_gain, previous_snapshot_date,
-    notes_total_reported, interaction_per_note_median, brand_tagged_non_ad_count, read_max
-)
+CREATE OR REPLACE TEMP TABLE _metrics AS
 WITH
 snapshot_dates AS (
     -- The creator's snapshots, from raw pages (one row per page, far fewer than notes).

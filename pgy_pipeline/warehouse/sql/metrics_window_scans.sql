@@ -1,22 +1,12 @@
 -- After metrics.sql: on a window-scan day (the scan read only the notes of the 90-day window and its
 -- margin) the all-time figures of window 'all' would come from a fraction of the notes. Leave them NULL
 -- rather than invent them; keep what the scan does know (the service's total, the newest note).
+-- Which columns: those declared needs_every_note in tables.py (sql_files.py writes the SET list from
+-- them), so a new metric column is cleared or kept by its declaration, never by a list kept here.
+-- A drifted scan (the list moved while paging) may have missed a note: treated alike.
 -- Partitions in _keys, on the rows metrics.sql staged in _metrics, inside the caller's transaction.
 UPDATE _metrics AS m
-SET note_count = NULL,
-    video_note_count = NULL,
-    read_median = NULL,
-    read_mean = NULL,
-    interaction_median = NULL,
-    like_median = NULL,
-    collect_median = NULL,
-    engagement_rate = NULL,
-    hundred_like_rate = NULL,
-    thousand_like_rate = NULL,
-    read_gain = NULL,
-    previous_snapshot_date = NULL,
-    interaction_per_note_median = NULL,
-    brand_tagged_non_ad_count = NULL
+SET {set_null_needing_every_note:analytics.creator_engagement_metrics}
 FROM analytics.creator_snapshots AS s
 WHERE m."window" = 'all'
   AND s.creator_id = m.creator_id

@@ -84,32 +84,35 @@ FROM (
         unnest(p.list) WITH ORDINALITY AS u(item, idx)
 );
 
+-- _ranked names every column of analytics.notes (interaction_num and segment are derived here), so
+-- the insert below picks the declared columns by name.
 CREATE OR REPLACE TEMP TABLE _ranked AS
-SELECT *, min(list_position) OVER (PARTITION BY creator_id, snapshot_date, note_id) AS first_position
+SELECT
+    *,
+    like_num + collect_num                                                     AS interaction_num,
+    _segment(is_advertise, brand_name)                                         AS segment,
+    min(list_position) OVER (PARTITION BY creator_id, snapshot_date, note_id) AS first_position
 FROM _items;
 
-INSERT INTO analytics.note_rejects (creator_id, snapshot_date, page_number, list_position, reason, item)
-SELECT
-    r.creator_id, r.snapshot_date, r.page_number, r.list_position,
-    CASE
-        WHEN r.item_type IS DISTINCT FROM 'OBJECT' THEN 'list item is not a JSON object'
-        WHEN r.note_id IS NULL THEN 'noteId missing, null or empty'
-        ELSE 'repeat of noteId already kept at list position ' || r.first_position
-    END AS reason,
-    nullif(json_extract(p.body, '$.data.list[' || (r.idx - 1) || ']'), 'null') AS item
-FROM _ranked AS r
-JOIN raw.note_pages AS p USING (creator_id, snapshot_date, page_number)
-WHERE r.note_id IS NULL OR r.list_position <> r.first_position;
-
-INSERT INTO analytics.notes (
-    creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
-    read_num, like_num, collect_num, interaction_num, third_read_user_num, img_url,
-    list_position, page_number, fetched_at, quality_issues, segment
+INSERT INTO analytics.note_rejects ({columns:analytics.note_rejects})
+WITH rejects AS (
+    SELECT
+        r.*,
+        CASE
+            WHEN r.item_type IS DISTINCT FROM 'OBJECT' THEN 'list item is not a JSON object'
+            WHEN r.note_id IS NULL THEN 'noteId missing, null or empty'
+            ELSE 'repeat of noteId already kept at list position ' || r.first_position
+        END AS reason,
+        nullif(json_extract(p.body, '$.data.list[' || (r.idx - 1) || ']'), 'null') AS item
+    FROM _ranked AS r
+    JOIN raw.note_pages AS p USING (creator_id, snapshot_date, page_number)
+    WHERE r.note_id IS NULL OR r.list_position <> r.first_position
 )
-SELECT
-    creator_id, snapshot_date, note_id, title, published_date, is_video, is_advertise, brand_name,
-    read_num, like_num, collect_num, like_num + collect_num AS interaction_num, third_read_user_num, img_url,
-    list_position, page_number, fetched_at, quality_issues, _segment(is_advertise, brand_name) AS segment
+SELECT {columns:analytics.note_rejects}
+FROM rejects;
+
+INSERT INTO analytics.notes ({columns:analytics.notes})
+SELECT {columns:analytics.notes}
 FROM _ranked
 WHERE note_id IS NOT NULL AND list_position = first_position;
 

@@ -3,10 +3,7 @@
 -- billing ledger. Runs inside the caller's transaction, after notes.sql and after the partitions' old
 -- rows are deleted.
 
-INSERT INTO analytics.creator_snapshots (
-    creator_id, snapshot_date, scan_status, total_reported, notes_loaded, pages, calls, billed_calls,
-    fetched_at, covered_from
-)
+INSERT INTO analytics.creator_snapshots ({columns:analytics.creator_snapshots})
 WITH
 pages AS (
     SELECT p.creator_id, p.snapshot_date,
@@ -60,17 +57,14 @@ status AS (
     FROM pages AS p
     LEFT JOIN loaded AS l USING (creator_id, snapshot_date)
     LEFT JOIN without_id AS w USING (creator_id, snapshot_date)
+),
+snapshots AS (
+    SELECT
+        s.*,
+        coalesce(b.billed_calls, s.pages)    AS billed_calls,  -- pages stored before the ledger: one call each
+        CASE WHEN s.scan_status IN ('window', 'window_drifted') THEN s.window_from END AS covered_from
+    FROM status AS s
+    LEFT JOIN ledger AS b USING (creator_id, snapshot_date)
 )
-SELECT
-    s.creator_id,
-    s.snapshot_date,
-    s.scan_status,
-    s.total_reported,
-    s.notes_loaded,
-    s.pages,
-    s.calls,
-    coalesce(b.billed_calls, s.pages)    AS billed_calls,  -- pages stored before the ledger: one call each
-    s.fetched_at,
-    CASE WHEN s.scan_status IN ('window', 'window_drifted') THEN s.window_from END AS covered_from
-FROM status AS s
-LEFT JOIN ledger AS b USING (creator_id, snapshot_date);
+SELECT {columns:analytics.creator_snapshots}
+FROM snapshots;

@@ -3,10 +3,7 @@
 -- caller (warehouse.analyst.rebuild_anomalies): spike_factor, spike_floor, spike_baseline_days, quiet_days,
 -- quiet_earlier_days, quiet_min_notes. Coverage (which notes a scan saw) comes only from
 -- analytics.snapshot_coverage. Runs inside the caller's transaction, after the dates' old rows go.
-INSERT INTO analytics.anomalies (
-    kind, creator_id, note_id, snapshot_date, previous_snapshot_date, title, published_date,
-    value_before, value_after, change_per_day, baseline, threshold, message
-)
+INSERT INTO analytics.anomalies ({columns:analytics.anomalies})
 WITH
 snapshot_dates AS (
     SELECT DISTINCT creator_id, snapshot_date FROM raw.note_pages
@@ -129,9 +126,14 @@ quiet AS (
       AND earlier_notes >= getvariable('quiet_min_notes')
       AND (previous_snapshot_date IS NULL
            OR last_published >= previous_snapshot_date - getvariable('quiet_days'))
+),
+findings AS (
+    -- every kind lists its columns in the order of disappeared, which names them
+    SELECT * FROM disappeared
+    UNION ALL SELECT * FROM decreased
+    UNION ALL SELECT * FROM spikes
+    UNION ALL SELECT * FROM dropped
+    UNION ALL SELECT * FROM quiet
 )
-SELECT * FROM disappeared
-UNION ALL SELECT * FROM decreased
-UNION ALL SELECT * FROM spikes
-UNION ALL SELECT * FROM dropped
-UNION ALL SELECT * FROM quiet;
+SELECT {columns:analytics.anomalies}
+FROM findings;

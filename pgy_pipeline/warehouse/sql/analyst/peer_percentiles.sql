@@ -3,11 +3,7 @@
 -- the share of the other creators of the group with a value whose value is strictly lower, x 100
 -- (rank() - 1 counts them; ties beat nobody); NULL below 3 creators with a value, or without one.
 -- Runs inside the caller's transaction, after the dates' old rows are deleted.
-INSERT INTO analytics.creator_peer_percentiles (
-    creator_id, snapshot_date, peer_group, peer_count, read_median, interaction_median, engagement_rate,
-    hundred_like_rate, read_median_percentile, interaction_median_percentile, engagement_rate_percentile,
-    hundred_like_rate_percentile
-)
+INSERT INTO analytics.creator_peer_percentiles ({columns:analytics.creator_peer_percentiles})
 WITH
 metrics AS (
     SELECT creator_id, snapshot_date, read_median, interaction_median, engagement_rate, hundred_like_rate
@@ -42,21 +38,19 @@ ranked AS (
             AS beaten_hundred
     FROM members
     WINDOW grp AS (PARTITION BY snapshot_date, peer_group)
+),
+percentiles AS (
+    SELECT
+        *,
+        CASE WHEN read_median IS NOT NULL AND n_read >= 3 THEN 100.0 * beaten_read / (n_read - 1) END
+            AS read_median_percentile,
+        CASE WHEN interaction_median IS NOT NULL AND n_interaction >= 3
+             THEN 100.0 * beaten_interaction / (n_interaction - 1) END AS interaction_median_percentile,
+        CASE WHEN engagement_rate IS NOT NULL AND n_engagement >= 3
+             THEN 100.0 * beaten_engagement / (n_engagement - 1) END AS engagement_rate_percentile,
+        CASE WHEN hundred_like_rate IS NOT NULL AND n_hundred >= 3
+             THEN 100.0 * beaten_hundred / (n_hundred - 1) END AS hundred_like_rate_percentile
+    FROM ranked
 )
-SELECT
-    creator_id,
-    snapshot_date,
-    peer_group,
-    peer_count::INTEGER,
-    read_median,
-    interaction_median,
-    engagement_rate,
-    hundred_like_rate,
-    CASE WHEN read_median IS NOT NULL AND n_read >= 3 THEN 100.0 * beaten_read / (n_read - 1) END,
-    CASE WHEN interaction_median IS NOT NULL AND n_interaction >= 3
-         THEN 100.0 * beaten_interaction / (n_interaction - 1) END,
-    CASE WHEN engagement_rate IS NOT NULL AND n_engagement >= 3
-         THEN 100.0 * beaten_engagement / (n_engagement - 1) END,
-    CASE WHEN hundred_like_rate IS NOT NULL AND n_hundred >= 3
-         THEN 100.0 * beaten_hundred / (n_hundred - 1) END
-FROM ranked;
+SELECT {columns:analytics.creator_peer_percentiles}
+FROM percentiles;
