@@ -271,7 +271,7 @@ def _add_partition_metadata(
 
 
 def _note_empty_snapshots(
-    context: AssetExecutionContext, pages_by_key: dict[PartitionKey, list[Page]]
+    context: AssetExecutionContext, pages_by_key: dict[PartitionKey, list[Page]], first: set[str]
 ) -> list[str]:
     """Log every creator whose written snapshot is 'empty' and keep the streaks of empty snapshots
     (in the Dagster instance, for the daily schedule); returns those creators."""
@@ -282,8 +282,14 @@ def _note_empty_snapshots(
     for day, (empty, with_data) in by_day.items():
         for creator_id, streak in record_snapshots(context.instance, day, empty, with_data).items():
             context.log.warning(
-                f"creator {creator_id}: {NO_DATA_MESSAGE} (the service answered code 0 with no notes and "
-                f"total 0, and billed the call); {streak.describe()}"
+                (
+                    f"new creator {creator_id}: its first snapshot came back empty: check its id in the "
+                    "registry (creators.yaml); "
+                    if creator_id in first
+                    else f"creator {creator_id}: "
+                )
+                + f"{NO_DATA_MESSAGE} (the service answered code 0 with no notes and total 0, and billed "
+                f"the call); {streak.describe()}"
             )
     return sorted({c for empty, _ in by_day.values() for c in empty})
 
@@ -404,7 +410,8 @@ def _note_pages(
     for key in pages_by_key:
         spool.discard(*key)
     spent = books.journal.totals()
-    no_data = _note_empty_snapshots(context, pages_by_key)
+    first = {c for c, why in scans.reasons.items() if why.startswith("first snapshot")}
+    no_data = _note_empty_snapshots(context, pages_by_key, first)
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
     )

@@ -49,9 +49,9 @@ def _demo_simulator_url() -> str:
     global _demo_base_url
     with _demo_lock:
         if _demo_base_url is None:
-            from pgy_pipeline.simulator import Simulator  # the simulator is only needed in this mode
+            from pgy_pipeline.simulator.demo import demo_simulator  # only needed in this mode
 
-            _demo_base_url = Simulator(token=DEMO_TOKEN).start()
+            _demo_base_url = demo_simulator(DEMO_TOKEN).start()
             log.warning(NO_TOKEN_WARNING)
         return _demo_base_url
 

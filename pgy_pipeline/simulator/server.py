@@ -43,7 +43,7 @@ import time
 import traceback
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -165,8 +165,13 @@ class Simulator:
         latency_s: float = 0.0,
         rate_limit_rps: float | None = None,
         now: Callable[[], datetime] | None = None,
+        roster_only: bool = False,
     ) -> None:
         self.token = token
+        # Like the real service, answer code 0 with an empty list for an id nobody configured (the demo
+        # does: a mistyped id must not look valid). Off by default: tests use any id.
+        self.roster_only = roster_only
+        self._brand_pools: dict[str, tuple[str, ...]] = {}
         self.seed = seed
         self.latency_s = latency_s
         self.rate_limit_rps = rate_limit_rps
@@ -362,6 +367,14 @@ class Simulator:
         self.set_notes(user_id, items)
         return items
 
+    def set_brand_pool(self, user_id: str, brands: Sequence[str]) -> None:
+        """The brands the creator's cooperation notes name (call before ``set_cadence``)."""
+        if not brands:
+            raise ValueError("a brand pool needs at least one brand")
+        with self._lock:
+            self._brand_pools[user_id] = tuple(brands)
+            self._timelines.pop(user_id, None)
+
     def set_cadence(
         self, user_id: str, note_count: int, posts_per_day: float, *, at: datetime | None = None
     ) -> None:
@@ -503,7 +516,10 @@ class Simulator:
     def _timeline(self, user_id: str) -> Timeline:
         tl = self._timelines.get(user_id)
         if tl is None:
-            tl = Timeline(self.seed, user_id, make_profile(self.seed, user_id, self._brands))
+            profile = make_profile(self.seed, user_id, self._brands)
+            if user_id in self._brand_pools:
+                profile = replace(profile, brand_pool=self._brand_pools[user_id])
+            tl = Timeline(self.seed, user_id, profile)
             self._timelines[user_id] = tl
             if len(self._timelines) > _TIMELINE_CACHE_SIZE:
                 self._timelines.popitem(last=False)
@@ -515,7 +531,7 @@ class Simulator:
         if state is not None and state.unknown:
             return True
         explicit = state is not None and (state.pinned is not None or state.raw is not None or state.cadence)
-        return not explicit and user_id.startswith(UNKNOWN_PREFIX)
+        return not explicit and (self.roster_only or user_id.startswith(UNKNOWN_PREFIX))
 
     def _seeds(self, user_id: str, state: _CreatorState | None, now_ts: float) -> list[NoteSeed]:
         """Generated notes currently served for a creator, LATEST order."""

@@ -519,6 +519,7 @@ def test_hand_built_notes_give_pugongying_metrics_on_every_edge(
     logs = [e.user_message for e in instance.all_logs(result.run_id)]
     flagged = [m for m in logs if NO_DATA_MESSAGE in m]
     assert len(flagged) == 1 and unknown in flagged[0] and "billed" in flagged[0]
+    assert "its first snapshot came back empty: check its id in the registry" in flagged[0]
     assert read_streaks(instance)[unknown].count == 1 and set(read_streaks(instance)) == {unknown}
 
 
