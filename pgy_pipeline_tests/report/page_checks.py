@@ -31,7 +31,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"  # screenshots 
 
 NOTDEF_PROBE = "\U0010fffd"  # private use, plane 16: in no font
 DAY_TICK = re.compile(r"\d{2}-\d{2}")  # tickformat %m-%d
-WHOLE_TICK = re.compile(r"\d{1,3}(,\d{3})*|\d+[kM]")  # 0, 500, 1,500, 10k, 2M
+WHOLE_TICK = re.compile(r"\d{1,3}(,\d{3})*|\d+|\d+[kM]")  # 0, 500, 1,500, 2616, 10k, 2M (not 1.5k)
 SUB_DAY = re.compile(r"\d:\d\d|\.\d{3}\b")  # 23:59, 00:00:00.001
 
 TICKS_JS = """(() => {
@@ -39,8 +39,8 @@ TICKS_JS = """(() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     out[gd.id] = [...gd.querySelectorAll('.cartesianlayer g.subplot')].map(sp => ({
       subplot: sp.getAttribute('class'),
-      x: [...sp.querySelectorAll('.xaxislayer-above .xtick text')].map(t => t.textContent),
-      y: [...sp.querySelectorAll('.yaxislayer-above .ytick text')].map(t => t.textContent),
+      x: [...sp.querySelectorAll('.xaxislayer-above g[class*=tick] text')].map(t => t.textContent),
+      y: [...sp.querySelectorAll('.yaxislayer-above g[class*=tick] text')].map(t => t.textContent),
     }));
   }
   return out;
