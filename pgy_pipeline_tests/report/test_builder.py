@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,7 @@ import pytest
 
 from pgy_pipeline.errors import InvalidInputError
 from pgy_pipeline.report import build_report, report_path
-from pgy_pipeline.report.builder import WEEKS
+from pgy_pipeline.report.builder import WEEKS, _count_axis, _date_axis, _log_count_axis, _whole
 from pgy_pipeline.warehouse.analyst import rebuild_anomalies, rebuild_peer_percentiles
 from pgy_pipeline_tests.analyst_support import (
     Creator,
@@ -243,3 +243,27 @@ def test_the_glyph_check_fails_in_a_browser_without_an_emoji_font(report, tmp_pa
     assert {"🏕️", "✨", "🔥"} <= set(glyphs.tofu), glyphs.tofu
     assert not set(glyphs.han) & set(glyphs.tofu), "Chinese should still have its font"
     assert legend_fonts and not any("emoji" in name.lower() for name, _ in legend_fonts)
+
+
+def test_axes_read_in_whole_days_and_whole_numbers_from_day_one_to_day_three_hundred():
+    day = date(2026, 12, 5)
+    one = _date_axis(day, day, "snapshot date")
+    assert one["range"] == ["2026-12-04 00:00:00", "2026-12-06 00:00:00"] and one["tickvals"] == [
+        "2026-12-05"
+    ]
+    assert one["tickformat"] == "%m-%d" and one["title"]["text"] == "snapshot date (2026)"
+    month = _date_axis(day - timedelta(days=29), day, "snapshot date")
+    assert month["dtick"] == 7 * 86_400_000 and month["tick0"] == "2026-12-05"
+    year = _date_axis(day - timedelta(days=299), day, "snapshot date")
+    assert year["dtick"] == "M2" and year["title"]["text"] == "snapshot date (2026)"
+    assert _date_axis(date(2025, 12, 20), date(2026, 1, 10), "d")["title"]["text"] == "d (2025–2026)"
+    # medians of reads end in .5: rounded half up, as the browser rounds, not to even as Python does
+    assert [_whole(1504.5), _whole(1505.5), _whole(0.4)] == [1505, 1506, 0]
+    counts = _count_axis(3, "notes")
+    assert counts["tickvals"] == [0, 1, 2, 3] and counts["ticktext"] == ["0", "1", "2", "3"]
+    reads = _count_axis(13_943, "reads")
+    assert reads["ticktext"] == ["0", "5k", "10k", "15k"]
+    assert _count_axis(1_508, "reads")["ticktext"] == ["0", "500", "1,000", "1,500"]
+    roster = _log_count_axis([1_189, 2_617, 13_943], "read median")
+    assert roster["ticktext"] == ["1k", "2k", "5k", "10k"] and roster["type"] == "log"
+    assert _log_count_axis([560, 41_000], "x")["ticktext"] == ["500", "1k", "2k", "5k", "10k", "20k", "50k"]
