@@ -30,7 +30,10 @@ def chromium_binary() -> str | None:
 class Browser:
     """One headless Chromium with one page; records console errors, exceptions and requests."""
 
-    def __init__(self, binary: str, width: int = 1400, height: int = 1000) -> None:
+    def __init__(
+        self, binary: str, width: int = 1400, height: int = 1000, env: dict[str, str] | None = None
+    ) -> None:
+        """``env``: variables set for Chromium on top of this process's (e.g. ``FONTCONFIG_FILE``)."""
         self._profile = tempfile.mkdtemp(prefix="pgy-chromium-")
         self._proc = subprocess.Popen(
             [
@@ -51,6 +54,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self.console_errors: list[str] = []
         self.requests: list[str] = []
@@ -146,6 +150,19 @@ class Browser:
                 return value
             self.pump(0.2)
         raise TimeoutError(f"{expression!r} stayed false for {timeout:g} s")
+
+    def platform_fonts(self, selector: str) -> list[tuple[str, int]]:
+        """The fonts Chromium drew the text of the first element matching ``selector`` with, and how
+        many glyphs each (``CSS.getPlatformFontsForNode``). A glyph no font has is counted under the
+        first font of the list, so this names fonts; it does not prove a glyph is not tofu."""
+        self.call("DOM.enable")
+        self.call("CSS.enable")
+        root = self.call("DOM.getDocument", depth=0)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        if not node:
+            raise LookupError(f"no element matches {selector!r}")
+        fonts = self.call("CSS.getPlatformFontsForNode", nodeId=node)["fonts"]
+        return [(f["familyName"], int(f["glyphCount"])) for f in fonts]
 
     def screenshot(self, path: Path, top: float = 0, height: float | None = None) -> Path:
         """A PNG of the page from ``top`` down ``height`` CSS pixels (default: all of it, up to 16,000)."""
