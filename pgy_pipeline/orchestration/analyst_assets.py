@@ -41,6 +41,10 @@ from pydantic import Field
 
 from pgy_pipeline.errors import InvalidInputError
 from pgy_pipeline.orchestration.assets import CREATORS_KEY, METRICS_KEY, NOTE_PAGES_KEY, NOTES_KEY
+from pgy_pipeline.orchestration.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.partitions import partition_day, snapshot_date_partitions
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
@@ -318,7 +322,28 @@ def analyst_refresh_sensor(context: SensorEvaluationContext) -> SkipReason | lis
         context.update_cursor(str(cursor))
     if not days:
         return SkipReason("metrics are still being written; waiting for their runs to finish")
+    # One run per block of consecutive days (a day's snapshot, or a demo history of 30 days), not one
+    # run per day: each run is a process that costs seconds.
     return [
-        RunRequest(partition_key=d.isoformat(), run_key=f"analyst-{d.isoformat()}-{cursor}")
-        for d in sorted(days)
+        RunRequest(partition_key=first.isoformat(), run_key=f"analyst-{first.isoformat()}-{cursor}")
+        if first == last
+        else RunRequest(
+            run_key=f"analyst-{first.isoformat()}-{last.isoformat()}-{cursor}",
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+            },
+        )
+        for first, last in _consecutive_blocks(days)
     ]
+
+
+def _consecutive_blocks(days: set[date]) -> list[tuple[date, date]]:
+    """``days`` as (first, last) runs of consecutive dates, in order."""
+    blocks: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if blocks and (day - blocks[-1][1]).days == 1:
+            blocks[-1] = (blocks[-1][0], day)
+        else:
+            blocks.append((day, day))
+    return blocks

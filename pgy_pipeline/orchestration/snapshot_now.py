@@ -1,4 +1,5 @@
-"""``python -m pgy_pipeline snapshot CREATOR_ID``: snapshot one creator now, from a shell.
+"""``python -m pgy_pipeline snapshot CREATOR_ID``: snapshot one creator now, from a shell; and
+``python -m pgy_pipeline demo-history --days N``: the demo's simulated past (``PGY_DEMO_HISTORY_DAYS``).
 
 The recipe for "fetch this one creator today" without the UI: it validates the id before anything
 (no call for a mistyped id), uses the project's Dagster home (``.dagster_home``, as ``scripts/dev.sh``
@@ -80,16 +81,75 @@ def snapshot(creator_id: str, *, refresh: bool = False) -> int:
     return 0 if result.success else 1
 
 
+def demo_history(days: int) -> int:
+    """Simulated snapshots of the registry's creators for the last ``days`` days and today, as the
+    daily schedule would have taken them: for each day the pipeline's clock is set to 10:00 Asia/Shanghai
+    and ``snapshot_job`` runs over every creator. Simulated data only (refused with a token set); the
+    analyst assets follow through ``analyst_refresh_sensor`` (one run for the whole block of days)."""
+    from dataclasses import replace
+    from datetime import datetime, time, timedelta
+
+    from dagster import DagsterInstance
+
+    from pgy_pipeline import clock
+    from pgy_pipeline.definitions import Settings, build_defs
+    from pgy_pipeline.errors import InvalidInputError
+    from pgy_pipeline.orchestration.automation import range_tags
+
+    if os.environ.get("JUSTONEAPI_TOKEN"):
+        raise InvalidInputError(
+            "a demo history is simulated data: unset JUSTONEAPI_TOKEN (real snapshots can only be taken today)"
+        )
+    if not 1 <= days <= 365:
+        raise InvalidInputError(f"PGY_DEMO_HISTORY_DAYS={days}: must be between 1 and 365 days")
+    _dagster_home()
+    today = clock.today_shanghai()
+    settings = Settings.from_env()
+    if settings.partitioning != "creator":
+        raise InvalidInputError("a demo history is built in the creator layout: unset PGY_PARTITIONING")
+    first = today - timedelta(days=days)
+    defs = build_defs(
+        replace(settings, first_snapshot_date=min(first.isoformat(), settings.first_snapshot_date))
+    )
+    ids = settings.creator_registry.load().active_ids
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(
+            "creators", [c for c in ids if not instance.has_dynamic_partition("creators", c)]
+        )
+        order = [c for c in instance.get_dynamic_partitions("creators") if c in set(ids)]
+        defs.resolve_job_def("creator_registry_job").execute_in_process(instance=instance, run_config=quiet)
+        for k in range(days, -1, -1):
+            day = today - timedelta(days=k)
+            at_ten = datetime.combine(day, time(10), tzinfo=clock.SHANGHAI)
+            with clock.use_clock(lambda at=at_ten: at):  # type: ignore[misc]
+                result = defs.resolve_job_def("snapshot_job").execute_in_process(
+                    instance=instance,
+                    tags=range_tags(order[0], order[-1], day),
+                    run_config=quiet,
+                    raise_on_error=False,
+                )
+            print(f"{day.isoformat()}: {len(order)} creator(s), {'done' if result.success else 'failed'}")
+            if not result.success:
+                return 1
+    print(f"simulated history from {first.isoformat()} to {today.isoformat()} (SIMULATED DATA)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pgy_pipeline", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     snap = commands.add_parser("snapshot", help="snapshot one creator now (today's partition)")
     snap.add_argument("creator_id", help="Xiaohongshu user id: 24 lowercase hex characters")
     snap.add_argument("--refresh", action="store_true", help="fetch again if stored today (costs calls)")
+    history = commands.add_parser("demo-history", help="simulated snapshots of the past days (demo only)")
+    history.add_argument("--days", type=int, required=True, help="days before today, 1-365")
     args = parser.parse_args(argv)
     from pgy_pipeline.errors import PgyError
 
     try:
+        if args.command == "demo-history":
+            return demo_history(args.days)
         return snapshot(args.creator_id, refresh=args.refresh)
     except PgyError as exc:
         print(f"error: {exc}", file=sys.stderr)

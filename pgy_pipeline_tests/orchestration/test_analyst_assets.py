@@ -25,6 +25,10 @@ from pgy_pipeline.orchestration.analyst_assets import (
     analyst_refresh_sensor,
 )
 from pgy_pipeline.orchestration.assets import METRICS_KEY
+from pgy_pipeline.orchestration.dagster_internals import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from pgy_pipeline.orchestration.partitions import (
     date_partitions,
     note_partitions,
@@ -120,7 +124,7 @@ def test_the_assets_declare_their_columns_and_are_in_the_graph(tmp_path):
     assert defs.resolve_sensor_def("analyst_refresh_sensor") is not None
 
 
-def test_the_refresh_sensor_asks_for_each_day_whose_metrics_changed_once(instance):
+def test_the_refresh_sensor_asks_once_for_each_block_of_days_whose_metrics_changed(instance):
     for creator in ("a" * 24, "b" * 24):
         for day in ("2026-03-09", "2026-03-10"):
             instance.report_runless_asset_event(
@@ -128,6 +132,15 @@ def test_the_refresh_sensor_asks_for_each_day_whose_metrics_changed_once(instanc
             )
     context = build_sensor_context(instance=instance)
     requests = analyst_refresh_sensor(context)
-    assert sorted(r.partition_key for r in requests) == ["2026-03-09", "2026-03-10"]
+    # consecutive days: one range run, not a run per day
+    [request] = requests
+    assert request.partition_key is None
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "2026-03-09",
+        "2026-03-10",
+    )
     again = analyst_refresh_sensor(build_sensor_context(instance=instance, cursor=context.cursor))
     assert "no new metrics" in again.skip_message
+    instance.report_runless_asset_event(AssetMaterialization(METRICS_KEY, partition=f"{'a' * 24}|2026-03-12"))
+    later = analyst_refresh_sensor(build_sensor_context(instance=instance, cursor=context.cursor))
+    assert [r.partition_key for r in later] == ["2026-03-12"]

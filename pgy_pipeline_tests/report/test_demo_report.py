@@ -1,6 +1,6 @@
 """The demo's report on its first day and after 30 days, built as the pipeline builds it.
 
-The five sample creators of creators.yaml, served by the simulator: for each day, the pipeline's
+The sample creators of creators.yaml, served by the demo's simulator: for each day, the pipeline's
 clock (``pgy_pipeline.clock.use_clock``, which the simulator's default clock reads too) is set to
 10:00 Asia/Shanghai of that day and the three snapshot assets are materialized for it in one range
 run; then the analyst assets (percentiles, anomalies, the report) for the last day. The report is
@@ -24,7 +24,7 @@ from pgy_pipeline.orchestration.analyst_assets import ANALYST_ASSETS, REPORT_KEY
 from pgy_pipeline.orchestration.registry import load_registry
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.report import report_path
-from pgy_pipeline.simulator import Simulator
+from pgy_pipeline.simulator.demo import demo_simulator
 from pgy_pipeline_tests.analyst_support import Creator, write_creators
 from pgy_pipeline_tests.conftest import TEST_TOKEN, fast_api, run_pipeline
 from pgy_pipeline_tests.report import page_checks
@@ -42,7 +42,7 @@ def build_demo(folder: Path, n_days: int) -> tuple[Path, Path]:
     today = clock.today_shanghai()
     resource = PgyDuckDBResource(database=str(db), lock_wait_s=5.0)
     # An in-memory Dagster instance: the demo needs runs, not their history on disk (and it is faster).
-    with Simulator(token=TEST_TOKEN) as simulator, DagsterInstance.ephemeral() as instance:
+    with demo_simulator(TEST_TOKEN) as simulator, DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("creators", ids)
         api = fast_api(simulator)
         for k in range(n_days - 1, -1, -1):
