@@ -13,5 +13,11 @@ cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 if [ -z "${JUSTONEAPI_TOKEN:-}" ]; then
   echo "*** SIMULATED DATA: JUSTONEAPI_TOKEN is not set; the pipeline reads the built-in simulator."
   echo "*** Data goes to data/pgy_demo.duckdb. Set JUSTONEAPI_TOKEN for real data."
+  # Opt-in: a simulated past, so note histories, anomalies and the report's time series have
+  # something to show at once (built once, into a new demo file).
+  if [ -n "${PGY_DEMO_HISTORY_DAYS:-}" ] && [ ! -e "${PGY_DUCKDB_PATH:-data/pgy_demo.duckdb}" ]; then
+    echo "*** building ${PGY_DEMO_HISTORY_DAYS} days of simulated history (PGY_DEMO_HISTORY_DAYS)..."
+    .venv/bin/python -m pgy_pipeline demo-history --days "$PGY_DEMO_HISTORY_DAYS"
+  fi
 fi
 exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${PGY_UI_PORT:-3000}"
