@@ -43,6 +43,11 @@ def now() -> datetime:
     """The current time, timezone-aware in UTC, through the seam."""
     if _override is not None:
         return _override().astimezone(UTC)
+    return wall_now()
+
+
+def wall_now() -> datetime:
+    """The system clock with ``PGY_CLOCK_SHIFT_S``, ignoring :func:`use_clock` (what every process agrees on)."""
     return datetime.now(UTC) + _shift()
 
 

@@ -11,7 +11,9 @@ keeps the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+
+from pgy_pipeline import clock
 
 from .server import Simulator
 
@@ -51,4 +53,18 @@ def demo_simulator(token: str) -> Simulator:
     for creator in DEMO_CREATORS:
         sim.set_brand_pool(creator.user_id, creator.brands)
         sim.set_cadence(creator.user_id, creator.note_count, creator.posts_per_day, at=DEMO_ANCHOR)
+    _plant_events(sim)
     return sim
+
+
+def _plant_events(sim: Simulator) -> None:
+    """What the analysts' "what changed" examples look for, on the last days before today (by the wall
+    clock, so every process agrees whatever clock a run sets): a note that takes off, and a note
+    deleted, each found by the anomalies once two snapshots straddle it."""
+    today = clock.today_shanghai(clock.wall_now())
+    for days_ago, user_id, kind in (
+        (1, DEMO_CREATORS[0].user_id, "viral"),
+        (0, DEMO_CREATORS[4].user_id, "deleted"),
+    ):
+        at = datetime.combine(today - timedelta(days=days_ago), time(0, 30), tzinfo=clock.SHANGHAI)
+        sim.plant(user_id, kind, at, rank=2)

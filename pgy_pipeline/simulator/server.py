@@ -172,6 +172,8 @@ class Simulator:
         # does: a mistyped id must not look valid). Off by default: tests use any id.
         self.roster_only = roster_only
         self._brand_pools: dict[str, tuple[str, ...]] = {}
+        # Planted events per creator: (kind, note id, from Unix time, factor); see plant().
+        self._planted: dict[str, list[tuple[str, str, float, float]]] = {}
         self.seed = seed
         self.latency_s = latency_s
         self.rate_limit_rps = rate_limit_rps
@@ -375,6 +377,19 @@ class Simulator:
             self._brand_pools[user_id] = tuple(brands)
             self._timelines.pop(user_id, None)
 
+    def plant(self, user_id: str, kind: str, at: datetime, *, rank: int = 0, factor: float = 8.0) -> str:
+        """From ``at`` on, the note at place ``rank`` of the creator's list at ``at`` (0: newest) goes
+        ``'viral'`` (its eventual reads times ``factor``: a read spike) or is ``'deleted'`` (it
+        disappears from the list). Call after the creator's notes are set; returns the note's id."""
+        if kind not in ("viral", "deleted"):
+            raise ValueError(f"unknown planted event {kind!r}: viral | deleted")
+        at_ts = to_ts(at)
+        with self._lock:
+            seeds = self._seeds(user_id, self._creators.get(user_id), at_ts)
+            note_id = seeds[rank].note_id
+            self._planted.setdefault(user_id, []).append((kind, note_id, at_ts, factor))
+        return note_id
+
     def set_cadence(
         self, user_id: str, note_count: int, posts_per_day: float, *, at: datetime | None = None
     ) -> None:
@@ -550,6 +565,16 @@ class Simulator:
         share = self._brand_share.get(user_id)
         if share is not None:
             seeds = with_organic_brands(seeds, tl.profile.brand_pool, share)
+        for kind, note_id, at_ts, factor in self._planted.get(user_id, ()):
+            if now_ts < at_ts:
+                continue
+            if kind == "deleted":
+                seeds = [s for s in seeds if s.note_id != note_id]
+            else:
+                seeds = [
+                    replace(s, final_reads=round(s.final_reads * factor)) if s.note_id == note_id else s
+                    for s in seeds
+                ]
         return seeds
 
     def _all_items(self, user_id: str, now_ts: float) -> list[Any]:
