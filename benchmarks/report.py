@@ -501,7 +501,9 @@ def render(
     w("## How to run")
     w("")
     w("```")
-    w("pip install -e '.[bench]'        # adds dlt[duckdb]; without it the dlt comparison is skipped")
+    w(
+        "pip install -e '.[bench]'        # adds dlt[duckdb] (the test extra has it too); without it the dlt comparison is skipped"
+    )
     w("python -m benchmarks.run          # full run (about 10 min on 2 cores), writes docs/benchmarks.md")
     w("python -m benchmarks.run --smoke  # tiny sizes, seconds, writes nothing unless --output is given")
     w(
