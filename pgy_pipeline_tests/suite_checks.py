@@ -1,7 +1,8 @@
 """A pytest plugin that keeps a run of the suite honest; scripts/run_suite.py loads it (``-p``) and
 the suite's conftest does too.
 
-* With ``PGY_COLLECTED_FILE`` set, the number of tests collected is written to that file when
+* With ``PGY_COLLECTED_FILE`` set, the number of tests collected (and of modules or classes skipped
+  while collecting, which the JUnit report lists as tests too) is written to that file when
   collection ends, so a run can be checked against it afterwards: a run that stopped halfway, or
   collected nothing, cannot pass (scripts/run_suite.py reads it beside the JUnit report). The variable
   is taken out of the environment at once, so pytest processes the tests start do not overwrite it.
@@ -22,8 +23,6 @@ COLLECTED_VAR = "PGY_COLLECTED_FILE"
 POSTGRES_URL_VAR = "PGY_TEST_POSTGRES_URL"
 # Every skip for lack of PostgreSQL says this; scripts/run_suite.py finds such skips in a report by it.
 NEEDS_POSTGRES = "needs PostgreSQL"
-
-_collected_file = pytest.StashKey[str]()
 
 
 def under_ci() -> bool:
@@ -55,16 +54,25 @@ def postgres_url(purpose: str) -> str:
     return url
 
 
+class _CollectionCount:
+    """Writes ``collected skipped-at-collection`` to ``path`` once collection ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.skipped = 0
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped:  # e.g. pytest.skip(..., allow_module_level=True): one test in the report
+            self.skipped += 1
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        Path(self.path).write_text(f"{len(session.items)} {self.skipped}\n", encoding="utf-8")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.pop(COLLECTED_VAR, "")
     if path:
-        config.stash[_collected_file] = path
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    path = session.config.stash.get(_collected_file, "")
-    if path:
-        Path(path).write_text(f"{len(session.items)}\n", encoding="utf-8")
+        config.pluginmanager.register(_CollectionCount(path), "pgy-collection-count")
 
 
 def _skip_reason(report: Any) -> str:

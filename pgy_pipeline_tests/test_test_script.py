@@ -161,6 +161,18 @@ def test_a_run_that_collected_nothing_fails(tmp_path: Path, source: str, extra_a
     assert "no tests were collected" in verdict(result), output(result)
 
 
+def test_a_module_skipped_while_collecting_counts_as_its_one_reported_test(tmp_path: Path) -> None:
+    (tmp_path / "test_skipped_module.py").write_text(
+        'import pytest\n\npytest.skip("not here", allow_module_level=True)\n', encoding="utf-8"
+    )
+    result = run_suite(tmp_path, THREE_PASSING, extra_args=(str(tmp_path / "test_skipped_module.py"),))
+    assert result.returncode == 0, output(result)
+    assert verdict(result) == (
+        "main suite passed [3 collected (+1 skipped while collecting), 4 reported: 3 passed, 1 skipped, "
+        "0 failed, 0 error(s)]"
+    )
+
+
 def test_a_failing_test_fails_the_run(tmp_path: Path) -> None:
     result = run_suite(tmp_path, "def test_one():\n    assert 1 == 2\n")
     assert result.returncode == 1, output(result)

@@ -69,14 +69,16 @@ def read_report(path: Path) -> Report | None:
         report.skipped += int(suite.get("skipped", 0))
         for case in suite.iter("testcase"):
             for skip in case.findall("skipped"):
-                if NEEDS_POSTGRES in (skip.get("message") or ""):
+                if NEEDS_POSTGRES in (skip.get("message") or "") + (skip.text or ""):
                     report.skipped_for_postgres.append(f"{case.get('classname')}::{case.get('name')}")
     return report
 
 
-def read_collected(path: Path) -> int | None:
+def read_collected(path: Path) -> tuple[int, int] | None:
+    """(tests collected, modules or classes skipped while collecting), as the plugin wrote them."""
     try:
-        return int(path.read_text(encoding="utf-8").strip())
+        collected, skipped = path.read_text(encoding="utf-8").split()
+        return int(collected), int(skipped)
     except (OSError, ValueError):
         return None
 
@@ -96,7 +98,8 @@ def check(
     ci: bool = False,
 ) -> tuple[bool, list[str]]:
     """Whether the run passes, and the lines that say so (or why not)."""
-    collected = read_collected(collected_path)
+    counts = read_collected(collected_path)
+    collected, skipped_at_collection = counts if counts else (None, 0)
     report = read_report(report_path)
     status = shell_status(returncode)
     problems: list[str] = []
@@ -107,7 +110,8 @@ def check(
     if report is None:
         problems.append("no JUnit report: the run did not reach its end")
     else:
-        if collected is not None and report.tests != collected:
+        # a module skipped while collecting is one more test in the report
+        if collected is not None and report.tests != collected + skipped_at_collection:
             problems.append(f"{report.tests} test(s) reported of {collected} collected")
         if report.failures or report.errors:
             problems.append(f"{report.failures} failed, {report.errors} error(s)")
@@ -119,6 +123,8 @@ def check(
     if status != 0 and not (aborted and allow_abort_at_exit):
         problems.append(f"pytest exited with status {status}" + (" (aborted)" if aborted else ""))
     counted = f"{'?' if collected is None else collected} collected"
+    if skipped_at_collection:
+        counted += f" (+{skipped_at_collection} skipped while collecting)"
     if report is not None:
         counted += (
             f", {report.tests} reported: {report.passed} passed, {report.skipped} skipped, "
