@@ -61,7 +61,7 @@ class Holder:
 def locks(request, tmp_path: Path) -> StepLocks:
     if request.param == "files":
         return StepLocks(directory=tmp_path / "pgy.duckdb.locks")
-    return StepLocks(directory=tmp_path / "unused", url=postgres_url("PostgreSQL advisory locks"))
+    return StepLocks(directory=tmp_path / "unused", url=postgres_url("the step locks on PostgreSQL"))
 
 
 def test_a_waiter_names_the_holder_and_gets_the_lock_the_moment_the_holder_is_killed(locks):
