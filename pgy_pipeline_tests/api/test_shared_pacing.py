@@ -157,8 +157,9 @@ def test_two_processes_take_one_tokens_releases_an_interval_apart(
     answered = [c for c in simulator.calls if c.outcome == 0]
     assert len(answered) == 2 * PAGES_PER_PROCESS
     releases = _recorded_releases(pacing_url)
-    # one release per request sent (retries included), all on the one row of this token, by both
-    assert len(releases) == len(simulator.calls)
+    # a release for every request that arrived (a retry after a dropped connection takes one more),
+    # all on the one row of this token, taken by both processes
+    assert len(releases) >= len(simulator.calls)
     assert {k for k, _, _ in releases} == {token_key(TEST_TOKEN)}
     assert len({b for _, _, b in releases}) == 2, "expected releases from both processes"
     # each release at least one interval after the one before it, whichever process took either:
