@@ -11,19 +11,49 @@ in flight, and the resource's 302 backoff. Figures:
 * notes lost (served by the simulator, missing from the scans);
 * time to converge: from the first request until the answered rate over a sliding 5 s window first
   reaches 85% of the limit, and the time of the first cut (when the pacer found the limit);
-* a second run starting from the pace the first one learned (what the next scheduled run does).
+* a second run starting from the pace the first one learned (what the next scheduled run does);
+* shared pacing: two processes on one token, each with ``JUSTONEAPI_MAX_RPS`` at the limit (7
+  requests/s) and no latency, so the pacer alone sets the pace: the 302 answers they earn with pacing
+  shared through PostgreSQL (``PGY_PACING_URL``), and without it (each process pacing alone). Needs a
+  PostgreSQL server: ``--pacing-postgres-url`` (default ``PGY_TEST_POSTGRES_URL``), else a throwaway
+  one when PostgreSQL's server binaries are installed; otherwise this part is reported as skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks.common import creator_ids, quiet_loggers
+from benchmarks.common import PROJECT_ROOT, creator_ids, quiet_loggers
 from benchmarks.fetch import note_counts
 from benchmarks.simproc import SimProcess
 
 TOKEN = "bench-pacing-token-7a2c"
+
+# One run process of the shared pacing part: page 1 of its creators, one after another, through the
+# pipeline's client paced at the limit (shared through PostgreSQL when a URL is given); a 302 is
+# retried after 0.05 s, so what is counted is the pacing, not the retry back-off.
+SHARED_WORKER = """
+import sys
+from pgy_pipeline.api.client import PgyClient
+base_url, token, pacing_url, n, rate = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4]), float(sys.argv[5])
+creators = sys.argv[6].split(",")
+client = PgyClient(token, base_url=base_url, max_rps=rate, max_concurrency=2, pacing_url=pacing_url,
+                   rate_limit_backoff_s=0.05, backoff_initial_s=0.05, max_attempts=50, timeout_s=30)
+print("ready", flush=True)
+sys.stdin.readline()  # the processes start together
+for i in range(n):
+    client.fetch_page(creators[i % len(creators)], 1)
+client.close()
+print("done", flush=True)
+"""
 
 
 def _converged_after(
@@ -90,6 +120,109 @@ def one_run(
     )
 
 
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql", path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def _pacing_database(server_url: str) -> Iterator[str]:
+    """A fresh database on ``server_url`` for the pacing table; dropped afterwards."""
+    import psycopg2
+
+    name = f"pgy_bench_pacing_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(_with_database(server_url, urlsplit(server_url).path.lstrip("/") or "postgres"))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(server_url, name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def _postgres_server(url: str | None) -> Iterator[str]:
+    """``url``, or a throwaway local server (PostgreSQL's server binaries; as root, as scripts/test.sh)."""
+    if url:
+        yield url
+        return
+    from benchmarks.dagster_ui import postgres_server
+
+    with postgres_server() as started:
+        yield started
+
+
+def two_processes(pacing_url: str | None, *, limit: float, pages_per_process: int) -> dict[str, Any]:
+    """Two processes on one token, each paced at ``limit``, against a simulator limited to ``limit``."""
+    creators = creator_ids(8, prefix="shared-pacing")
+    with SimProcess(token=TOKEN, note_counts={c: 8 for c in creators}, rate_limit_rps=limit) as sim:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    SHARED_WORKER,
+                    sim.base_url,
+                    TOKEN,
+                    pacing_url or "",
+                    str(pages_per_process),
+                    str(limit),
+                    ",".join(creators[i::2]),
+                ],
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"a pacing worker did not start: {line!r}")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a pacing worker failed ({proc.returncode}): {out}")
+        calls = sim.calls()
+    answered = [c["at"] for c in calls if c["outcome"] == 0]
+    span = max(answered) - min(answered) if len(answered) > 1 else 0.0
+    return {
+        "calls": len(calls),
+        "calls_302": sum(1 for c in calls if c["outcome"] == 302),
+        "answered": len(answered),
+        "answered_rps": (len(answered) - 1) / span if span else 0.0,
+    }
+
+
+def shared(*, limit: float, pages_per_process: int, postgres_url: str | None, log=print) -> dict[str, Any]:
+    """The shared pacing part: 302s with pacing shared through PostgreSQL, and without it."""
+    setup = {"processes": 2, "limit_rps": limit, "pages_per_process": pages_per_process}
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(_postgres_server(postgres_url))
+        except (RuntimeError, OSError, LookupError, subprocess.CalledProcessError) as exc:
+            reason = f"no PostgreSQL server ({type(exc).__name__}: {exc}); set --pacing-postgres-url"
+            log(f"  pacing/shared: skipped: {reason}")
+            return {"setup": setup, "skipped": reason}
+        with _pacing_database(url) as pacing_url:
+            with_sharing = two_processes(pacing_url, limit=limit, pages_per_process=pages_per_process)
+    without = two_processes(None, limit=limit, pages_per_process=pages_per_process)
+    log(
+        f"  pacing/shared: two processes at the limit: {with_sharing['calls_302']} x 302 in "
+        f"{with_sharing['calls']} calls with shared pacing, {without['calls_302']} in {without['calls']} without"
+    )
+    return {"setup": setup, "shared": with_sharing, "separate": without}
+
+
 def run(
     *,
     n_creators: int = 150,
@@ -98,6 +231,8 @@ def run(
     ceiling: float = 20.0,
     latency_s: float = 0.2,
     start_rps: float = 2.0,
+    shared_pages: int = 40,
+    postgres_url: str | None = None,
     log=print,
 ) -> dict[str, Any]:
     creators = creator_ids(n_creators, prefix="pacing")
@@ -135,4 +270,10 @@ def run(
         "first": first,
         "second": second,
         "learned": learned.to_json(),
+        "shared": shared(
+            limit=limit,
+            pages_per_process=shared_pages,
+            postgres_url=postgres_url or os.environ.get("PGY_TEST_POSTGRES_URL") or None,
+            log=log,
+        ),
     }

@@ -353,6 +353,37 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             "0",
             f["notes_lost"] == 0 and pacing["second"]["notes_lost"] == 0,
         )
+        sh = pacing.get("shared") or {}
+        if "shared" in sh:
+            with_sharing, without = sh["shared"], sh["separate"]
+            add(
+                "pacing_shared_302",
+                "8 pacing",
+                "302s, two processes on one token at its limit, pacing shared through PostgreSQL",
+                with_sharing["calls_302"],
+                f"{with_sharing['calls_302']} of {with_sharing['calls']} calls",
+                "0",
+                with_sharing["calls_302"] == 0,
+            )
+            add(
+                "pacing_separate_302",
+                "8 pacing",
+                "302s, the same two processes each pacing alone (the contrast)",
+                without["calls_302"],
+                f"{without['calls_302']} of {without['calls']} calls",
+                "report",
+                None,
+            )
+        elif sh:
+            add(
+                "pacing_shared_302",
+                "8 pacing",
+                "302s, two processes on one token at its limit, pacing shared through PostgreSQL",
+                None,
+                f"skipped: {sh['skipped']}",
+                "0",
+                None,
+            )
         add(
             "pacing_converged_s",
             "8 pacing",
@@ -470,7 +501,9 @@ def render(
     w("## How to run")
     w("")
     w("```")
-    w("pip install -e '.[bench]'        # adds dlt[duckdb]; without it the dlt comparison is skipped")
+    w(
+        "pip install -e '.[bench]'        # adds dlt[duckdb] (the test extra has it too); without it the dlt comparison is skipped"
+    )
     w("python -m benchmarks.run          # full run (about 10 min on 2 cores), writes docs/benchmarks.md")
     w("python -m benchmarks.run --smoke  # tiny sizes, seconds, writes nothing unless --output is given")
     w(
@@ -978,6 +1011,29 @@ def _pacing_section(w, pacing: dict[str, Any] | None) -> None:
     shown = ", ".join(f"{t:g} s: {r:g}" for t, r in hist[:12])
     w(f"Pace of the first run (seconds: requests/s): {shown}{', ...' if len(hist) > 12 else ''}")
     w("")
+    sh = pacing.get("shared")
+    if sh:
+        w(_shared_pacing_paragraph(sh))
+        w("")
+
+
+def _shared_pacing_paragraph(sh: dict[str, Any]) -> str:
+    s = sh["setup"]
+    head = (
+        f"Shared pacing: {s['processes']} processes on one token, each fetching {s['pages_per_process']} pages "
+        f"one after another with `JUSTONEAPI_MAX_RPS`={s['limit_rps']:g}, the simulator's limit, and no latency "
+        "(the pacer alone sets the pace; a 302 is retried after 0.05 s). "
+    )
+    if "skipped" in sh:
+        return head + f"Skipped: {sh['skipped']}."
+    a, b = sh["shared"], sh["separate"]
+    return head + (
+        f"Pacing shared through PostgreSQL (`PGY_PACING_URL`): {a['calls_302']} answers 302 in {a['calls']} "
+        f"calls, {a['answered_rps']:.2f} answered req/s together. Each process pacing alone: "
+        f"{b['calls_302']} answers 302 in {b['calls']} calls, {b['answered_rps']:.2f} answered req/s. "
+        "The tests check the mechanism instead (pgy_pipeline_tests/api/test_shared_pacing.py: the pacing row's "
+        "releases lie an interval apart, whichever process takes them)."
+    )
 
 
 def write(

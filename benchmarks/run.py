@@ -9,7 +9,8 @@ doc's sample loop and dlt), ``orchestration`` (2, range run versus one run per c
 (3, one million notes), ``metrics`` (4, as history grows), ``analyst`` (5, the analyst's views, rebuilds
 and report at 3.6M note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and
 the copy's cost at 1 GB), ``scans`` (7, calls per creator-day, full versus window scans over a week),
-``pacing`` (8, adaptive pacing against a hidden limit). Everything talks to loopback only.
+``pacing`` (8, adaptive pacing against a hidden limit, and pacing shared by two processes through
+PostgreSQL). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ SMOKE = {
     "pacing_limit": 20.0,
     "pacing_ceiling": 40.0,
     "pacing_latency_ms": 20.0,
+    "pacing_shared_pages": 8,
 }
 
 
@@ -117,6 +119,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--pacing-limit", type=float, default=7.0, help="the simulator's hidden limit, requests/s")
     g.add_argument("--pacing-ceiling", type=float, default=20.0, help="JUSTONEAPI_MAX_RPS")
     g.add_argument("--pacing-latency-ms", type=float, default=200.0)
+    g.add_argument(
+        "--pacing-shared-pages", type=int, default=40, help="pages per process, two processes on one token"
+    )
+    g.add_argument(
+        "--pacing-postgres-url",
+        default=None,
+        help="PostgreSQL server for shared pacing (default: PGY_TEST_POSTGRES_URL, else a throwaway one)",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         given = {
@@ -222,6 +232,8 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             limit=args.pacing_limit,
             ceiling=args.pacing_ceiling,
             latency_s=args.pacing_latency_ms / 1000,
+            shared_pages=args.pacing_shared_pages,
+            postgres_url=args.pacing_postgres_url,
             log=log,
         )
     return results

@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks import fetch, report
 from benchmarks.run import parse_args, run
+from pgy_pipeline_tests.suite_checks import NEEDS_POSTGRES, missing
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +65,12 @@ def test_fetch_sample_loop_wastes_one_empty_page_per_creator_with_notes(smoke):
 
 
 def test_fetch_dlt_rest_api(smoke):
-    pytest.importorskip("dlt")
+    """dlt is in the test extra: the comparison behind the docs' "faster than dlt" runs every time."""
     r = smoke["results"]["fetch"]
     wasted = _creators_with_notes(smoke["args"])
     for kind in ("dlt", "dlt_parallel"):
         d = r["runs"][kind]
+        assert "skipped" not in d, f"{kind}: {d.get('skipped')} (the test extra installs dlt)"
         assert d["success"] is True, d["errors"]
         assert d["notes_lost"]["max"] == 0  # tiny run, well under the rate limit
         assert d["calls_past_last_page"]["max"] == wasted
@@ -133,6 +135,21 @@ def test_pacing_loses_no_note_and_learns_a_pace(smoke):
         assert pc[which]["calls"] >= pc[which]["calls_302"] >= 0
     assert 0 < pc["learned"]["rate_rps"] <= pc["setup"]["ceiling_rps"]
     assert pc["second"]["pacer"]["start_rps"] == round(pc["learned"]["rate_rps"], 3)
+
+
+def test_pacing_shared_by_two_processes_answers_every_page(smoke):
+    """The shared pacing part ran, through PostgreSQL and without it (its 302 counts are figures only)."""
+    sh = smoke["results"]["pacing"]["shared"]
+    if "skipped" in sh:
+        missing(f"the shared pacing benchmark {NEEDS_POSTGRES}: {sh['skipped']}")
+    pages = sh["setup"]["processes"] * sh["setup"]["pages_per_process"]
+    for which in ("shared", "separate"):
+        r = sh[which]
+        assert r["answered"] == pages, (which, r)
+        assert r["calls"] == r["answered"] + r["calls_302"], (which, r)
+    rows = {r["key"]: r for r in report.verdicts(smoke["results"])}
+    assert rows["pacing_shared_302"]["value"] == sh["shared"]["calls_302"]
+    assert rows["pacing_separate_302"]["value"] == sh["separate"]["calls_302"]
 
 
 def test_analyst_desk(smoke):

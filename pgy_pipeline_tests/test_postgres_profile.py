@@ -2,12 +2,11 @@
 
 Needs ``PGY_TEST_POSTGRES_URL`` (a server where the user may create databases): scripts/test.sh sets
 it when PostgreSQL's binaries are installed, by starting a throwaway server. Each test gets a fresh
-database on that server, dropped afterwards.
+database on that server, dropped afterwards. Without a server the tests skip (under CI they fail).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -27,21 +26,15 @@ from pgy_pipeline.orchestration.partitions import today_shanghai
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.conftest import creator_ids, fast_api, run_pipeline
+from pgy_pipeline_tests.suite_checks import postgres_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILE = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
-SERVER_URL = os.getenv("PGY_TEST_POSTGRES_URL", "")
 ASSET_KEYS = [
     AssetKey(["raw", "note_pages"]),
     AssetKey(["analytics", "notes"]),
     AssetKey(["analytics", "creator_engagement_metrics"]),
 ]
-
-NO_SERVER = (
-    "PGY_TEST_POSTGRES_URL is not set: no PostgreSQL server for the production-profile test "
-    "(scripts/test.sh starts a throwaway one when PostgreSQL's binaries are installed, e.g. "
-    "'apt-get install postgresql'; .ci/run does that)"
-)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -64,18 +57,16 @@ def _libpq_url(url: str) -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty database on the test server; dropped at the end."""
-    if not SERVER_URL:
-        pytest.skip(NO_SERVER)
-    psycopg2 = pytest.importorskip(
-        "psycopg2", reason="psycopg2 comes with dagster-postgres: pip install -e '.[postgres]'"
-    )
+    server_url = postgres_url("the production-profile test")
+    import psycopg2
+
     name = f"pgy_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(_libpq_url(SERVER_URL))
+    admin = psycopg2.connect(_libpq_url(server_url))
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(SERVER_URL, name)
+        yield _with_database(server_url, name)
     finally:
         with admin.cursor() as cur:
             cur.execute(

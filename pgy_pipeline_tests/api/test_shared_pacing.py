@@ -1,16 +1,21 @@
-"""Pacing shared across processes through PostgreSQL (PGY_PACING_URL), against the simulator's
-per-token rate limit: two processes, one token, one budget.
+"""Pacing shared across processes through PostgreSQL (PGY_PACING_URL): two processes, one token, one
+row whose releases are spaced as the pacer's rule says, whichever process takes them.
+
+The mechanism is checked where it lives: a trigger in the test database logs every release the
+pacing row records (its time, by PostgreSQL's clock, and the backend, i.e. the process, that took
+it), and consecutive releases must lie at least the pacer's interval apart. How many 302s two
+processes earn with and without shared pacing is a benchmark figure (benchmark 8 in
+docs/benchmarks.md), not a test: it depends on how loaded the machine is.
 
 Needs ``PGY_TEST_POSTGRES_URL`` (scripts/test.sh starts a throwaway server when PostgreSQL's
-binaries are installed); each test gets its own database.
+binaries are installed); each test gets its own database. Without a server the tests skip (under CI
+they fail).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -22,14 +27,17 @@ from pgy_pipeline.api.shared_pacing import TABLE, PostgresPacer, token_key
 from pgy_pipeline.errors import SharedPacingError
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline_tests.conftest import TEST_TOKEN, creator_ids
+from pgy_pipeline_tests.suite_checks import postgres_url
 
-SERVER_URL = os.getenv("PGY_TEST_POSTGRES_URL", "")
 RATE = 8.0
 PAGES_PER_PROCESS = 16
+# PostgreSQL stamps in microseconds and sleeps are timed on another clock than its own: the slack
+# allowed below the interval, far under what a missed or doubled slot would show (about the interval).
+CLOCK_SLACK_S = 0.001
 
 # One run process: page 1 of several creators, through a client paced at RATE (shared or not).
 WORKER = """
-import sys, time
+import sys
 from pgy_pipeline.api.client import PgyClient
 base_url, token, pacing_url, n, rate = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4]), float(sys.argv[5])
 creators = sys.argv[6].split(",")
@@ -43,6 +51,18 @@ client.close()
 print("done", client.stats.calls, flush=True)
 """
 
+# Every release the pacing row records, with the backend (one connection per process) that took it.
+RELEASE_LOG = f"""
+CREATE TABLE pacing_releases (token_key TEXT, released_at TIMESTAMPTZ, backend INT);
+CREATE FUNCTION log_pacing_release() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pacing_releases VALUES (NEW.token_key, NEW.last_release, pg_backend_pid());
+    RETURN NEW;
+END $$;
+CREATE TRIGGER log_pacing_release AFTER UPDATE OF last_release ON {TABLE}
+    FOR EACH ROW EXECUTE FUNCTION log_pacing_release();
+"""
+
 
 def _libpq(url: str, database: str) -> str:
     parts = urlsplit(url)
@@ -51,24 +71,24 @@ def _libpq(url: str, database: str) -> str:
 
 @pytest.fixture
 def pacing_url() -> Iterator[str]:
-    if not SERVER_URL:
-        pytest.skip("PGY_TEST_POSTGRES_URL is not set: no PostgreSQL server for the shared pacing test")
-    psycopg2 = pytest.importorskip("psycopg2")
+    server_url = postgres_url("the shared pacing test")
+    import psycopg2
+
     name = f"pgy_pacing_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(_libpq(SERVER_URL, urlsplit(SERVER_URL).path.lstrip("/") or "postgres"))
+    admin = psycopg2.connect(_libpq(server_url, urlsplit(server_url).path.lstrip("/") or "postgres"))
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield _libpq(SERVER_URL, name)
+        yield _libpq(server_url, name)
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
 
-def _two_processes(sim: Simulator, pacing_url: str) -> float:
-    """Run two worker processes at once; returns the wall time from their common start."""
+def _two_processes(sim: Simulator, pacing_url: str) -> None:
+    """Run two worker processes at once, each fetching PAGES_PER_PROCESS pages."""
     creators = creator_ids(8, prefix="pace")
     procs = [
         subprocess.Popen(
@@ -91,7 +111,6 @@ def _two_processes(sim: Simulator, pacing_url: str) -> float:
     ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    started = time.monotonic()
     for p in procs:
         assert p.stdin is not None
         p.stdin.write("go\n")
@@ -99,34 +118,59 @@ def _two_processes(sim: Simulator, pacing_url: str) -> float:
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
-    return time.monotonic() - started
 
 
-def _outcomes(sim: Simulator) -> tuple[int, int, float]:
-    """(accepted calls, 302 answers, accepted requests per second from first to last)."""
-    ok = [c for c in sim.calls if c.outcome == 0]
-    limited = sum(1 for c in sim.calls if c.outcome == 302)
-    times = sorted(c.at for c in ok)
-    span = times[-1] - times[0] if len(times) > 1 else 0.0
-    return len(ok), limited, (len(ok) - 1) / span if span else 0.0
+def _recorded_releases(pacing_url: str) -> list[tuple[str, float, int]]:
+    """(token key, release time in epoch seconds, backend) of every logged release, oldest first."""
+    import psycopg2
+
+    conn = psycopg2.connect(pacing_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT token_key, extract(epoch FROM released_at)::float8, backend FROM pacing_releases "
+                "ORDER BY released_at"
+            )
+            return [(str(k), float(t), int(b)) for k, t, b in cur.fetchall()]
+    finally:
+        conn.close()
 
 
-def test_two_processes_share_one_tokens_rate(simulator: Simulator, pacing_url: str) -> None:
-    simulator.configure(rate_limit_rps=RATE)
+def test_two_processes_take_one_tokens_releases_an_interval_apart(
+    simulator: Simulator, pacing_url: str
+) -> None:
+    import psycopg2
+
+    # The pacing table and this token's row, as a pacer creates them; then the log of its releases.
+    with PostgresPacer(pacing_url, TEST_TOKEN, RATE, 1) as first:
+        interval = first.interval
+    first.close()
+    conn = psycopg2.connect(pacing_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(RELEASE_LOG)
+    finally:
+        conn.close()
+
     _two_processes(simulator, pacing_url)
-    accepted, limited, rate = _outcomes(simulator)
-    assert accepted == 2 * PAGES_PER_PROCESS
-    assert limited == 0, f"{limited} requests answered 302 with shared pacing"
-    # Near the limit, never over it: the shared pacer keeps about a 10% margin.
-    assert 0.75 * RATE <= rate <= RATE, rate
 
-
-def test_without_shared_pacing_two_processes_overrun_the_limit(simulator: Simulator) -> None:
-    """The control: each process alone paces at the full rate, so together they earn 302s."""
-    simulator.configure(rate_limit_rps=RATE)
-    _two_processes(simulator, "")
-    _, limited, _ = _outcomes(simulator)
-    assert limited > 0
+    answered = [c for c in simulator.calls if c.outcome == 0]
+    assert len(answered) == 2 * PAGES_PER_PROCESS
+    releases = _recorded_releases(pacing_url)
+    # a release for every request that arrived (a retry after a dropped connection takes one more),
+    # all on the one row of this token, taken by both processes
+    assert len(releases) >= len(simulator.calls)
+    assert {k for k, _, _ in releases} == {token_key(TEST_TOKEN)}
+    assert len({b for _, _, b in releases}) == 2, "expected releases from both processes"
+    # each release at least one interval after the one before it, whichever process took either:
+    # the rate is the token's, not each process's
+    gaps = [(b[1] - a[1], a[2], b[2]) for a, b in zip(releases, releases[1:], strict=False)]
+    short = [(round(g, 4), a, b) for g, a, b in gaps if g < interval - CLOCK_SLACK_S]
+    assert not short, (
+        f"releases closer than the interval {interval:.4f} s (gap, backend before, backend after): {short}"
+    )
+    # and the interval keeps the shared rate under the token's limit
+    assert interval > 1 / RATE
 
 
 def test_row_is_keyed_by_a_digest_never_the_token(simulator: Simulator, pacing_url: str) -> None:

@@ -3,7 +3,8 @@ data directory, and an S3-compatible store (moto's server) on loopback.
 
 These tests need DuckDB 1.4.4 with the duckdb-ext-* wheels, so they run in ``.venv-lake``
 (``.venv-lake/bin/python -m pytest pgy_pipeline_tests/lake``, as scripts/test.sh does); in the
-main environment (DuckDB 2.0) they are skipped, saying why.
+main environment (DuckDB 2.0) they are skipped, saying why. scripts/test.sh sets
+``PGY_REQUIRE_LAKE=1`` for its lake run: there a missing lake fails the tests instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -22,8 +24,8 @@ import pytest
 from pgy_pipeline.errors import LakeUnavailableError
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.warehouse.lake import LakeSettings, extension_directory
+from pgy_pipeline_tests.suite_checks import postgres_url
 
-SERVER_URL = os.getenv("PGY_TEST_POSTGRES_URL", "")
 S3_KEY = "pgy-test-key"
 S3_SECRET = "pgy-test-secret"
 S3_BUCKET = "pgy-lake"
@@ -46,7 +48,14 @@ def _lake_missing() -> str | None:
 def lake_available() -> None:
     reason = _lake_missing()
     if reason:
-        pytest.skip(reason)
+        _lake_part_missing(reason)
+
+
+def _lake_part_missing(reason: str) -> NoReturn:
+    """Skip; fail instead where the lake must be there (``PGY_REQUIRE_LAKE=1``: scripts/test.sh's lake run)."""
+    if os.environ.get("PGY_REQUIRE_LAKE") == "1":
+        pytest.fail(f"{reason} (PGY_REQUIRE_LAKE=1: the lake must be there)", pytrace=False)
+    pytest.skip(reason)
 
 
 def conninfo(url: str, database: str) -> str:
@@ -63,17 +72,16 @@ def conninfo(url: str, database: str) -> str:
 @pytest.fixture
 def catalog(lake_available: None) -> Iterator[str]:
     """``ducklake:postgres:<conninfo>`` of a fresh, empty catalog database; dropped afterwards."""
-    if not SERVER_URL:
-        pytest.skip("PGY_TEST_POSTGRES_URL is not set: no PostgreSQL server for the lake catalog")
+    server_url = postgres_url("the lake catalog")
     import psycopg2
 
     name = f"pgy_lake_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(conninfo(SERVER_URL, urlsplit(SERVER_URL).path.lstrip("/") or "postgres"))
+    admin = psycopg2.connect(conninfo(server_url, urlsplit(server_url).path.lstrip("/") or "postgres"))
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"ducklake:postgres:{conninfo(SERVER_URL, name)}"
+        yield f"ducklake:postgres:{conninfo(server_url, name)}"
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -121,7 +129,10 @@ class S3Store:
 @pytest.fixture(scope="session")
 def s3_store(lake_available: None) -> Iterator[S3Store]:
     """moto's S3 server on 127.0.0.1 with one bucket, for the whole session."""
-    moto_server = pytest.importorskip("moto.server", reason="pip install -e '.[lake-test]'")
+    try:
+        import moto.server as moto_server
+    except ImportError:
+        _lake_part_missing("moto's S3 server is not installed: pip install -e '.[lake-test]'")
     import boto3
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise

@@ -20,9 +20,9 @@ import pytest
 
 from pgy_pipeline.errors import LockWaitTimeoutError, PgyError
 from pgy_pipeline.orchestration.locks import API_LOCK, DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline_tests.suite_checks import postgres_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_URL = os.getenv("PGY_TEST_POSTGRES_URL", "")
 
 HOLDER = """
 import sys, time
@@ -61,10 +61,7 @@ class Holder:
 def locks(request, tmp_path: Path) -> StepLocks:
     if request.param == "files":
         return StepLocks(directory=tmp_path / "pgy.duckdb.locks")
-    if not SERVER_URL:
-        pytest.skip("PGY_TEST_POSTGRES_URL is not set (scripts/test.sh starts a throwaway PostgreSQL)")
-    pytest.importorskip("psycopg2")
-    return StepLocks(directory=tmp_path / "unused", url=SERVER_URL)
+    return StepLocks(directory=tmp_path / "unused", url=postgres_url("the step locks on PostgreSQL"))
 
 
 def test_a_waiter_names_the_holder_and_gets_the_lock_the_moment_the_holder_is_killed(locks):
