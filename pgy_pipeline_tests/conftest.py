@@ -169,3 +169,28 @@ def error_chain_text(err) -> str:
 def step_failure_messages(result: ExecuteInProcessResult) -> list[str]:
     """Every step failure's error text (message plus cause), for assertions on what a person sees."""
     return [error_chain_text(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any of the project's settings (a newcomer's shell), the
+    suite's clock shift kept (see the top of this file), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env[SHIFT_VAR] = os.environ.get(SHIFT_VAR, "")
+    return {**env, **extra}
+
+
+@pytest.fixture
+def fresh_clone(tmp_path: Path) -> Path:
+    """A fresh clone of this checkout's committed tree, with this checkout's installed environment
+    (so the project's scripts install nothing)."""
+    import subprocess
+
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    (clone / ".venv").symlink_to(REPO_ROOT / ".venv")
+    return clone

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from pgy_pipeline.clock import SHIFT_VAR
+from pgy_pipeline_tests.conftest import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 CREATOR = "5ff0e6410000000001008400"
 
 
-@pytest.fixture
-def fresh_clone(tmp_path: Path) -> Path:
-    if not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-    # the clone's own tree, with this checkout's installed environment (setup.sh then installs nothing)
-    (clone / ".venv").symlink_to(REPO / ".venv")
-    return clone
-
-
 def run(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
-    env[SHIFT_VAR] = os.environ.get(SHIFT_VAR, "")  # the suite's one day (conftest), nothing else
     return subprocess.run(
         ["bash", "scripts/snapshot.sh", *args],
         cwd=clone,
-        env=env,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=300,
