@@ -16,11 +16,12 @@ created and kept for its whole life, whatever DuckDB opens it later. So:
   tables like any other, so the schema version is carried over as it was. The read replica is a copy
   of the file, so it is in the compatible format from the next write on.
 
-``v1.1.0`` is storage number 64, the format DuckDB 1.x itself writes by default. Measured here on
-files the pipeline wrote with DuckDB 2.0.1: they open and every table and view answers in DuckDB
-1.1.3, 1.2.2, 1.3.2, 1.4.4, 1.5.5 and the ``duckdb`` 1.5.6 command line (1.0.0 refuses the column
-comments); a typical write and the replica's copy take the same time as in the v2.0.0 format, and the
-file is 1% larger (see docs/architecture.md, *The DuckDB file's format*).
+``v1.1.0`` gives storage version 64 (DuckDB names it ``v1.0.0+``), the format DuckDB 1.x itself
+writes by default. Measured here on files the pipeline wrote with DuckDB 2.0.1: they open, and every
+table and view answers, in DuckDB 1.1.3, 1.2.2, 1.3.2, 1.4.4, 1.5.5 and the ``duckdb`` 1.5.6 command
+line (1.0.0 cannot read the column comments); a typical write, the replica's copy and a query take
+the same time as in the v2.0.0 format, and the file is about 2% larger (docs/architecture.md, *The
+DuckDB file's format*).
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ class Conversion:
 
     def message(self) -> str:
         return (
-            f"converted the DuckDB file {self.database} from storage format {self.old_version} (which only "
-            f"DuckDB 2.0 opens) to {self.new_version}, which {READABLE_BY} open: {self.tables} tables "
+            f"converted the DuckDB file {self.database} from storage format {self.old_version.rstrip('+')} "
+            f"(which only DuckDB 2.0 opens) to {self.new_version.rstrip('+')}, which {READABLE_BY} open: "
+            f"{self.tables} tables "
             f"and {self.rows} rows, every one kept, in {self.seconds:.1f} s. The file as it was is kept "
             f"as {self.backup}; delete it once you no longer need it."
         )
