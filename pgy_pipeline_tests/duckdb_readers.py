@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -118,15 +119,18 @@ def lake_python() -> Path:
     return LAKE_PYTHON
 
 
-def counts_in_duckdb_1_4(path: Path | str, names: list[str]) -> tuple[str, dict[str, int]]:
-    """(DuckDB version, rows of each relation) as the lake environment's DuckDB reads the file."""
+def in_duckdb_1_4(script: str, *args: str, cwd: Path) -> dict[str, Any]:
+    """Run ``script`` in the lake environment's Python (DuckDB 1.4.4); its last line of output, JSON."""
     done = subprocess.run(
-        [str(lake_python()), "-c", _COUNT_SCRIPT, str(path), json.dumps(names)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(path).parent,  # import only duckdb, never this checkout
+        [str(lake_python()), "-c", script, *args], capture_output=True, text=True, timeout=180, cwd=cwd
     )
     assert done.returncode == 0, f"DuckDB 1.4: {done.stderr[-2000:]}"
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def counts_in_duckdb_1_4(path: Path | str, names: list[str]) -> tuple[str, dict[str, int]]:
+    """(DuckDB version, rows of each relation) as the lake environment's DuckDB reads the file."""
+    # run beside the file: the script imports only duckdb, never this checkout
+    answer = in_duckdb_1_4(_COUNT_SCRIPT, str(path), json.dumps(names), cwd=Path(path).parent)
     return answer["version"], answer["counts"]

@@ -4,6 +4,8 @@ previous release wrote in DuckDB 2.0's own format, which they refuse, is convert
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -18,15 +20,32 @@ from pgy_pipeline.warehouse.replica import replica_path
 from pgy_pipeline_tests.analyst_support import fixture_roster, write_creators, write_snapshots
 from pgy_pipeline_tests.conftest import run_pipeline, setup_creators
 from pgy_pipeline_tests.duckdb_readers import (
+    PROJECT_ROOT,
     cli_rows,
     cli_version,
     counts_here,
     counts_in_cli,
     counts_in_duckdb_1_4,
     duckdb_cli,
+    in_duckdb_1_4,
     relations,
     run_cli,
 )
+
+# The analyst tables' SQL (sql/analyst/) run by DuckDB 1.4 on a copy of the replica, through the
+# pipeline's own functions (this checkout, imported from the project's root).
+_ANALYST_SQL_ON_1_4 = """
+import json, shutil, sys
+from datetime import date
+import duckdb
+from pgy_pipeline.warehouse.analyst import rebuild_anomalies, rebuild_peer_percentiles
+from pgy_pipeline.warehouse.storage import connect
+path, days = sys.argv[1], [date.fromisoformat(d) for d in json.loads(sys.argv[2])]
+with connect(path) as conn:
+    percentiles = sum(rebuild_peer_percentiles(conn, days).values())
+    anomalies = sum(rebuild_anomalies(conn, days).values())
+print(json.dumps({"version": duckdb.__version__, "percentiles": percentiles, "anomalies": anomalies}))
+"""
 
 
 def _fill(instance, simulator, api, resource: PgyDuckDBResource) -> list[str]:
@@ -75,6 +94,22 @@ def test_the_replica_opens_in_the_duckdb_cli_and_duckdb_1_4(tmp_path, simulator,
 
     version, counts = counts_in_duckdb_1_4(replica, names)
     assert version.startswith("1.4") and counts == expected
+
+    # DuckDB 1.4 runs the analyst tables' SQL on the file too, and the file stays readable by the CLI
+    desk = tmp_path / "desk.duckdb"
+    shutil.copyfile(replica, desk)
+    with duckdb.connect(str(desk), read_only=True) as conn:
+        days = [
+            r[0].isoformat()
+            for r in conn.execute(
+                "SELECT DISTINCT snapshot_date FROM analytics.creator_peer_percentiles ORDER BY 1"
+            ).fetchall()
+        ]
+    rebuilt = in_duckdb_1_4(_ANALYST_SQL_ON_1_4, str(desk), json.dumps(days), cwd=PROJECT_ROOT)
+    assert rebuilt["version"].startswith("1.4")
+    assert rebuilt["percentiles"] == expected["analytics.creator_peer_percentiles"]
+    assert rebuilt["anomalies"] == expected["analytics.anomalies"]
+    assert counts_in_cli(cli, desk, names) == expected
 
 
 @pytest.mark.skipif(
