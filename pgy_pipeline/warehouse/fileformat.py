@@ -236,10 +236,18 @@ def convert_in_place(conn: duckdb.DuckDBPyConnection, database: str) -> Conversi
         raise
     backup = backup_path(database, old_version)
     try:
-        os.link(path, backup)
-    except OSError:  # a filesystem without hard links
-        shutil.copyfile(path, backup)
-        _fsync(backup)
+        try:
+            os.link(path, backup)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(path, backup)
+            _fsync(backup)
+    except OSError as exc:
+        _remove(temporary)
+        backup.unlink(missing_ok=True)
+        raise StorageFormatError(
+            f"could not keep a backup of the DuckDB file {database} as {backup} before converting it: "
+            f"{exc}. The file was not changed; the next write tries again."
+        ) from exc
     os.replace(temporary, path)
     _fsync(path.parent)
     return Conversion(
