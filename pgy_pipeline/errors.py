@@ -34,6 +34,7 @@ The tree, by what a person does about it::
         ├── DuckDBLockedError ........ another process held the DuckDB file past the wait bound
         ├── SchemaVersionError ....... the file was written by a newer release than the code
         ├── MigrationError ........... a schema migration failed; the file kept its old version
+        ├── StorageFormatError ....... the file's storage format cannot be read here or converted
         ├── LakeUnavailableError ..... the DuckLake profile cannot start here (DuckDB version, extensions)
         └── LakeConflictError ........ a lake commit kept conflicting with other writers past the bound
 
@@ -223,6 +224,11 @@ class SchemaVersionError(WarehouseError):
 
 class MigrationError(WarehouseError):
     """A schema migration failed; the upgrade was rolled back."""
+
+
+class StorageFormatError(WarehouseError):
+    """The DuckDB file's storage format cannot be read by this DuckDB, or its conversion to the
+    format every supported DuckDB reads failed (the file was left as it was)."""
 
 
 class SharedPacingError(PgyError):

@@ -309,6 +309,7 @@ class PgyDuckDBResource(DuckDBResource):
             config=dict(self.connection_config),
             on_wait=waiting,
             lake=self.lake_settings if self.is_lake else None,
+            on_convert=log or log_warning,
         ) as conn:
             yield conn
 

@@ -10,6 +10,7 @@ the rest.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,9 +24,18 @@ import pyarrow as pa
 
 from pgy_pipeline import clock
 from pgy_pipeline.api.client import Page
-from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError
+from pgy_pipeline.errors import DataSourceMismatchError, DuckDBLockedError, StorageFormatError
+from pgy_pipeline.warehouse.fileformat import (
+    READABLE_BY,
+    UNREADABLE_FORMAT,
+    convert_in_place,
+    file_storage_version,
+    needs_conversion,
+    storage_config,
+)
 from pgy_pipeline.warehouse.keys import PartitionKey
 from pgy_pipeline.warehouse.lake import LakeSettings, display_name, is_lake, open_lake, retry_on_conflict
+from pgy_pipeline.warehouse.replica import file_backed
 from pgy_pipeline.warehouse.schema import ensure_schema
 from pgy_pipeline.warehouse.sql_files import sql_file
 from pgy_pipeline.warehouse.tables import (
@@ -41,6 +51,8 @@ from pgy_pipeline.warehouse.tables import (
 
 __all__ = ["PartitionKey", "connect", "ensure_schema", "transaction"]
 
+log = logging.getLogger(__name__)
+
 
 @contextmanager
 def connect(
@@ -51,6 +63,7 @@ def connect(
     on_wait: Callable[[float, str], None] | None = None,
     report_every_s: float = 15.0,
     lake: LakeSettings | None = None,
+    on_convert: Callable[[str], None] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to ``database``, waiting a bounded time for another process's lock.
 
@@ -61,6 +74,11 @@ def connect(
     A ``ducklake:`` database (the lake profile, see :mod:`pgy_pipeline.warehouse.lake`) has no such
     lock: it is attached in an in-memory DuckDB and made current, with ``lake`` saying where its
     data files live.
+
+    A new file is created in the storage format every DuckDB from 1.1 opens; a file in a newer one
+    (written by an earlier release on DuckDB 2.0) is converted first, keeping a backup, and
+    ``on_convert`` (default: a warning in the log) is told what was done (see
+    :mod:`pgy_pipeline.warehouse.fileformat`).
     """
     if is_lake(database):
         conn = open_lake(database, lake or LakeSettings(), config=config)
@@ -69,23 +87,56 @@ def connect(
         finally:
             conn.close()
         return
-    if database != ":memory:" and not database.startswith("md:"):
+    on_disk = file_backed(database)
+    if on_disk:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "custom_user_agent": "pgy_pipeline",
+        # A bounded memory limit: DuckDB spills to disk beyond it instead of taking up to 80% of the
+        # machine, which matters on a small worker or a shared Kubernetes node.
+        "memory_limit": "1GB",
+        **(config or {}),
+        # A new file is created in the format every DuckDB from 1.1 opens (see fileformat).
+        **(storage_config() if on_disk else {}),
+    }
+    conn = _open_waiting(database, settings, lock_wait_s, on_wait, report_every_s)
+    if on_disk and needs_conversion(file_storage_version(conn)):
+        try:
+            conversion = convert_in_place(conn, database)
+        finally:
+            conn.close()
+        (on_convert or log.warning)(conversion.message())
+        conn = _open_waiting(database, settings, lock_wait_s, on_wait, report_every_s)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _open_waiting(
+    database: str,
+    settings: dict[str, Any],
+    lock_wait_s: float,
+    on_wait: Callable[[float, str], None] | None,
+    report_every_s: float,
+) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` read-write, retrying while another process holds the file's lock."""
     started = time.monotonic()
     deadline = started + lock_wait_s
     next_report = started + report_every_s
     delay = 0.05
     while True:
         try:
-            conn = duckdb.connect(
-                database,
-                read_only=False,
-                # A bounded memory limit: DuckDB spills to disk beyond it instead of taking up to
-                # 80% of the machine, which matters on a small worker or a shared Kubernetes node.
-                config={"custom_user_agent": "pgy_pipeline", "memory_limit": "1GB", **(config or {})},
-            )
-            break
+            return duckdb.connect(database, read_only=False, config=settings)
         except duckdb.IOException as exc:
+            if UNREADABLE_FORMAT in str(exc):
+                raise StorageFormatError(
+                    f"the DuckDB file {database} is in a storage format that this DuckDB "
+                    f"({duckdb.__version__}) cannot read: {str(exc).splitlines()[0]} It was written by a "
+                    "newer DuckDB: run the pipeline once on DuckDB 2.0 (the default environment, .venv), "
+                    f"which converts it to the format {READABLE_BY} open, keeping a backup; or point "
+                    "PGY_DUCKDB_PATH at another file."
+                ) from None
             if "lock" not in str(exc).lower():
                 raise
             now = time.monotonic()
@@ -101,10 +152,6 @@ def connect(
                 next_report = now + report_every_s
             time.sleep(min(delay, max(0.0, deadline - now)))
             delay = min(delay * 2, 2.0)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _lock_holder(message: str) -> str:
