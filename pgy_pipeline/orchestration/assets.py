@@ -265,8 +265,10 @@ def _with_step_summary(
 def _add_partition_metadata(
     context: AssetExecutionContext, scope: StepScope, rows: Sequence[Sequence[Any]], names: Sequence[str]
 ) -> None:
-    """Give each partition of the step its own figures, instead of the step's totals."""
+    """Give each partition of the step its own figures, instead of the step's totals, and a link to
+    the run whose step summary (:data:`STEP_SUMMARY`) holds the totals and previews."""
     for part, values in scope.per_partition(_partition_figures(rows, names)).items():
+        values["step_summary"] = MetadataValue.dagster_run(context.run_id)
         context.add_asset_metadata(values, partition_key=part)
 
 
@@ -630,7 +632,13 @@ def _creator_engagement_metrics(
             per_partition = report(conn, "metrics_per_partition")
             out_of_bounds = report(conn, "metric_rate_violations")
             headline = report(conn, "metrics_headline")
+            own = [] if scope.by_cohort else report(conn, "metrics_partition_headline")
     _add_partition_metadata(context, scope, per_partition, ["dagster/row_count"])
+    # The creator layout: each partition also shows its creator's name and 30-day headline, so the
+    # latest materialization answers "how is this creator doing" without opening the run.
+    _add_partition_metadata(
+        context, scope, own, ["creator", "notes_30d", "read_median_30d", "engagement_rate_30d"]
+    )
     metadata: dict[str, Any] = {
         "run_total/metric_rows": sum(int(r[2]) for r in per_partition),
         "headline_30d": MetadataValue.md(
