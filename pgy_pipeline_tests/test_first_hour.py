@@ -181,6 +181,7 @@ def test_a_fresh_demo_answers_every_readme_query_and_backfills_without_failure(f
 
         backfill = _wait_for("the backfill to finish", backfill_done, 300, 1.0, lambda: _describe_runs(dev))
         assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, f"{backfill}\n{_describe_runs(dev)}"
+        assert backfill["numPartitions"] == len(names) and backfill["runs"], backfill
         runs = _wait_for(
             "every run to finish",
             lambda: (r := _runs(dev)) and not any(x["status"] in UNFINISHED for x in r) and r,
