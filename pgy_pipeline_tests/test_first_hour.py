@@ -142,6 +142,7 @@ def test_a_fresh_demo_answers_every_readme_query_and_backfills_without_failure(f
     dev = DevScript(fresh_clone, env)
     try:
         _wait_for("the demo history, then the UI", dev.is_up, 600, 1.0, dev.log_tail)
+        assert "will not be used to configure Dagster" not in dev.log_tail(10_000)  # no misleading warning
         replica = fresh_clone / "data" / "pgy_demo.read.duckdb"
         _wait_for(
             "the analyst sensor's run",

@@ -20,4 +20,8 @@ if [ -z "${JUSTONEAPI_TOKEN:-}" ]; then
     .venv/bin/python -m pgy_pipeline demo-history --days "$PGY_DEMO_HISTORY_DAYS"
   fi
 fi
-exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${PGY_UI_PORT:-3000}"
+# From the Dagster home, which holds the instance's dagster.yaml (run from the project folder, Dagster
+# would warn that the project's own dagster.yaml, the template copied above, is not the one in use).
+root=$PWD
+cd "$DAGSTER_HOME"
+exec "$root/.venv/bin/dagster" dev -w "$root/workspace.yaml" -h 127.0.0.1 -p "${PGY_UI_PORT:-3000}"

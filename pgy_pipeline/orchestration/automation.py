@@ -475,6 +475,9 @@ _RUN_CAUSES = [
     ("marked as failed from outside the execution context", "run worker died (killed or out of memory)"),
     ("only serves the present", "past date asked of the API"),
     ("invalid creator id", "invalid creator id"),
+    ("written by a newer release", "DuckDB file from a newer release of pgy_pipeline"),
+    ("the upgrade was rolled back", "DuckDB schema migration failed"),
+    ("partition key", "invalid partition key"),
 ]
 # Causes of one creator's failure, named when every failed creator of the run shares one.
 _CREATOR_CAUSES = [

@@ -468,3 +468,12 @@ def test_failure_causes_name_a_dead_worker_and_a_lock_wait():
         "waited too long for another run's fetch"
     )
     assert failure_cause(["nothing known"]) == "other (see the run's logs)"
+    newer = "the DuckDB file x has schema version 9, written by a newer release of pgy_pipeline; ..."
+    assert failure_cause([newer]) == "DuckDB file from a newer release of pgy_pipeline"
+    migration = (
+        "migration 7 (x) failed: boom. The upgrade was rolled back; the file x stays at schema version 6."
+    )
+    assert failure_cause([migration]) == "DuckDB schema migration failed"
+    assert failure_cause(["partition key 'c|2026-13-01': '2026-13-01' is not a YYYY-MM-DD date"]) == (
+        "invalid partition key"
+    )
