@@ -17,7 +17,7 @@ __all__ = ["FAULT_KINDS", "MODIFIER_FAULTS", "TERMINAL_FAULTS", "Fault", "new_fa
 TERMINAL_FAULTS = frozenset({"code", "http_status", "http_429", "html", "truncated", "drop", "trickle"})
 #: ... and faults that modify the data or timing (any number may combine).
 MODIFIER_FAULTS = frozenset(
-    {"latency", "insert_notes", "remove_notes", "duplicate_across_pages", "total_delta"}
+    {"latency", "insert_notes", "remove_notes", "duplicate_across_pages", "total_delta", "hook"}
 )
 FAULT_KINDS = TERMINAL_FAULTS | MODIFIER_FAULTS
 
@@ -67,6 +67,8 @@ def new_fault(
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
     if kind == "code" and "code" not in params:
         raise ValueError("fault 'code' needs code=<int>")
+    if kind == "hook" and not callable(params.get("fn")):
+        raise ValueError("fault 'hook' needs fn=<callable> (in-process only: not reachable over HTTP)")
     if times is not None and times < 0:
         raise ValueError("times must be >= 0 or None")
     if rate is not None and not 0.0 <= rate <= 1.0:

@@ -479,6 +479,11 @@ class Simulator:
         * ``remove_notes`` (``n``, default 1): the ``n`` newest notes are removed permanently first.
         * ``duplicate_across_pages``: page ``p > 1`` starts with the last item of page ``p - 1``.
         * ``total_delta`` (``delta``, default 1): the reported total is off by ``delta``.
+        * ``hook`` (``fn``, in-process only): ``fn(user_id, page)`` is called while the request is
+          planned, under the simulator's lock, before the page is read from the creator's list: it may
+          change the list (``set_notes``: a note published or deleted between two page requests) or act
+          on the world (the oracle kills the client's process there). If it returns ``"drop"`` and no
+          response-deciding fault hit, the connection is closed without an answer (not billed).
         """
         with self._lock:
             # The serial only advances for accepted faults, so a rejected call does not shift the
@@ -716,9 +721,12 @@ class Simulator:
         shift = False
         total_delta = 0
         terminal: Fault | None = None
+        hook_drop = False
         for f in faults:
             p = f.params
-            if f.kind == "latency":
+            if f.kind == "hook":
+                hook_drop = p["fn"](user_id, page) == "drop" or hook_drop
+            elif f.kind == "latency":
                 delay += float(p.get("seconds", 1.0))
             elif f.kind == "insert_notes":
                 self._insert_notes(user_id, int(p.get("n", 1)), now_ts)
@@ -755,6 +763,8 @@ class Simulator:
                 return _Plan(200, body, "text/html; charset=utf-8", delay_s=delay), "html", kinds, page
             if terminal.kind == "drop":
                 return _Plan(0, b"", delay_s=delay, mode="drop"), "drop", kinds, page
+        elif hook_drop:
+            return _Plan(0, b"", delay_s=delay, mode="drop"), "drop", kinds, page
 
         items = self._served_items(user_id, opts, now_ts)
         size = self._page_size

@@ -184,3 +184,31 @@ def test_every_vendor_code_is_injectable_per_creator_with_a_message(
     assert get(client, u).json()["message"] == MESSAGES[601] == "Insufficient Balance"
     sim.add_fault("code", code=202, user_id=u)
     assert get(client, u).json() == {"code": 202, "message": "Error", "data": None}
+
+
+def test_fault_hook_runs_before_the_page_is_read_and_may_drop(sim: Simulator, client: httpx.Client) -> None:
+    u = busy_creator(sim, 20)
+    before = sim.notes_for(u)
+    seen: list[tuple[str, int | None]] = []
+
+    def delete_newest(user_id: str, page: int | None) -> None:
+        seen.append((user_id, page))
+        sim.set_notes(user_id, before[1:])  # under the simulator's lock: it is reentrant
+
+    sim.add_fault("hook", user_id=u, page=2, fn=delete_newest)
+    assert ids(get(client, u).json()["data"]["list"]) == ids(before[:8])
+    page2 = get(client, u, pageNumber=2).json()["data"]
+    assert seen == [(u, 2)]
+    assert page2["total"] == len(before) - 1 and ids(page2["list"]) == ids(before[9:17])
+    assert sim.calls[-1].faults == ("hook",) and sim.calls[-1].billed
+
+    sim.add_fault("hook", user_id=u, fn=lambda user_id, page: "drop")
+    with pytest.raises(httpx.RemoteProtocolError):
+        get(client, u)
+    assert sim.calls[-1].outcome == "drop" and not sim.calls[-1].billed
+    assert get(client, u).json()["code"] == 0  # times=1: used up
+
+    with pytest.raises(ValueError, match="needs fn"):
+        sim.add_fault("hook")
+    fault = {"kind": "hook", "user_id": u, "params": {"fn": "print"}}  # no callable over HTTP
+    assert client.post("/__sim/faults", json=fault).status_code == 400
