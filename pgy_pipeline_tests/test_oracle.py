@@ -36,6 +36,7 @@ fixes the seed of such a run, and ``PGY_ORACLE_TRACE=1`` prints each run's plan 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -283,21 +284,18 @@ class PipelineOracle(RuleBasedStateMachine):
     # -- invariants --------------------------------------------------------------------------------
 
     @invariant()
-    def warehouse_matches_the_truth(self) -> None:
-        """Invariants 1-3, and nothing half-written: every table holds exactly the partitions the rules say.
-        (Only a run changes the warehouse or what it must hold: unchanged since the last check, skipped.)"""
-        if self.creators and self._checked != len(self.runs):
+    def invariants_hold(self) -> None:
+        """After every step (one line in a printed failure): invariants 1-3 and nothing half-written (every
+        table holds exactly the partitions the rules say), 4 (meta.api_calls holds one row per call the
+        simulator answered) and 5 (a page is paid once a day, except by an explicit refresh or the rerun
+        of a killed scan). Only a run changes the warehouse, the ledger or what they must hold, so 1-4
+        are skipped when no run happened since they were last checked."""
+        if not self.creators:
+            return
+        if self._checked != len(self.runs):
             self._check_warehouse(read_warehouse(self.db_path))
-
-    @invariant()
-    def ledger_has_every_call(self) -> None:
-        """Invariant 4: meta.api_calls holds one row per call the simulator answered."""
-        if self.creators and self._ledger_checked != len(self.runs):
+        if self._ledger_checked != len(self.runs):
             self._check_ledger()
-
-    @invariant()
-    def no_page_paid_twice(self) -> None:
-        """Invariant 5: a page is paid once a day, except by an explicit refresh or a killed scan's rerun."""
         self._check_paid_once()
 
     # -- machinery: the checks ---------------------------------------------------------------------
@@ -454,8 +452,7 @@ class PipelineOracle(RuleBasedStateMachine):
                 )
                 success, failures = result.success, step_failure_messages(result)
             else:
-                killed, success = self._run_killed(run, run_config, kill_after)
-                failures = []
+                killed, success, failures = self._run_killed(run, run_config, kill_after)
         finally:
             self.sim.clear_faults()
             run.end = len(self.sim.calls)
@@ -492,19 +489,18 @@ class PipelineOracle(RuleBasedStateMachine):
                 cut.append(c)
 
         if TRACE:
+            done = {
+                c: f"{p.action} {p.scan.mode} {p.scan.status}" if p.scan else p.action
+                for c, p in plans.items()
+            }
             print(
                 f"  {label} on day {(day - FIRST_DAY).days}: success {success}, killed {killed}, "
-                + ", ".join(
-                    f"c{i}: {plans[c].action}"
-                    + (f" {plans[c].scan.mode} {plans[c].scan.status}" if plans[c].scan else "")  # type: ignore[union-attr]
-                    + f" paid {pages[c]}"
-                    for i, c in enumerate(self.creators)
-                )
+                + ", ".join(f"c{i}: {done[c]} paid {pages[c]}" for i, c in enumerate(self.creators))
             )
         wrong_calls: list[str] = []
-        if kill_after is not None:
-            self._after_kill(run, label, plans, killed, completed, cut, deferred, pages)
-        else:
+        if killed:
+            self._after_kill(run, label, plans, completed, cut)
+        else:  # (a run meant to be killed that ended before its call after_calls + 1 is a normal run)
             if short_by is not None:
                 self._check_budget(label, run, budget, plans, first_call, cut, deferred, success, failures)
             else:
@@ -524,9 +520,7 @@ class PipelineOracle(RuleBasedStateMachine):
                 f"{label}: {self._who((c, day))}: the rules call for a {plan.scan.mode} scan ({plan.why}) "
                 f"paying pages 1..{len(plan.scan.pages)}; the pipeline paid pages {pages[c]}"
             )
-        assert success or short_by is not None or kill_after is not None, (
-            f"{label}: the run failed: {failures}"
-        )
+        assert success or short_by is not None or killed, f"{label}: the run failed: {failures}"
         for c in completed:
             plan = plans[c]
             assert plan.scan is not None
@@ -573,9 +567,11 @@ class PipelineOracle(RuleBasedStateMachine):
         if deferred:
             assert any("daily call budget" in m for m in failures), failures
 
-    def _run_killed(self, run: RunRecord, run_config: dict[str, Any], after_calls: int) -> tuple[bool, bool]:
+    def _run_killed(
+        self, run: RunRecord, run_config: dict[str, Any], after_calls: int
+    ) -> tuple[bool, bool, list[str]]:
         """Run in a forked process that is killed (SIGKILL) when it asks for call ``after_calls + 1``;
-        that request is dropped unanswered. Returns (killed, the run succeeded)."""
+        that request is dropped unanswered. Returns (killed, the run succeeded, its failures)."""
         state: dict[str, Any] = {"count": 0, "pid": None}
         ready, done = threading.Event(), threading.Event()
 
@@ -596,6 +592,7 @@ class PipelineOracle(RuleBasedStateMachine):
         self.sim.add_fault("hook", fn=kill, times=None)
         ref = self.instance.get_ref()
         api, duckdb = self.api(), self.duckdb
+        report = os.path.join(self.tmp, f"run-{len(self.runs)}.json")
         pid = os.fork()
         if pid == 0:  # the run's own process
             code = 2
@@ -604,51 +601,45 @@ class PipelineOracle(RuleBasedStateMachine):
                     result = run_pipeline(
                         instance, api, duckdb, self.creators, run.day.isoformat(), run_config=run_config
                     )
+                    with open(report, "w", encoding="utf-8") as f:
+                        json.dump({"success": result.success, "failures": step_failure_messages(result)}, f)
                     code = 0 if result.success else 1
             finally:
                 os._exit(code)
         state["pid"] = pid
         ready.set()
         deadline = systime.monotonic() + 300
-        status = None
         while not done.is_set():
             try:
                 reaped, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by the kill
-                done.wait(30)
+            except ChildProcessError:  # reaped by the hook
                 break
             if reaped:
-                break
+                if os.WIFSIGNALED(status):  # killed by the hook, which may still be finishing
+                    break
+                outcome = {"success": False, "failures": [f"exit status {status}"]}
+                if os.path.exists(report):
+                    with open(report, encoding="utf-8") as f:
+                        outcome = json.load(f)
+                return False, outcome["success"], outcome["failures"]
             assert systime.monotonic() < deadline, "the killed run's process neither finished nor was killed"
             systime.sleep(0.02)
-        if done.is_set():
-            while len(self.sim.calls) <= max(run.unanswered):  # the dropped request's record
-                systime.sleep(0.01)
-            return True, False
-        return False, status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert done.wait(30), "the run's process died, but not by the kill"
+        while len(self.sim.calls) <= max(run.unanswered):  # the dropped request's record
+            systime.sleep(0.01)
+        return True, False, []
 
     def _after_kill(
         self,
         run: RunRecord,
         label: str,
         plans: dict[str, Plan],
-        killed: bool,
         completed: list[str],
         cut: list[str],
-        deferred: list[str],
-        pages: dict[str, list[int | None]],
     ) -> None:
         """Killed mid-fetch: whole scans wait in the spool, nothing is written, the cut scan is exempt from
         'paid once' (its pages are paid again by the rerun)."""
-        if not killed:  # the run ended before call after_calls + 1: a normal run in another process
-            assert not cut and not deferred, (
-                f"{label}: unfinished scans {cut + deferred} in a run that was not killed"
-            )
-            for c in completed:
-                plan = plans[c]
-                assert plan.scan is not None
-                self.stored[(c, run.day)] = Stored(plan.scan, plan.why)
-            return
+        assert len(cut) <= 1, f"{label}: one scan at a time, yet {len(cut)} were cut by the kill"
         run.exempt |= set(cut)
         for c in completed:
             plan = plans[c]
