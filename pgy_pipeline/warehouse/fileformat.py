@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 
 from pgy_pipeline.errors import StorageFormatError
+from pgy_pipeline.warehouse.replica import fsync_path
 
 #: The ``storage_compatibility_version`` every file is created with: the oldest DuckDB that opens it.
 STORAGE_VERSION = "v1.1.0"
@@ -164,14 +165,6 @@ def _check_copy(conn: duckdb.DuckDBPyConnection, source: str, copy: str) -> tupl
     return len(tables), sum(counts.values())
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     Path(str(path) + ".wal").unlink(missing_ok=True)
@@ -222,7 +215,7 @@ def convert_in_place(conn: duckdb.DuckDBPyConnection, database: str) -> Conversi
             conn.execute(f"DETACH {_ALIAS}")
         if needs_conversion(new_version):
             raise StorageFormatError(f"the copy came out in format {new_version}, not {STORAGE_VERSION}")
-        _fsync(temporary)
+        fsync_path(temporary)
     except (duckdb.Error, OSError, StorageFormatError) as exc:
         _remove(temporary)
         raise StorageFormatError(
@@ -240,7 +233,7 @@ def convert_in_place(conn: duckdb.DuckDBPyConnection, database: str) -> Conversi
             os.link(path, backup)
         except OSError:  # a filesystem without hard links
             shutil.copyfile(path, backup)
-            _fsync(backup)
+            fsync_path(backup)
     except OSError as exc:
         _remove(temporary)
         backup.unlink(missing_ok=True)
@@ -249,7 +242,7 @@ def convert_in_place(conn: duckdb.DuckDBPyConnection, database: str) -> Conversi
             f"{exc}. The file was not changed; the next write tries again."
         ) from exc
     os.replace(temporary, path)
-    _fsync(path.parent)
+    fsync_path(path.parent)
     return Conversion(
         database=database,
         old_version=old_version,

@@ -46,8 +46,9 @@ class ReplicaCopy:
     seconds: float
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory's entries (a rename), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -77,7 +78,7 @@ def publish_replica(database: str) -> ReplicaCopy | None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
     return ReplicaCopy(path=target, bytes=target.stat().st_size, seconds=time.monotonic() - started)
 
 
