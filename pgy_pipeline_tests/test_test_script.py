@@ -266,3 +266,20 @@ def test_no_test_reads_the_postgresql_url_but_through_the_helper() -> None:
         if path.name != "suite_checks.py" and URL_READ.search(path.read_text(encoding="utf-8"))
     ]
     assert readers == []
+
+
+def test_the_suite_runs_with_no_signal_ignored(tmp_path: Path) -> None:
+    # An ignored SIGINT would be inherited by pytest, and Dagster maps SIGTERM to it: every child of a
+    # run (compute-log tails) would then ignore SIGTERM, and each run would wait 60 s for them to end.
+    result = run_suite(
+        tmp_path,
+        """
+        import signal, subprocess
+
+        def test_no_signal_is_ignored():
+            assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+            line = subprocess.run(["grep", "SigIgn", "/proc/self/status"], capture_output=True, text=True)
+            assert int(line.stdout.split()[1], 16) & ((1 << 1) | (1 << 14)) == 0, line.stdout
+        """,
+    )
+    assert result.returncode == 0, output(result)

@@ -151,8 +151,11 @@ def run(label: str, python: str, pytest_args: list[str], *, allow_abort_at_exit:
         collected_path = Path(tmp) / "collected"
         command = [python, "-m", "pytest", "-p", PLUGIN, f"--junitxml={report_path}", *pytest_args]
         env = {**os.environ, COLLECTED_VAR: str(collected_path)}
-        # Ctrl-C reaches pytest (same process group), which stops and reports; judge what it left.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C reaches pytest (same process group), which stops and reports; judge what it left. A
+        # handler, not SIG_IGN: an ignored signal is inherited through exec, and Dagster maps SIGTERM to
+        # SIGINT's disposition, so pytest's runs would start children (compute-log tails) that ignore
+        # SIGTERM, and each run would wait 2 x 30 s for them to end.
+        previous = signal.signal(signal.SIGINT, lambda *_: None)
         try:
             returncode = subprocess.run(command, env=env, cwd=ROOT).returncode
         finally:
