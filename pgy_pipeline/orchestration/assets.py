@@ -338,9 +338,10 @@ def _note_pages(
         write_pending(conn, duckdb.spool_path)
         billed_before = billed_calls_on(conn, today)
         creators_to_fetch = [c for c, _ in plan.to_fetch]
+        history = scan_history(conn, creators_to_fetch, today)
         scans = plan_scans(
             creators_to_fetch,
-            scan_history(conn, creators_to_fetch, today),
+            history,
             today,
             query=query,
             full_every_days=pgy_api.full_scan_every_days,
@@ -412,7 +413,7 @@ def _note_pages(
     for key in pages_by_key:
         spool.discard(*key)
     spent = books.journal.totals()
-    first = {c for c, why in scans.reasons.items() if why.startswith("first snapshot")}
+    first = {c for c in creators_to_fetch if c not in history}  # never snapshotted before
     no_data = _note_empty_snapshots(context, pages_by_key, first)
     figures = _partition_figures(
         per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
