@@ -23,5 +23,8 @@ fi
 # From the Dagster home, which holds the instance's dagster.yaml (run from the project folder, Dagster
 # would warn that the project's own dagster.yaml, the template copied above, is not the one in use).
 root=$PWD
+# Every process Dagster starts (code server, daemon, run workers) imports this checkout's package, even
+# when the virtualenv's editable install points at another checkout.
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 cd "$DAGSTER_HOME"
 exec "$root/.venv/bin/dagster" dev -w "$root/workspace.yaml" -h 127.0.0.1 -p "${PGY_UI_PORT:-3000}"
