@@ -27,7 +27,7 @@ from pgy_pipeline.clock import SHIFT_VAR, shift_for_one_day
 # module is imported, so module-level TODAY constants agree with the pipeline's.
 os.environ.setdefault(SHIFT_VAR, str(shift_for_one_day()))
 
-from pgy_pipeline.api.client import reset_circuit_breakers  # noqa: E402
+from pgy_pipeline.api.transport import reset_circuit_breakers  # noqa: E402
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
 from pgy_pipeline.orchestration.automation import range_tags as snapshot_range_tags
 from pgy_pipeline.orchestration.partitions import today_shanghai

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pgy_pipeline.api.client import CODE_TABLE
+from pgy_pipeline.api.transport import CODE_TABLE
 from pgy_pipeline.warehouse import docs
 from pgy_pipeline.warehouse.pugongying import FIELD_MAPPINGS
 from pgy_pipeline.warehouse.tables import relation

@@ -62,7 +62,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from pgy_pipeline.api.client import reset_circuit_breakers
+from pgy_pipeline.api.transport import reset_circuit_breakers
 from pgy_pipeline.clock import SHANGHAI, today_shanghai, use_clock
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, notes
 from pgy_pipeline.orchestration.automation import NOTE_PAGES_OP, raw_pages_followup_sensor

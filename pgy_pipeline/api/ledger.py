@@ -62,6 +62,7 @@ class ApiCall:
     outcome: str  # the business code as text, or http_<status>, timeout, connection_error, invalid_json
     bytes: int  # response body bytes received
     billed: bool
+    endpoint: str = "notes"  # the Endpoint's name (journals written before endpoints had names: notes)
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> dict[str, Any]:

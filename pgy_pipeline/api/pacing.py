@@ -14,7 +14,7 @@ The vendor does not publish its limit, so ``JUSTONEAPI_MAX_RPS`` is a ceiling an
 * **Memory.** :meth:`AdaptivePacer.state` is what a run leaves for the next (the orchestration layer
   keeps it in the Dagster instance); a pacer built from it starts at that pace, already past slow start.
 
-Releases stay evenly spaced as with the fixed :class:`~pgy_pipeline.api.client.Pacer` (each timed
+Releases stay evenly spaced as with the fixed :class:`Pacer` (each timed
 from the previous actual release), 5% under the pace, never in bursts.
 
 Why not a library: the well-kept Python rate limiters (``pyrate-limiter``, ``limits``,
@@ -26,15 +26,64 @@ feedback loop is forty lines on top of the spacing this project already had.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from pgy_pipeline.api.client import Pacer
 from pgy_pipeline.errors import InvalidParameterError
 
 _FLOOR_RPS = 0.1
+
+
+class Pacer:
+    """Spaces request starts at least ``1 / max_rps`` apart and caps requests in flight.
+
+    Even spacing rather than a bucket that allows bursts: the service counts requests in its own
+    window, and a burst at a window's edge is exactly what earns a 302.
+    """
+
+    def __init__(self, max_rps: float | None, max_concurrency: int) -> None:
+        if max_rps is not None and max_rps <= 0:
+            raise InvalidParameterError(f"max_rps must be positive, got {max_rps!r}")
+        if max_concurrency < 1:
+            raise InvalidParameterError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
+        # A 3% margin: requests leave exactly 1/rps apart but reach the service with a little jitter,
+        # and its one-second window would then now and then see rps + 1 requests.
+        self.interval = 0.0 if max_rps is None else 1.03 / max_rps
+        self.max_concurrency = max_concurrency
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._gate = threading.Lock()
+        self._last_release = -math.inf
+
+    def _interval(self) -> float:
+        """The spacing of the next release (fixed here; :mod:`.pacing` adapts it)."""
+        return self.interval
+
+    def observe(self, rate_limited: bool, released_at: float) -> None:
+        """Feedback on one answered call released at ``released_at`` (monotonic); fixed pace ignores it."""
+
+    def rate_limit_wait_s(self, attempt: int) -> float | None:
+        """How long a request answered 302 waits before its retry; None: the client's own backoff."""
+        return None
+
+    def __enter__(self) -> Pacer:
+        self._slots.acquire()
+        # The gate is held while sleeping, so releases happen one after another and each is timed
+        # from the previous one's actual release: a thread that wakes late never squeezes the next.
+        with self._gate:
+            wait = self._last_release + self._interval() - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_release = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+    def close(self) -> None:
+        """Nothing to free in-process; a shared pacer closes its database connection."""
 
 
 @dataclass(frozen=True)

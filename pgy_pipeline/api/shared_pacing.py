@@ -1,7 +1,7 @@
 """Pacing shared by every process that uses one token: the rate is a budget for the deployment.
 
 The service limits a token, not a pod. With runs in several processes or hosts, each in-process
-:class:`~pgy_pipeline.api.client.Pacer` would allow the full rate on its own, and together they
+:class:`~pgy_pipeline.api.pacing.Pacer` would allow the full rate on its own, and together they
 would earn 302s. :class:`PostgresPacer` keeps the in-process pacer's rule (request starts at least
 ``1.03 / max_rps`` apart, each timed from the previous actual release, no bursts) across processes:
 
@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from pgy_pipeline.api.client import Pacer
+from pgy_pipeline.api.pacing import Pacer
 from pgy_pipeline.errors import SharedPacingError
 
 TABLE = "pgy_api_pacing"

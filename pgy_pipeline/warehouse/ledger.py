@@ -163,6 +163,7 @@ def read_pending(spool_root: str | Path) -> PendingCalls:
             cols["billed"].append(bool(r["billed"]))
             cols["latency_ms"].append(float(r["latency_ms"]))
             cols["bytes"].append(int(r["bytes"]))
+            cols["endpoint"].append(r.get("endpoint") or "notes")
     return PendingCalls(pa.table(cols, schema=API_CALLS.arrow_schema()), files)
 
 

@@ -525,7 +525,7 @@ CREATOR_SNAPSHOTS = Relation(
 API_CALLS = Relation(
     name="meta.api_calls",
     description=(
-        "The billing ledger: one row per HTTP call to the notes endpoint, retries and failures included, "
+        "The billing ledger: one row per HTTP call to any endpoint, retries and failures included, "
         "written with the pages in one transaction. Never holds the token."
     ),
     notes=(
@@ -561,6 +561,13 @@ API_CALLS = Relation(
             unit="ms",
         ),
         _c("bytes", "BIGINT", "Response body size received.", null=False, unit="bytes"),
+        _c(
+            "endpoint",
+            "VARCHAR",
+            "Which endpoint was called: 'notes' (User Published Notes) or 'notes_rate' (Pugongying's "
+            "Note Performance Metrics). Calls stored before endpoints were recorded are 'notes'.",
+            null=False,
+        ),
     ),
 )
 

@@ -26,15 +26,8 @@ import tenacity
 from tenacity import RetryError
 
 from pgy_pipeline import errors as errors_module
-from pgy_pipeline.api.client import (
-    CODE_TABLE,
-    AdvertiseSwitch,
-    NotesQuery,
-    OrderType,
-    Page,
-    PgyClient,
-    reset_circuit_breakers,
-)
+from pgy_pipeline.api.client import AdvertiseSwitch, NotesQuery, OrderType, Page, PgyClient
+from pgy_pipeline.api.transport import CODE_TABLE, reset_circuit_breakers
 from pgy_pipeline.errors import (
     AccountError,
     AccountRejectedError,
@@ -1050,7 +1043,7 @@ def _collect_errors(sim: Simulator) -> tuple[list[BaseException], list[PgyClient
 
 def test_token_never_leaks(sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "pgy_pipeline", "pgy_pipeline.api.client"):
+    for name in ("httpx", "httpcore", "pgy_pipeline", "pgy_pipeline.api.client", "pgy_pipeline.api.transport"):
         caplog.set_level(logging.DEBUG, logger=name)
 
     errors, clients = _collect_errors(sim)
