@@ -325,7 +325,9 @@ class Transport:
         self._token = token
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self.retry = RetryPolicy(max_attempts, max_retry_time_s, backoff_initial_s, backoff_max_s, rate_limit_backoff_s)
+        self.retry = RetryPolicy(
+            max_attempts, max_retry_time_s, backoff_initial_s, backoff_max_s, rate_limit_backoff_s
+        )
         self.max_pages = max_pages
         self.pacer: Pacer = _pacer(pacer, pacing_url, token, max_rps, max_concurrency)
         self.hooks = hooks
@@ -428,7 +430,8 @@ class Transport:
                     latency_ms=(time.monotonic() - released) * 1000,
                     http_status=got.status,
                     code=code_seen,
-                    outcome=got.failed_as or (str(code_seen) if code_seen is not None else f"http_{got.status}"),
+                    outcome=got.failed_as
+                    or (str(code_seen) if code_seen is not None else f"http_{got.status}"),
                     bytes=len(got.raw),
                     billed=is_billed(code_seen),
                     endpoint=endpoint.name,
@@ -443,7 +446,9 @@ class Transport:
             raise got.failure
         return self._judge(endpoint, got, where)
 
-    def _exchange(self, endpoint: Endpoint, params: dict[str, str], where: Where, deadline: float) -> _Exchange:
+    def _exchange(
+        self, endpoint: Endpoint, params: dict[str, str], where: Where, deadline: float
+    ) -> _Exchange:
         """Send the request and read the whole body by ``deadline`` (monotonic)."""
         got = _Exchange()
         try:
@@ -477,7 +482,10 @@ class Transport:
         if status == 429:
             self.stats.record("http_429")
             raise RateLimitedError(
-                "rate limited (HTTP 429): backing off", http_status=429, retry_after_s=got.retry_after, **where
+                "rate limited (HTTP 429): backing off",
+                http_status=429,
+                retry_after_s=got.retry_after,
+                **where,
             )
         text = got.raw.decode("utf-8", errors="replace")
         try:
@@ -545,7 +553,9 @@ class Transport:
         return error
 
 
-def _pacer(given: Pacer | None, pacing_url: str | None, token: str, max_rps: float | None, slots: int) -> Pacer:
+def _pacer(
+    given: Pacer | None, pacing_url: str | None, token: str, max_rps: float | None, slots: int
+) -> Pacer:
     if given is not None:
         return given  # an adaptive pacer (:mod:`.pacing`) given instead of the fixed one
     if pacing_url:

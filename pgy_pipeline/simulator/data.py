@@ -485,3 +485,127 @@ def to_ts(dt: datetime) -> float:
 def utc_now() -> datetime:
     """The pipeline's clock (:mod:`pgy_pipeline.clock`), the default ``now`` of a simulator."""
     return clock.now()
+
+
+# --------------------------------------------------------------------------------------------
+# Pugongying's own figures (the Note Performance endpoint)
+# --------------------------------------------------------------------------------------------
+
+
+def hidden_counters(item: dict[str, Any]) -> tuple[int, int, int]:
+    """``(comments, shares, impressions)`` of a listed note: counters the notes list does not carry.
+
+    Fixed fractions of its reads, drawn from its ``noteId``, so every counter grows with the reads and
+    two simulators agree.
+    """
+    rng = random.Random(f"hidden:{item.get('noteId')}")
+    comment_frac, share_frac, imp_factor = (
+        rng.uniform(0.002, 0.012),
+        rng.uniform(0.001, 0.006),
+        rng.uniform(3, 8),
+    )
+    reads = int(item.get("readNum") or 0)
+    return round(reads * comment_frac), round(reads * share_frac), round(reads * imp_factor)
+
+
+def _median(values: list[int]) -> int | float:
+    """The median as DuckDB's ``median()`` computes it: the mean of the middle two for an even count."""
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return int(mid) if float(mid).is_integer() else mid
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}" if whole else "0.0"
+
+
+def _rate_notes(items: list[Any], opts: dict[str, str], today: date) -> list[dict[str, Any]]:
+    """The listed notes one query covers: its window ends the day before ``today``."""
+    days = 30 if opts["dateType"] == "DAY_30" else 90
+    chosen = []
+    for it in items:
+        if not isinstance(it, dict) or not isinstance(it.get("readNum"), int):
+            continue
+        try:
+            day = date.fromisoformat(str(it.get("date"))[:10])
+        except ValueError:
+            continue
+        branded = bool(it.get("isAdvertise")) or bool(str(it.get("brandName") or "").strip())
+        wanted = branded if opts["business"] == "COOPERATE_NOTE" else not branded
+        kind = {"PHOTO_TEXT": False, "VIDEO": True}.get(opts["noteType"])
+        if kind is not None and bool(it.get("isVideo")) != kind:
+            wanted = False
+        if opts["advertiseSwitch"] == "ORGANIC_ONLY" and it.get("isAdvertise"):
+            wanted = False
+        if wanted and today - timedelta(days=days) <= day < today:
+            chosen.append(it)
+    return chosen
+
+
+def note_rate_figures(items: list[Any], opts: dict[str, str], now_ts: float) -> dict[str, Any]:
+    """The ``data`` of a Note Performance answer over the listed ``items`` (LATEST order) at ``now_ts``.
+
+    As recorded from the real service: ``interactionMedian`` is the sum of the like, collect and
+    comment medians; a note's ``interactionNum`` counts likes, collects, comments and shares;
+    ``interactionRate`` is all interactions over all reads, in percent; with no note every median is
+    0 and the beyond rates stay filled.
+    """
+    today = datetime.fromtimestamp(now_ts, CHINA_TZ).date()
+    notes = _rate_notes(items, opts, today)
+    rng = random.Random(f"beyond:{opts}:{len(items)}")
+    beyond = {k: f"{rng.uniform(20, 95):.1f}" for k in ("read", "imp", "interaction")}
+    rows: list[tuple[dict[str, Any], int, int, int, int, int, int]] = []
+    for it in notes:
+        comments, shares, imps = hidden_counters(it)
+        likes, collects = int(it.get("likeNum") or 0), int(it.get("collectNum") or 0)
+        rows.append((it, int(it["readNum"]), likes, collects, comments, shares, imps))
+    names = ("read", "like", "collect", "comment", "share", "imp")
+    col: dict[str, list[int]] = {name: [] for name in names}
+    for row in rows:
+        for name, value in zip(names, row[1:], strict=True):
+            col[name].append(int(value))
+    med = {
+        name: (_median(col[name]) if rows else 0)
+        for name in names
+    }
+    interactions = [r[2] + r[3] + r[4] + r[5] for r in rows]
+    return {
+        "noteNumber": len(rows),
+        "videoNoteNumber": sum(1 for r in rows if r[0].get("isVideo")),
+        "hundredLikePercent": _percent(sum(1 for r in rows if r[2] >= 100), len(rows)),
+        "thousandLikePercent": _percent(sum(1 for r in rows if r[2] >= 1000), len(rows)),
+        "noteType": [],
+        "impMedian": med["imp"],
+        "impMedianBeyondRate": beyond["imp"],
+        "readMedian": med["read"],
+        "readMedianBeyondRate": beyond["read"],
+        "interactionMedian": med["like"] + med["collect"] + med["comment"] if rows else 0,
+        "interactionRate": _percent(sum(interactions), sum(col["read"])),
+        "interactionBeyondRate": beyond["interaction"],
+        "likeMedian": med["like"],
+        "collectMedian": med["collect"],
+        "commentMedian": med["comment"],
+        "shareMedian": med["share"],
+        "notes": [_rate_note(r, med) for r in rows] or None,
+        "mEngagementNum": _median(interactions) if rows else 0,
+    }
+
+
+def _rate_note(row: tuple[Any, ...], med: dict[str, int | float]) -> dict[str, Any]:
+    it, reads, likes, collects, comments, shares, imps = row
+
+    def beyond(value: int, median: int | float) -> float:
+        return round(value / median - 1, 3) if median else 0.0
+
+    return {
+        "noteId": it.get("noteId"),
+        "publishTime": it.get("date"),
+        "impNum": imps,
+        "impBeyondRate": beyond(imps, med["imp"]),
+        "readNum": reads,
+        "readBeyondRate": beyond(reads, med["read"]),
+        "interactionNum": likes + collects + comments + shares,
+        "likeNum": likes,
+        "collectNum": collects,
+    }

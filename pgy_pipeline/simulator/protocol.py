@@ -16,6 +16,9 @@ __all__ = [
     "BILLED_CODES",
     "ENUMS",
     "MESSAGES",
+    "NOTES_RATE_PATH",
+    "RATE_ENUMS",
+    "ROUTES",
     "VENDOR_CODES",
     "error_body",
     "html_page",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 API_PATH = "/api/xiaohongshu-pgy/api/solar/kol/dataV2/notesDetail/v1"
+#: Pugongying's own note figures ("Note Performance Metrics"): one object per query, no pages.
+NOTES_RATE_PATH = "/api/xiaohongshu-pgy/api/solar/kol/dataV3/notesRate/v1"
 ADMIN_PREFIX = "/__sim/"
 
 #: Messages of the business codes the vendor documents; other codes answer "Error" unless a message is given.
@@ -54,6 +59,20 @@ ENUMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("noteType", ("ALL", "COOPERATION", "PHOTO_TEXT", "VIDEO")),
     ("isThirdPlatform", ("NO", "YES")),
 )
+
+#: The same for the Note Performance endpoint.
+RATE_ENUMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("business", ("DAILY_NOTE", "COOPERATE_NOTE")),
+    ("noteType", ("PHOTO_TEXT_AND_VIDEO", "PHOTO_TEXT", "VIDEO")),
+    ("dateType", ("DAY_30", "DAY_90")),
+    ("advertiseSwitch", ("ALL", "ORGANIC_ONLY")),
+)
+
+#: The simulator's route table: each endpoint's path, its name in call records, and its enumerations.
+ROUTES: dict[str, tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+    API_PATH: ("notes", ENUMS),
+    NOTES_RATE_PATH: ("notes_rate", RATE_ENUMS),
+}
 
 
 def is_billed(code: int | None) -> bool:

@@ -60,12 +60,13 @@ from .data import (
     make_note,
     make_note_items,
     make_profile,
+    note_rate_figures,
     to_ts,
     utc_now,
     with_organic_brands,
 )
 from .faults import Fault, new_fault, select_faults
-from .protocol import ADMIN_PREFIX, API_PATH, ENUMS, MESSAGES, error_body, html_page, is_billed, parse_page
+from .protocol import ADMIN_PREFIX, MESSAGES, ROUTES, error_body, html_page, is_billed, parse_page
 from .protocol import json_bytes as _json_bytes  # module global on purpose: tests patch the encoder here
 from .roster import RosterCreator
 
@@ -118,6 +119,7 @@ class CallRecord:
     http_status: int | None = None
     code: int | None = None
     billed: bool = False
+    endpoint: str = "notes"  # "notes" or "notes_rate" (see protocol.ROUTES)
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``GET /__sim/calls`` returns it."""
@@ -128,6 +130,7 @@ class CallRecord:
             "outcome": self.outcome,
             "token_ok": self.token_ok,
             "at": self.at,
+            "endpoint": self.endpoint,
             "faults": list(self.faults),
             "http_status": self.http_status,
             "code": self.code,
@@ -668,11 +671,11 @@ class Simulator:
         window.append(now_mono)
         return False
 
-    def _plan_api(self, params: dict[str, str]) -> _Plan:
+    def _plan_api(self, params: dict[str, str], endpoint: str = "notes") -> _Plan:
         with self._lock:
             # Read the clock under the lock so the rate-limit window only ever sees increasing times.
             now_mono = time.monotonic()
-            plan, outcome, kinds, page = self._plan_api_locked(params, now_mono)
+            plan, outcome, kinds, page = self._plan_api_locked(params, now_mono, endpoint)
             self.calls.append(
                 CallRecord(
                     user_id=params.get("userId"),
@@ -685,15 +688,16 @@ class Simulator:
                     http_status=None if plan.mode == "drop" else plan.status,
                     code=plan.code,
                     billed=is_billed(plan.code),
+                    endpoint=endpoint,
                 )
             )
         plan.delay_s += max(0.0, self.latency_s)
         return plan
 
     def _plan_api_locked(
-        self, params: dict[str, str], now_mono: float
+        self, params: dict[str, str], now_mono: float, endpoint: str = "notes"
     ) -> tuple[_Plan, int | str, list[str], int | None]:
-        page, page_error = parse_page(params.get("pageNumber"))
+        page, page_error = parse_page(params.get("pageNumber") if endpoint == "notes" else None)
         if params.get("token") != self.token:
             return _Plan(200, _json_bytes(error_body(100)), code=100), 100, [], page
         if self._rate_limited(self.token, now_mono):
@@ -704,7 +708,8 @@ class Simulator:
         error: str | None = None
         if not user_id.strip():
             error = "userId is required"
-        for name, allowed in ENUMS:
+        enums = next(e for name, e in ROUTES.values() if name == endpoint)
+        for name, allowed in enums:
             value = params.get(name) or allowed[0]
             opts[name] = value
             if error is None and value not in allowed:
@@ -766,6 +771,10 @@ class Simulator:
         elif hook_drop:
             return _Plan(0, b"", delay_s=delay, mode="drop"), "drop", kinds, page
 
+        if endpoint == "notes_rate":
+            figures = note_rate_figures(self._all_items(user_id, now_ts), opts, now_ts)
+            body = _json_bytes({"code": 0, "message": MESSAGES[0], "data": figures})
+            return _Plan(200, body, delay_s=delay, code=0), 0, kinds, page
         items = self._served_items(user_id, opts, now_ts)
         size = self._page_size
         start = (page - 1) * size
@@ -913,12 +922,13 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length > 0 else b""
-            if parts.path == API_PATH:
+            if parts.path in ROUTES:
                 if method != "GET":
                     self._send(_Plan(405, _json_bytes({"status": 405, "error": "Method Not Allowed"})))
                     return
                 query = parse_qs(parts.query, keep_blank_values=True)
-                self._execute(self.sim._plan_api({k: v[0] for k, v in query.items()}))
+                endpoint = ROUTES[parts.path][0]
+                self._execute(self.sim._plan_api({k: v[0] for k, v in query.items()}, endpoint))
                 return
             if parts.path.startswith(ADMIN_PREFIX):
                 status, payload = self.sim._admin(method, parts.path, body, parts.query)
