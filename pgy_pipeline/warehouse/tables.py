@@ -998,6 +998,149 @@ ANOMALIES = Relation(
 )
 
 
+RAW_PUGONGYING_NOTE_RATES = Relation(
+    name="raw.pugongying_note_rates",
+    description=(
+        "Pugongying's own note figures (Just One's Note Performance Metrics endpoint), one row per answer, "
+        "body verbatim: per creator, snapshot day, business, note type and date type."
+    ),
+    notes=(
+        "Opt-in (`PGY_PUGONGYING_FIGURES`: off, daily or weekly; off by default on real data, daily in the "
+        "demo). A refresh asks for 90 days before 30 and daily notes before cooperation notes, at most 4 "
+        "calls; a business with no note in 90 days skips its 30-day call, and a creator with no listed "
+        "notes and no daily note on Pugongying costs one call. Typed in analytics.pugongying_note_rates."
+    ),
+    partitioned=True,
+    primary_key=("creator_id", "snapshot_date", "business", "note_type", "date_type"),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c(
+            "business",
+            "VARCHAR",
+            "DAILY_NOTE (daily notes) or COOPERATE_NOTE (cooperation notes).",
+            null=False,
+        ),
+        _c("note_type", "VARCHAR", "PHOTO_TEXT_AND_VIDEO, PHOTO_TEXT or VIDEO.", null=False),
+        _c("date_type", "VARCHAR", "DAY_30 or DAY_90.", null=False),
+        _c("advertise_switch", "VARCHAR", "ALL or ORGANIC_ONLY, as sent.", null=False),
+        _c("fetched_at", "TIMESTAMP", "When the answer arrived, UTC.", null=False),
+        _c("attempts", "INTEGER", "HTTP calls this answer took; 1 means no retry.", null=False, unit="calls"),
+        _c("body", "JSON", "The response body verbatim, unknown fields included.", null=False),
+    ),
+)
+
+PUGONGYING_NOTE_RATES = Relation(
+    name="analytics.pugongying_note_rates",
+    description=(
+        "Pugongying's figures typed, in our vocabulary: window '30d'/'90d', segment 'organic' (DAILY_NOTE) or "
+        "'cooperation' (COOPERATE_NOTE). Rebuilt from raw.pugongying_note_rates."
+    ),
+    notes=(
+        'Percent strings ("3.4") become fractions (0.034). When `note_count` is 0 Pugongying answers 0 for '
+        "every median: those are NULL here, as in our own metrics of an empty cell; its beyond rates stay."
+    ),
+    partitioned=True,
+    primary_key=("creator_id", "snapshot_date", "window", "segment", "note_type"),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("window", "VARCHAR", "'30d' (DAY_30) or '90d' (DAY_90).", null=False),
+        _c("segment", "VARCHAR", "'organic' (DAILY_NOTE) or 'cooperation' (COOPERATE_NOTE).", null=False),
+        _c("note_type", "VARCHAR", "PHOTO_TEXT_AND_VIDEO, PHOTO_TEXT or VIDEO.", null=False),
+        _c("note_count", "BIGINT", "noteNumber.", unit="notes"),
+        _c("video_note_count", "BIGINT", "videoNoteNumber.", unit="notes"),
+        _c("read_median", "DOUBLE", "readMedian; NULL when note_count is 0.", unit="reads"),
+        _c("impression_median", "DOUBLE", "impMedian; NULL when note_count is 0.", unit="impressions"),
+        _c("like_median", "DOUBLE", "likeMedian; NULL when note_count is 0.", unit="likes"),
+        _c("collect_median", "DOUBLE", "collectMedian; NULL when note_count is 0.", unit="collects"),
+        _c("comment_median", "DOUBLE", "commentMedian; NULL when note_count is 0.", unit="comments"),
+        _c("share_median", "DOUBLE", "shareMedian; NULL when note_count is 0.", unit="shares"),
+        _c(
+            "interaction_median",
+            "DOUBLE",
+            "interactionMedian: like + collect + comment medians; NULL when note_count is 0.",
+            unit="interactions",
+        ),
+        _c(
+            "interaction_per_note_median",
+            "DOUBLE",
+            "mEngagementNum: the median of the notes' likes + collects + comments + shares.",
+            unit="interactions",
+        ),
+        _c("interaction_rate", "DOUBLE", "interactionRate as a fraction: all interactions over all reads."),
+        _c("hundred_like_share", "DOUBLE", "hundredLikePercent as a fraction: notes with 100+ likes."),
+        _c("thousand_like_share", "DOUBLE", "thousandLikePercent as a fraction: notes with 1,000+ likes."),
+        _c("read_median_beyond", "DOUBLE", "readMedianBeyondRate as a fraction: the share of peers beaten."),
+        _c("impression_median_beyond", "DOUBLE", "impMedianBeyondRate as a fraction."),
+        _c("interaction_beyond", "DOUBLE", "interactionBeyondRate as a fraction."),
+        _c("fetched_at", "TIMESTAMP", "When the answer arrived, UTC.", null=False),
+    ),
+)
+
+METRICS_VS_PUGONGYING = Relation(
+    name="analytics.metrics_vs_pugongying",
+    kind="view",
+    view_sql="metrics_vs_pugongying.sql",
+    description=(
+        "Our metrics beside Pugongying's own, per creator, day, window (30d, 90d) and segment (organic, "
+        "cooperation), for photo and video notes together, with the difference (ours minus theirs)."
+    ),
+    notes=(
+        "Counts and read, like and collect medians are computed alike and should match. The interaction "
+        "figures cannot: the notes list has no comments or shares, so our `interaction_median` is like + "
+        "collect medians where Pugongying's adds the comment median, and our rate leaves comments and "
+        "shares out. `interaction_median_with_comments` adds Pugongying's comment median to ours: where the "
+        "like and collect medians match, it equals Pugongying's. analytics.creator_engagement_metrics keeps "
+        "our own figures only."
+    ),
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("window", "VARCHAR", "'30d' or '90d'."),
+        _c("segment", "VARCHAR", "'organic' or 'cooperation'."),
+        _c("note_count", "BIGINT", "Ours.", unit="notes"),
+        _c("pgy_note_count", "BIGINT", "Pugongying's noteNumber.", unit="notes"),
+        _c("note_count_diff", "BIGINT", "Ours minus theirs.", unit="notes"),
+        _c("read_median", "DOUBLE", "Ours.", unit="reads"),
+        _c("pgy_read_median", "DOUBLE", "Pugongying's.", unit="reads"),
+        _c("read_median_diff", "DOUBLE", "Ours minus theirs.", unit="reads"),
+        _c("like_median", "DOUBLE", "Ours.", unit="likes"),
+        _c("pgy_like_median", "DOUBLE", "Pugongying's.", unit="likes"),
+        _c("like_median_diff", "DOUBLE", "Ours minus theirs.", unit="likes"),
+        _c("collect_median", "DOUBLE", "Ours.", unit="collects"),
+        _c("pgy_collect_median", "DOUBLE", "Pugongying's.", unit="collects"),
+        _c("collect_median_diff", "DOUBLE", "Ours minus theirs.", unit="collects"),
+        _c("interaction_median", "DOUBLE", "Ours: like + collect medians.", unit="interactions"),
+        _c(
+            "pgy_interaction_median",
+            "DOUBLE",
+            "Pugongying's: like + collect + comment medians.",
+            unit="interactions",
+        ),
+        _c(
+            "interaction_median_diff",
+            "DOUBLE",
+            "Ours minus theirs: minus their comment median.",
+            unit="interactions",
+        ),
+        _c("pgy_comment_median", "DOUBLE", "Pugongying's comment median (the gap above).", unit="comments"),
+        _c("pgy_share_median", "DOUBLE", "Pugongying's share median.", unit="shares"),
+        _c(
+            "interaction_median_with_comments",
+            "DOUBLE",
+            "Our like + collect medians plus Pugongying's comment median.",
+            unit="interactions",
+        ),
+        _c("engagement_rate", "DOUBLE", "Ours: (likes + collects) / reads."),
+        _c("pgy_interaction_rate", "DOUBLE", "Pugongying's: all interactions / reads (to 0.1%)."),
+        _c("engagement_rate_diff", "DOUBLE", "Ours minus theirs."),
+        _c("pgy_impression_median", "DOUBLE", "Pugongying's impression median.", unit="impressions"),
+        _c("pgy_read_median_beyond", "DOUBLE", "Share of peers Pugongying says the read median beats."),
+    ),
+)
+
+
 RELATIONS: tuple[Relation, ...] = (
     RAW_NOTE_PAGES,
     NOTES,
@@ -1018,6 +1161,9 @@ RELATIONS: tuple[Relation, ...] = (
     BRAND_COOPERATIONS,
     BRANDS,
     API_CALLS_DAILY,
+    RAW_PUGONGYING_NOTE_RATES,
+    PUGONGYING_NOTE_RATES,
+    METRICS_VS_PUGONGYING,
 )
 
 

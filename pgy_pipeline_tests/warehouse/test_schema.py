@@ -23,7 +23,7 @@ TABLES_0_1_0 = [
     "analytics.creators",
     "meta.data_source",
 ]
-VIEWS_OVER_NEW_TABLES = {"meta.api_calls_daily"}
+VIEWS_OVER_NEW_TABLES = {"meta.api_calls_daily", "analytics.metrics_vs_pugongying"}
 RECOMPUTED = {"analytics.creator_engagement_metrics"}  # derived rows a migration rewrites
 
 
