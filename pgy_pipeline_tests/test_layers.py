@@ -22,6 +22,19 @@ FORBIDDEN = {
 }
 
 
+# The shared modules at the package's top level, which every layer may import: they import no layer.
+SHARED = ("errors.py", "clock.py", "locks.py")
+SHARED_FORBIDDEN = {
+    "dagster",
+    "dagster_duckdb",
+    "duckdb",
+    "httpx",
+    "pgy_pipeline.api",
+    "pgy_pipeline.warehouse",
+    "pgy_pipeline.orchestration",
+}
+
+
 def imported_names(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -45,6 +58,16 @@ def test_each_layer_imports_only_the_layers_below_it():
             for name in imported_names(path):
                 if violates(name, forbidden):
                     problems.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert not problems, problems
+
+
+def test_the_shared_modules_import_no_layer():
+    problems = [
+        f"{name} imports {imported}"
+        for name in SHARED
+        for imported in imported_names(PACKAGE / name)
+        if violates(imported, SHARED_FORBIDDEN)
+    ]
     assert not problems, problems
 
 
