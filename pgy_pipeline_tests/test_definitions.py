@@ -120,7 +120,9 @@ def test_the_webserver_and_daemon_get_the_planned_events_setting_where_they_star
     from pgy_pipeline.orchestration.dagster_internals import PLANNED_EVENTS_VAR
 
     root = Path(__file__).resolve().parent.parent
-    assert f'export {PLANNED_EVENTS_VAR}="${{{PLANNED_EVENTS_VAR}:-1}}"' in (root / "scripts/dev.sh").read_text()
+    assert (
+        f'export {PLANNED_EVENTS_VAR}="${{{PLANNED_EVENTS_VAR}:-1}}"' in (root / "scripts/dev.sh").read_text()
+    )
     values = yaml.safe_load((root / "deploy/k8s/values.yaml").read_text(encoding="utf-8"))
     for pod in ("dagsterWebserver", "dagsterDaemon"):
         assert {"name": PLANNED_EVENTS_VAR, "value": "1"} in values[pod]["env"], pod
