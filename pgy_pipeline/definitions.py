@@ -37,6 +37,7 @@ from pgy_pipeline.orchestration.automation import (
     build_snapshot_jobs,
     creator_registry_job,
 )
+from pgy_pipeline.orchestration.dagster_internals import emit_one_planned_event_per_asset
 from pgy_pipeline.orchestration.lake_maintenance import (
     DEFAULT_MAINTENANCE_CRON,
     build_lake_maintenance_schedule,
@@ -50,13 +51,6 @@ from pgy_pipeline.warehouse.lake import is_lake
 from pgy_pipeline.warehouse.replica import first_snapshot_day
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# A range run over N creators would otherwise start by writing 3 x N "materialization planned" events,
-# one SQLite commit each (seconds per snapshot: docs/benchmarks.md). With this, Dagster writes one per
-# asset. It is read where a run is created: here it covers `dagster asset materialize` and anything
-# that imports the definitions; scripts/dev.sh and the Kubernetes values set it for the webserver and
-# daemon. Its cost: a failed run's partitions show as missing rather than failed.
-os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
 def _env_or(environ: Mapping[str, str], name: str, default: str) -> str | EnvVar:
@@ -224,7 +218,12 @@ def build_defs(
     Runs execute their steps in the run's own process (``in_process_executor``) unless ``executor``
     says otherwise: a snapshot's three steps run one after another anyway, and a process per step
     cost seconds of start-up each (docs/benchmarks.md, fetch).
+
+    A range run created in this process (``dagster asset materialize``, ``snapshot-now``, tests)
+    writes one planned event per asset, not one per partition
+    (:func:`~pgy_pipeline.orchestration.dagster_internals.emit_one_planned_event_per_asset`).
     """
+    emit_one_planned_event_per_asset()
     settings = settings or Settings.from_env()
     # Everything computed from the API's data says so when that data is simulated.
     layout = settings.partitioning

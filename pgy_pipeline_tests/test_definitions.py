@@ -83,3 +83,46 @@ def test_date_partitions_start_at_the_first_snapshot_day(tmp_path):
         Settings.from_env({"PGY_DUCKDB_PATH": database, "PGY_FIRST_SNAPSHOT_DATE": "tomorrow"})
     with pytest.raises(ValueError, match="must be between 2026-01-01 and today"):
         Settings.from_env({"PGY_DUCKDB_PATH": database, "PGY_FIRST_SNAPSHOT_DATE": "2025-06-01"})
+
+
+def test_a_range_run_created_where_the_definitions_are_built_plans_each_asset_once(
+    monkeypatch, instance, simulator, api, duckdb_resource
+):
+    """One "materialization planned" event per asset for a range run, not one per partition: the
+    process that builds the definitions and creates the run needs no setting of its own."""
+    from dagster import DagsterEventType
+
+    from pgy_pipeline.orchestration.dagster_internals import PLANNED_EVENTS_VAR
+    from pgy_pipeline_tests.conftest import range_tags, setup_creators
+
+    monkeypatch.delenv(PLANNED_EVENTS_VAR, raising=False)
+    ids = setup_creators(instance, simulator, "planned", [2, 1, 3])
+    built = build_defs(
+        Settings.from_env({"PGY_DUCKDB_PATH": duckdb_resource.database}), pgy_api=api, duckdb=duckdb_resource
+    )
+    result = built.resolve_job_def("snapshot_job").execute_in_process(instance=instance, tags=range_tags(ids))
+    assert result.success
+    planned = [
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    ]
+    assert len(planned) == 3, [p.asset_key for p in planned]  # raw pages, notes, metrics
+    assert all(p.partition is None and len(p.partitions_subset) == len(ids) for p in planned)
+
+
+def test_the_webserver_and_daemon_get_the_planned_events_setting_where_they_start():
+    """They create runs (the UI's Materialize; schedule, sensors, backfills) without importing the
+    definitions, so ``build_defs`` cannot set it for them: scripts/dev.sh and the chart's values do."""
+    from pathlib import Path
+
+    import yaml
+
+    from pgy_pipeline.orchestration.dagster_internals import PLANNED_EVENTS_VAR
+
+    root = Path(__file__).resolve().parent.parent
+    assert (
+        f'export {PLANNED_EVENTS_VAR}="${{{PLANNED_EVENTS_VAR}:-1}}"' in (root / "scripts/dev.sh").read_text()
+    )
+    values = yaml.safe_load((root / "deploy/k8s/values.yaml").read_text(encoding="utf-8"))
+    for pod in ("dagsterWebserver", "dagsterDaemon"):
+        assert {"name": PLANNED_EVENTS_VAR, "value": "1"} in values[pod]["env"], pod

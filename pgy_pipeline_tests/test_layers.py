@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pgy_pipeline"
@@ -19,6 +20,19 @@ FORBIDDEN = {
         "pgy_pipeline.warehouse",
         "pgy_pipeline.orchestration",
     },
+}
+
+
+# The shared modules at the package's top level, which every layer may import: they import no layer.
+SHARED = ("errors.py", "clock.py", "locks.py")
+SHARED_FORBIDDEN = {
+    "dagster",
+    "dagster_duckdb",
+    "duckdb",
+    "httpx",
+    "pgy_pipeline.api",
+    "pgy_pipeline.warehouse",
+    "pgy_pipeline.orchestration",
 }
 
 
@@ -48,6 +62,16 @@ def test_each_layer_imports_only_the_layers_below_it():
     assert not problems, problems
 
 
+def test_the_shared_modules_import_no_layer():
+    problems = [
+        f"{name} imports {imported}"
+        for name in SHARED
+        for imported in imported_names(PACKAGE / name)
+        if violates(imported, SHARED_FORBIDDEN)
+    ]
+    assert not problems, problems
+
+
 def test_the_checker_sees_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import duckdb\nfrom dagster import asset\n", encoding="utf-8")
@@ -64,3 +88,28 @@ def test_non_public_dagster_apis_appear_only_in_their_one_module():
             if needle in text:
                 hits.append(f"{path.relative_to(PACKAGE)}: {needle}")
     assert not hits, hits
+
+
+# Environment variables named DAGSTER_* that are public: Dagster's documented home, and this project's
+# own URL of the team profile's storage (deploy/dagster.postgres.yaml). Any other DAGSTER_* name is a
+# switch of Dagster's internals, so reading or setting it belongs in dagster_internals.py.
+PUBLIC_DAGSTER_VARIABLES = {"DAGSTER_HOME", "DAGSTER_PG_URL"}
+
+
+def internal_dagster_variables(text: str) -> set[str]:
+    return set(re.findall(r"\bDAGSTER_[A-Z0-9_]+", text)) - PUBLIC_DAGSTER_VARIABLES
+
+
+def test_internal_dagster_variables_appear_only_in_the_internals_module():
+    hits = [
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "dagster_internals.py"
+        for name in sorted(internal_dagster_variables(path.read_text(encoding="utf-8")))
+    ]
+    assert not hits, hits
+
+
+def test_the_variable_checker_sees_an_internal_switch():
+    text = 'os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")\nos.environ["DAGSTER_HOME"]'
+    assert internal_dagster_variables(text) == {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"}

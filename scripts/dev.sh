@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
-# One "materialization planned" event per asset for a range run, not one per partition (see definitions.py).
+# One "materialization planned" event per asset for a range run, not one per partition. Dagster reads it
+# where a run is created: in the webserver (the UI's Materialize) and the daemon (schedule, sensors,
+# backfills), which never import the definitions (build_defs sets it only in processes that do), so it
+# is exported here (README, Configuration; orchestration/dagster_internals.py).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-1}"
 mkdir -p "$DAGSTER_HOME" data
 cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"

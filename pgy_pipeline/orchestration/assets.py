@@ -52,11 +52,11 @@ from pgy_pipeline.errors import (
     PastSnapshotDateError,
     PgyError,
 )
+from pgy_pipeline.locks import API_LOCK
 from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, budget_message, record_verdict
 from pgy_pipeline.orchestration.dagster_internals import tag_run
 from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.locks import API_LOCK
 from pgy_pipeline.orchestration.metadata import (
     column_schema,
     creator_label,

@@ -11,12 +11,17 @@ changes any of them:
 * the chain of causes of a step failure's serialized error;
 * the set of materialized partition keys of an asset (``get_materialized_partitions``), which tells the
   schedule how stale each creator is without opening DuckDB;
-* the type ``define_asset_job`` returns (``UnresolvedAssetJobDefinition``, not exported), for type hints.
+* the type ``define_asset_job`` returns (``UnresolvedAssetJobDefinition``, not exported), for type hints;
+* the environment variable that makes a range run's creation write one planned event per asset
+  (``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS``, read by the event log storage).
+
+No other module reads or sets a ``DAGSTER_*`` variable of Dagster's internals (``test_layers.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 
 from dagster import AssetKey, DagsterEvent, DagsterInstance
 from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -33,6 +38,8 @@ __all__ = [
     "read_value",
     "write_value",
     "materialized_partitions",
+    "PLANNED_EVENTS_VAR",
+    "emit_one_planned_event_per_asset",
 ]
 
 
@@ -64,3 +71,31 @@ def error_messages(events: Sequence[DagsterEvent]) -> Iterator[str]:
 def materialized_partitions(instance: DagsterInstance, asset_key: AssetKey) -> set[str]:
     """Every partition key of ``asset_key`` with a materialization on record."""
     return set(instance.get_materialized_partitions(asset_key))
+
+
+PLANNED_EVENTS_VAR = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def emit_one_planned_event_per_asset(environ: MutableMapping[str, str] | None = None) -> None:
+    """Make runs created by this process write one "materialization planned" event per asset.
+
+    Without it, creating a run over N partitions writes N planned events per asset, one event-log
+    commit each (seconds per range run on SQLite: docs/benchmarks.md). Dagster 1.13.27 reads the
+    variable in ``EventLogStorage.supports_partition_subset_in_asset_materialization_planned_events``,
+    whose one reader is ``RunDomain.get_materialization_planned_events_for_asset``, called from
+    ``create_run``: so it matters in **the process that creates the run**, not in the run worker
+    (which only executes a run already created, planned events included). Those processes are:
+
+    * anything that loads the definitions in-process and creates runs: ``dagster asset materialize
+      -m pgy_pipeline.definitions``, ``python -m pgy_pipeline snapshot-now``, ``materialize`` and
+      ``execute_in_process`` in tests and benchmarks. ``build_defs`` calls this function for them;
+    * the webserver (the UI's Materialize, re-executions) and the daemon (schedule, sensors,
+      backfills), which never import the definitions (they reach the code through a code server):
+      they need the variable in their own environment, set by ``scripts/dev.sh`` and by the
+      Kubernetes values for the webserver and daemon pods.
+
+    Sets it only when unset, so an operator's ``false`` wins (exact per-partition planned events;
+    the cost: a failed run's partitions may show as missing rather than failed).
+    """
+    env = os.environ if environ is None else environ
+    env.setdefault(PLANNED_EVENTS_VAR, "1")

@@ -22,7 +22,7 @@ from pydantic import Field
 from pgy_pipeline.api.client import DEFAULT_BASE_URL, PgyClient
 from pgy_pipeline.api.ledger import CallHooks
 from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
-from pgy_pipeline.orchestration.locks import DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline.locks import DUCKDB_LOCK, StepLocks, hold
 from pgy_pipeline.warehouse.lake import LakeSettings, is_lake
 from pgy_pipeline.warehouse.replica import file_backed, publish_replica
 from pgy_pipeline.warehouse.storage import connect
@@ -168,7 +168,7 @@ class PgyDuckDBResource(DuckDBResource):
 
     The stock resource retries about 100 s and then re-raises DuckDB's error; this one waits up to
     ``lock_wait_s``, logs who holds the lock while it waits, and then names that process.
-    :meth:`step_lock` and :meth:`writer` take the locks of ``pgy_pipeline.orchestration.locks``, which
+    :meth:`step_lock` and :meth:`writer` take the locks of ``pgy_pipeline.locks``, which
     the holder's death releases (no daemon, no cleanup).
     """
 

@@ -347,11 +347,3 @@ def run_maintenance(
         files_cleaned=int(cleaned),
         orphans_deleted=int(orphans),
     )
-
-
-def analyst_attach_sql(database: str, *, alias: str = "pgy") -> str:
-    """The SQL an analyst runs in DuckDB 1.4 to read the lake: read-only, never in a run's way."""
-    return (
-        "INSTALL ducklake; INSTALL postgres;  -- once, on a machine with internet access\n"
-        f"ATTACH {_literal(display_name(database))} AS {alias} (READ_ONLY);\nUSE {alias};"
-    )

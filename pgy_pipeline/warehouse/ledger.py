@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from pgy_pipeline.api.ledger import ApiCall
+from pgy_pipeline.locks import pid_alive
 from pgy_pipeline.warehouse.keys import SHANGHAI
 from pgy_pipeline.warehouse.storage import transaction
 from pgy_pipeline.warehouse.tables import API_CALLS
@@ -86,16 +87,6 @@ class CallJournal:
             return {"calls": len(self.calls), "billed_calls": sum(c.billed for c in self.calls)}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def pending_journals(spool_root: str | Path) -> list[Path]:
     """Journals ready to be written: closed ones, and open ones whose process is gone."""
     folder = journal_dir(spool_root)
@@ -111,7 +102,7 @@ def pending_journals(spool_root: str | Path) -> list[Path]:
                 stale = now - path.stat().st_mtime > _ABANDONED_AFTER_S
             except FileNotFoundError:
                 continue
-            if pid == os.getpid() or (_alive(pid) and not stale):
+            if pid == os.getpid() or (pid_alive(pid) and not stale):
                 continue  # still being written (by this process's own journal, or a live run)
             ready.append(path)
         elif path.name.endswith(_CLOSED):

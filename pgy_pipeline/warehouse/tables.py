@@ -59,7 +59,6 @@ class Relation:
     kind: Literal["table", "view"] = "table"
     view_sql: str = ""  # for views: the file under sql/views/ that defines it
     notes: str = ""  # longer prose for docs/tables.md (rules, examples)
-    partitioned: bool = False  # replaced per (creator_id, snapshot_date) partition
     primary_key: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -80,10 +79,6 @@ class Relation:
         """``"a", "b", "window", ...``: every column (or ``names``) in declared order, quoted."""
         cols = self.columns if names is None else tuple(self.column(n) for n in names)
         return ", ".join(c.quoted for c in cols)
-
-    def column_list(self) -> str:
-        """``("a", "b", "window", ...)``: the explicit column list of an INSERT."""
-        return "(" + self.quoted_columns() + ")"
 
     def columns_needing_every_note(self) -> tuple[Column, ...]:
         """The columns that window ``all`` leaves NULL on a window-scan day (see :class:`Column`)."""
@@ -157,7 +152,6 @@ RAW_NOTE_PAGES = Relation(
         "first snapshot, when its last full scan is `PGY_FULL_SCAN_EVERY_DAYS` (7) days old or more, for "
         "any other query, and when the run config says `scan: full`."
     ),
-    partitioned=True,
     columns=(
         CREATOR_ID,
         SNAPSHOT_DATE,
@@ -214,7 +208,6 @@ NOTES = Relation(
         "a brand-tagged note that is not marked as an ad reads `is_advertise = false`, "
         "`brand_name = '...'`, `segment = 'cooperation'`."
     ),
-    partitioned=True,
     columns=(
         CREATOR_ID,
         SNAPSHOT_DATE,
@@ -264,7 +257,6 @@ NOTE_REJECTS = Relation(
         "List items that are not in analytics.notes, so that nothing is dropped silently: an item that is "
         "not a JSON object, has no noteId, or repeats a noteId already kept (list drift while paging)."
     ),
-    partitioned=True,
     columns=(
         _c("creator_id", "VARCHAR", "Creator of the page the item came from.", null=False),
         _c("snapshot_date", "DATE", "Snapshot day.", null=False),
@@ -464,7 +456,6 @@ CREATOR_ENGAGEMENT_METRICS = Relation(
         "exactly what a full scan gives. For all-time figures use the latest day whose scan_status is "
         "`'full'`."
     ),
-    partitioned=True,
     columns=_METRIC_COLUMNS,
 )
 
@@ -484,7 +475,6 @@ CREATOR_SNAPSHOTS = Relation(
         "snapshot reads the whole list). Only `'full'` and `'empty'` count as the full scan on record. Rebuilt with analytics.notes from the stored pages; `billed_calls` comes "
         "from the billing ledger meta.api_calls."
     ),
-    partitioned=True,
     columns=(
         CREATOR_ID,
         SNAPSHOT_DATE,

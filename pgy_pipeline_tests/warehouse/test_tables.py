@@ -25,7 +25,7 @@ def test_every_relation_is_declared_once_with_described_columns():
 
 
 def test_derived_forms_quote_names_and_travel_json_as_text():
-    assert '"window"' in CREATOR_ENGAGEMENT_METRICS.column_list()
+    assert '"window"' in CREATOR_ENGAGEMENT_METRICS.quoted_columns()
     schema = RAW_NOTE_PAGES.arrow_schema()
     assert schema.field("body").type == pa.string() and not schema.field("body").nullable
     assert RAW_NOTE_PAGES.select_casts(["body", "code"]) == '"body"::JSON, "code"'

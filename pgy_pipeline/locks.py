@@ -24,6 +24,12 @@ Nothing here needs a daemon to recover from a crash, because the holder's death 
 :func:`hold` waits for a lock, telling the step's log what it waits for, who holds it and for how
 long (at once, then every ``report_every_s``), and gives up with :class:`LockWaitTimeoutError` after
 ``wait_s``. No Dagster in here: the caller passes its log function.
+
+Why a shared top-level module (beside ``clock.py`` and ``errors.py``), not ``orchestration/``: it
+imports the standard library and ``errors`` only, no Dagster and no DuckDB, so it belongs to no layer.
+The orchestration layer takes the locks around its steps, and the warehouse's call ledger uses
+:func:`pid_alive` to tell an abandoned journal from one a live process still writes; a module in
+``orchestration/`` could not serve the warehouse under the layering rules (``test_layers.py``).
 """
 
 from __future__ import annotations
@@ -102,7 +108,8 @@ class StepLock(Protocol):
         ...
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -141,7 +148,7 @@ class FileLock:
             return None
         found = LockHolder.from_json(text)
         # A holder that died leaves its line until the next holder overwrites it: never name it.
-        if found is not None and found.host == socket.gethostname() and not _pid_alive(found.pid):
+        if found is not None and found.host == socket.gethostname() and not pid_alive(found.pid):
             return None
         return found
 

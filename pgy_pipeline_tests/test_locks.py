@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 from pgy_pipeline.errors import LockWaitTimeoutError, PgyError
-from pgy_pipeline.orchestration.locks import API_LOCK, DUCKDB_LOCK, StepLocks, hold
+from pgy_pipeline.locks import API_LOCK, DUCKDB_LOCK, StepLocks, hold
 from pgy_pipeline_tests.suite_checks import postgres_url
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys, time
-from pgy_pipeline.orchestration.locks import StepLocks, hold
+from pgy_pipeline.locks import StepLocks, hold
 from pathlib import Path
 locks = StepLocks(directory=Path(sys.argv[1]), url=sys.argv[2])
 with hold(locks, sys.argv[3], run_id=sys.argv[4], wait_s=30, log=print):
@@ -101,7 +101,7 @@ def test_the_two_locks_are_independent_and_each_admits_one_holder(locks):
         with hold(locks, DUCKDB_LOCK, run_id="a", wait_s=1, log=print):
             other = locks.open(DUCKDB_LOCK)
             try:
-                from pgy_pipeline.orchestration.locks import LockHolder
+                from pgy_pipeline.locks import LockHolder
 
                 assert not other.try_acquire(LockHolder("b", os.getpid(), "h"))
                 held = other.holder()
