@@ -1000,7 +1000,6 @@ RAW_PUGONGYING_NOTE_RATES = Relation(
         "calls; a business with no note in 90 days skips its 30-day call, and a creator with no listed "
         "notes and no daily note on Pugongying costs one call. Typed in analytics.pugongying_note_rates."
     ),
-    partitioned=True,
     primary_key=("creator_id", "snapshot_date", "business", "note_type", "date_type"),
     columns=(
         CREATOR_ID,
@@ -1030,7 +1029,6 @@ PUGONGYING_NOTE_RATES = Relation(
         'Percent strings ("3.4") become fractions (0.034). When `note_count` is 0 Pugongying answers 0 for '
         "every median: those are NULL here, as in our own metrics of an empty cell; its beyond rates stay."
     ),
-    partitioned=True,
     primary_key=("creator_id", "snapshot_date", "window", "segment", "note_type"),
     columns=(
         CREATOR_ID,
