@@ -9,7 +9,7 @@ operator-owned); assets never read the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,7 +45,12 @@ from pgy_pipeline.orchestration.lake_maintenance import (
 )
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, SNAPSHOT_START_DATE, first_day_partitions
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
-from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING, PgyApiResource, PgyDuckDBResource
+from pgy_pipeline.orchestration.resources import (
+    FIGURE_CADENCES,
+    NO_TOKEN_WARNING,
+    PgyApiResource,
+    PgyDuckDBResource,
+)
 from pgy_pipeline.warehouse.keys import today_shanghai
 from pgy_pipeline.warehouse.lake import is_lake
 from pgy_pipeline.warehouse.replica import first_snapshot_day
@@ -84,6 +89,16 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"environment variable {name}={raw!r} must be positive")
     return value
+
+
+def _env_choice(environ: Mapping[str, str], name: str, allowed: Sequence[str], default: str) -> str:
+    """One of ``allowed`` from the environment, with an error that names the variable and the choices."""
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ValueError(f"environment variable {name}={raw!r} must be one of: {', '.join(allowed)}")
+    return raw
 
 
 def _lock_url(environ: Mapping[str, str]) -> str | EnvVar:
@@ -173,6 +188,10 @@ class Settings:
                 full_scan_every_days=_env_int(env, "PGY_FULL_SCAN_EVERY_DAYS", 7),
                 daily_call_budget=_env_int(env, "PGY_DAILY_CALL_BUDGET", 0),  # unset: no budget
                 pacing_url=_env_or(env, "PGY_PACING_URL", ""),
+                # They cost calls: opt-in on real data; the demo shows them.
+                pugongying_figures=_env_choice(
+                    env, "PGY_PUGONGYING_FIGURES", FIGURE_CADENCES, "daily" if simulated else "off"
+                ),
             ),
             duckdb=PgyDuckDBResource(
                 database=_env_or(env, "PGY_DUCKDB_PATH", default_duckdb_path(simulated)),

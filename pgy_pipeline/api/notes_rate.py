@@ -14,14 +14,15 @@ answer verbatim with its query; :mod:`pgy_pipeline.warehouse` types it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from pgy_pipeline import clock
 from pgy_pipeline.api.endpoint import Endpoint, Where, enum_value, validate_creator_id
 from pgy_pipeline.api.transport import Transport
-from pgy_pipeline.errors import UnexpectedResponseError
+from pgy_pipeline.errors import AccountError, PgyError, UnexpectedResponseError
 
 NOTES_RATE = Endpoint(
     name="notes_rate",
@@ -147,3 +148,42 @@ def refresh_note_rates(transport: Transport, creator_id: str, listed_notes: int)
             if listed_notes == 0 and len(answers) == 1:
                 break  # nothing listed and nothing daily on Pugongying: the creator is off it
     return answers
+
+
+@dataclass
+class RefreshOutcome:
+    """What refreshing many creators gave: answers by creator, failures, and creators the budget deferred."""
+
+    answers: dict[str, list[NoteRateAnswer]] = field(default_factory=dict)
+    failures: dict[str, PgyError] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)
+
+
+def refresh_creators(transport: Transport, listed: dict[str, int]) -> RefreshOutcome:
+    """Refresh every creator of ``listed`` (creator -> notes listed today), a few at once.
+
+    The transport's hooks may decline a creator before its first call (the daily budget: at most 4
+    calls each); a creator that fails keeps none of its answers, so a partition is whole or absent.
+    An account error stops the creators not yet started.
+    """
+    outcome = RefreshOutcome()
+    hooks = transport.hooks
+
+    def one(creator_id: str) -> None:
+        if any(isinstance(e, AccountError) for e in outcome.failures.values()):
+            return
+        if hooks is not None and not hooks.before_creator(creator_id, len(REFRESH_QUERIES)):
+            outcome.deferred.append(creator_id)
+            return
+        try:
+            outcome.answers[creator_id] = refresh_note_rates(transport, creator_id, listed[creator_id])
+        except PgyError as error:
+            outcome.failures[creator_id] = error
+        finally:
+            if hooks is not None:
+                hooks.after_creator(creator_id)
+
+    with ThreadPoolExecutor(max_workers=max(1, transport.pacer.max_concurrency)) as pool:
+        list(pool.map(one, sorted(listed)))
+    outcome.deferred.sort()
+    return outcome

@@ -56,6 +56,10 @@ def _demo_simulator_url() -> str:
         return _demo_base_url
 
 
+#: How often Pugongying's own note figures are fetched (PGY_PUGONGYING_FIGURES).
+FIGURE_CADENCES = ("off", "daily", "weekly")
+
+
 class PgyApiResource(ConfigurableResource):
     """Just One API access for the Pugongying notes endpoint: token, endpoint, retries and pacing."""
 
@@ -103,6 +107,11 @@ class PgyApiResource(ConfigurableResource):
         "cut the pace) or a 503, with no Retry-After.",
     )
     max_pages: int = Field(default=1000, description="Hard cap on pages per creator scan.")
+    pugongying_figures: str = Field(
+        default="off",
+        description="Pugongying's own note figures (PGY_PUGONGYING_FIGURES): 'off', 'daily' or 'weekly'; "
+        "at most 4 calls per creator per refresh, through the same ledger, budget, guard and pacing.",
+    )
     pacing_url: str = Field(
         default="",
         repr=False,
