@@ -49,6 +49,7 @@ def emit(event: str, **fields) -> None:
 
 def install_hooks(pause_fn: str | None) -> None:
     import pgy_pipeline.orchestration.assets as assets
+    import pgy_pipeline.orchestration.raw_pages as raw_pages
     import pgy_pipeline.warehouse.storage as storage
 
     def wrap(name: str):
@@ -65,7 +66,9 @@ def install_hooks(pause_fn: str | None) -> None:
             return result
 
         setattr(storage, name, wrapper)
-        setattr(assets, name, wrapper)
+        for module in (assets, raw_pages):  # the steps that call it, by the name they imported
+            if hasattr(module, name):
+                setattr(module, name, wrapper)
 
     for name in ("replace_raw_pages", "rebuild_notes", "rebuild_metrics"):
         wrap(name)

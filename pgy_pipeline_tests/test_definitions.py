@@ -126,3 +126,35 @@ def test_the_webserver_and_daemon_get_the_planned_events_setting_where_they_star
     values = yaml.safe_load((root / "deploy/k8s/values.yaml").read_text(encoding="utf-8"))
     for pod in ("dagsterWebserver", "dagsterDaemon"):
         assert {"name": PLANNED_EVENTS_VAR, "value": "1"} in values[pod]["env"], pod
+
+
+def test_the_snapshot_assets_are_declared_once_and_the_jobs_and_the_simulated_flag_follow():
+    from pgy_pipeline.orchestration.asset_keys import SNAPSHOT_ASSETS, snapshot_keys
+    from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING
+
+    declared = [a.key for a in SNAPSHOT_ASSETS]
+    assert declared == snapshot_keys() and snapshot_keys(calls_api=True) == declared[:1]
+    for layout in ("creator", "cohort"):
+        built = build_defs(Settings.from_env({"PGY_PARTITIONING": layout}))
+        graph = built.resolve_asset_graph()
+        repo = built.get_repository_def()
+        assert set(repo.get_job("snapshot_job").asset_layer.executable_asset_keys) == set(declared)
+        assert set(repo.get_job("analytics_rebuild_job").asset_layer.executable_asset_keys) == set(
+            snapshot_keys(calls_api=False)
+        )
+        for key in declared:
+            assert (graph.get(key).description or "").startswith(NO_TOKEN_WARNING), key
+
+
+def test_a_declared_snapshot_asset_without_a_step_is_refused(monkeypatch):
+    from dagster import AssetKey
+
+    from pgy_pipeline.orchestration import assets
+    from pgy_pipeline.orchestration.asset_keys import SNAPSHOT_ASSETS, SnapshotAsset
+
+    extra = SnapshotAsset(AssetKey(["analytics", "new"]), "analytics.notes", frozenset({"sql"}), "New.")
+    monkeypatch.setattr(assets, "SNAPSHOT_ASSETS", (*SNAPSHOT_ASSETS, extra))
+    with pytest.raises(LookupError, match="analytics/new"):
+        assets.build_snapshot_assets()
+    monkeypatch.setitem(assets.STEPS, extra.key, assets.STEPS[SNAPSHOT_ASSETS[1].key])
+    assert [a.key for a in assets.build_snapshot_assets()][-1] == extra.key

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pgy_pipeline"
 
@@ -113,3 +117,30 @@ def test_internal_dagster_variables_appear_only_in_the_internals_module():
 def test_the_variable_checker_sees_an_internal_switch():
     text = 'os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")\nos.environ["DAGSTER_HOME"]'
     assert internal_dagster_variables(text) == {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"}
+
+
+# Modules of orchestration/ that must not import Dagster, even indirectly: the raw step's phases and
+# what they use, so that they run and are tested as plain Python.
+DAGSTER_FREE = [
+    "pgy_pipeline.orchestration.raw_pages",
+    "pgy_pipeline.orchestration.call_books",
+    "pgy_pipeline.orchestration.labels",
+]
+
+
+def dagster_modules_loaded_by(module: str) -> list[str]:
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    )
+    loaded: list[str] = ast.literal_eval(out.stdout.strip())
+    return loaded
+
+
+@pytest.mark.parametrize("module", DAGSTER_FREE)
+def test_the_raw_steps_phases_import_no_dagster(module):
+    assert dagster_modules_loaded_by(module) == []
+
+
+def test_the_dagster_check_sees_dagster():
+    assert "dagster" in dagster_modules_loaded_by("pgy_pipeline.orchestration.budget")

@@ -20,7 +20,6 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetKey,
     AssetRecordsFilter,
     AssetSelection,
     BackfillPolicy,
@@ -40,7 +39,15 @@ from dagster import (
 from pydantic import Field
 
 from pgy_pipeline.errors import InvalidInputError
-from pgy_pipeline.orchestration.assets import CREATORS_KEY, METRICS_KEY, NOTE_PAGES_KEY, NOTES_KEY
+from pgy_pipeline.orchestration.asset_keys import (
+    ANOMALIES_KEY,
+    CREATORS_KEY,
+    METRICS_KEY,
+    NOTE_PAGES_KEY,
+    NOTES_KEY,
+    PEER_PERCENTILES_KEY,
+    REPORT_KEY,
+)
 from pgy_pipeline.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -61,9 +68,6 @@ from pgy_pipeline.warehouse.storage import ensure_schema
 from pgy_pipeline.warehouse.tables import SPIKE_FACTOR, SPIKE_FLOOR_READS_PER_DAY
 
 GROUP = "analyst"
-PEER_PERCENTILES_KEY = AssetKey(["analytics", "creator_peer_percentiles"])
-ANOMALIES_KEY = AssetKey(["analytics", "anomalies"])
-REPORT_KEY = AssetKey(["reports", "creator_report"])
 # A day's partition of these assets stands for every creator's partition of that day.
 BY_DATE = MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
 

@@ -1,11 +1,12 @@
 """The four assets: raw API pages -> normalized notes -> per-creator engagement metrics, and the
 creator registry's names and tags.
 
-The three API-fed assets are partitioned by creator x snapshot date and take
-``BackfillPolicy.single_run()``, so a backfill over many creators is one run (one process), not one
-run per creator. Each step works on every partition of its run at once and replaces those
-partitions in DuckDB in one transaction. Each reads as a short story: validate, plan, fetch or
-rebuild, write, report; the SQL lives in ``pgy_pipeline/warehouse/sql/``.
+The three API-fed assets are declared once, in :data:`.asset_keys.SNAPSHOT_ASSETS`, partitioned by
+creator x snapshot date (or cohort x date) and take ``BackfillPolicy.single_run()``, so a backfill
+over many creators is one run (one process), not one run per creator. Each step works on every
+partition of its run at once and replaces those partitions in DuckDB in one transaction. The raw
+step's phases (plan, spend, write, report) live in :mod:`.raw_pages`, free of Dagster; here they
+become log lines, metadata or a ``Failure``. The SQL lives in ``pgy_pipeline/warehouse/sql/``.
 
 Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole of
 ``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
@@ -17,12 +18,10 @@ calls), set with ``context.add_asset_metadata(..., partition_key=...)``. The ste
 (:data:`STEP_SUMMARY`), not copied into every partition's event.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
@@ -38,69 +37,50 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    MultiPartitionKey,
     asset,
 )
+from duckdb import DuckDBPyConnection
 from pydantic import Field
 
-from pgy_pipeline.api.client import NotesQuery, Page
-from pgy_pipeline.api.ingest import FetchOutcome, fetch_creators
+from pgy_pipeline.api.client import NotesQuery, PgyClient
+from pgy_pipeline.api.ledger import CallHooks
 from pgy_pipeline.api.pacing import AdaptivePacer
-from pgy_pipeline.errors import (
-    AccountError,
-    BudgetExhaustedError,
-    InvalidParameterError,
-    PastSnapshotDateError,
-    PgyError,
-)
+from pgy_pipeline.errors import InvalidParameterError
 from pgy_pipeline.locks import API_LOCK
-from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, budget_message, record_verdict
-from pgy_pipeline.orchestration.dagster_internals import tag_run
-from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, is_empty_scan, record_snapshots
-from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.metadata import (
-    column_schema,
-    creator_label,
-    creators_tag,
-    keys_text,
-    md_table,
+from pgy_pipeline.orchestration import raw_pages
+from pgy_pipeline.orchestration.asset_keys import (
+    CREATORS_KEY,
+    METRICS_KEY,
+    NOTE_PAGES_KEY,
+    NOTES_KEY,
+    SNAPSHOT_ASSETS,
+    SnapshotAsset,
 )
+from pgy_pipeline.orchestration.budget import record_verdict
+from pgy_pipeline.orchestration.dagster_internals import tag_run
+from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, record_snapshots
+from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
+from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_text
+from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
+from pgy_pipeline.orchestration.raw_pages import UNCHANGED, ApiAccess, Json, StepReport, StepRequest
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.orchestration.scope import StepScope, creator_scope, fetch_scope, stored_scope
 from pgy_pipeline.warehouse.keys import today_shanghai
-from pgy_pipeline.warehouse.ledger import (
-    CallJournal,
-    billed_calls_on,
-    discard,
-    insert_calls,
-    read_pending,
-    write_pending,
-)
-from pgy_pipeline.warehouse.scans import ScanPlan, plan_scans, scan_history
-from pgy_pipeline.warehouse.spool import Spool
 from pgy_pipeline.warehouse.storage import (
     PartitionKey,
-    claim_data_source,
     ensure_schema,
     partition_keys,
     rebuild_metrics,
     rebuild_notes,
     replace_creators,
-    replace_raw_pages,
     report,
-    stored_raw_keys,
-    transaction,
 )
 
 GROUP = "pgy"
-NOTE_PAGES_KEY = AssetKey(["raw", "note_pages"])
-NOTES_KEY = AssetKey(["analytics", "notes"])
-METRICS_KEY = AssetKey(["analytics", "creator_engagement_metrics"])
-CREATORS_KEY = AssetKey(["analytics", "creators"])
-# The per-partition ``status`` of a raw partition a run left as it was (the follow-up sensor skips it).
-UNCHANGED = "unchanged (already stored)"
 
 
 class NotePagesConfig(Config):
@@ -131,109 +111,20 @@ class NotePagesConfig(Config):
     )
 
 
-@dataclass
-class FetchPlan:
-    """What a ``raw/note_pages`` step does with each of its partitions."""
-
-    keys: list[PartitionKey]
-    stored: set[PartitionKey]  # already stored and not refreshed: left as they are
-    from_spool: dict[PartitionKey, list[Page]] = field(default_factory=dict)  # paid for, not yet written
-    to_fetch: list[PartitionKey] = field(default_factory=list)
-
-
-def _plan_fetch(
-    keys: list[PartitionKey], stored: set[PartitionKey], refresh: bool, today: date, spool: Spool
-) -> FetchPlan:
-    """Decide per partition: skip, write from the spool, or fetch; refuse past dates before any call."""
-    todo = [k for k in keys if refresh or k not in stored]
-    past = sorted(k for k in todo if k[1] != today)
-    if past:
-        # A run queued before midnight that starts after it lands here too: the service would answer
-        # with today's list, which must not be stored under yesterday's date.
-        raise PastSnapshotDateError(
-            f"cannot fetch raw pages for {keys_text(past)}: the API only serves the present, so raw "
-            f"pages can only be fetched for today ({today.isoformat()}, Asia/Shanghai). To snapshot "
-            f"these creators now, launch today's partitions instead: "
-            f"{keys_text({(c, today) for c, _ in past})}. To rebuild analytics/notes and "
-            "analytics/creator_engagement_metrics for past dates, materialize those assets alone: they "
-            "read the raw pages already stored and make no API call. No API call was made."
-        )
-    plan = FetchPlan(keys=keys, stored={k for k in keys if k not in todo})
-    for key in todo:
-        # Spooled pages were fetched after anything stored (the spool is cleared on every write), so
-        # even a refresh takes them rather than paying for the same pages again.
-        spooled = spool.load(*key)
-        if spooled is not None:
-            plan.from_spool[key] = spooled
-        else:
-            plan.to_fetch.append(key)
-    return plan
+def _tag_creators(context: AssetExecutionContext, keys: list[PartitionKey], names: dict[str, str]) -> None:
+    """A ``pgy/creators`` run tag naming the step's creators, so the runs list, logs and failures show
+    names next to the 24-hex ids."""
+    tag_run(context.instance, context.run_id, {"pgy/creators": creators_tag([c for c, _ in keys], names)})
 
 
 def _creator_names(
-    context: AssetExecutionContext, conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]
+    context: AssetExecutionContext, conn: DuckDBPyConnection, keys: list[PartitionKey]
 ) -> dict[str, str]:
-    """Registry names of the step's creators (from ``analytics.creators``), and a ``pgy/creators`` run tag
-    naming them, so the runs list, logs and failures show names next to the 24-hex ids."""
+    """Registry names of the step's creators (from ``analytics.creators``), also as the run tag."""
     with partition_keys(conn, keys):
         names = {str(c): str(n) for c, n in report(conn, "creator_names")}
-    tag_run(context.instance, context.run_id, {"pgy/creators": creators_tag([c for c, _ in keys], names)})
+    _tag_creators(context, keys, names)
     return names
-
-
-def _fetch(
-    context: AssetExecutionContext,
-    pgy_api: PgyApiResource,
-    plan: FetchPlan,
-    query: NotesQuery,
-    spool: Spool,
-    scans: ScanPlan,
-    books: CallBooks,
-    names: dict[str, str],
-) -> tuple[FetchOutcome, dict[str, Any]]:
-    """Scan every creator of ``scans.order``; logs progress; trips the guard on an account error.
-
-    Starts at the pace the last run learned and leaves its own for the next; every call goes to the
-    step's journal, and the daily budget is kept call by call (see :mod:`.budget`).
-    """
-    raise_if_guarded(context.instance)
-    pace_at = f"{pgy_api.data_source}:{pgy_api.base_url}"
-    client = pgy_api.get_client(learned=read_pace(context.instance, pace_at), hooks=books)
-    day = plan.to_fetch[0][1]
-    step = max(1, len(plan.to_fetch) // 10)
-
-    def progress(done: int, total: int, outcome: FetchOutcome) -> None:
-        if done % step == 0 or done == total:
-            context.log.info(
-                f"fetched {done}/{total} creators ({len(outcome.failures)} failed), "
-                f"{client.stats.calls} API calls, {client.stats.retries} retries so far"
-            )
-
-    try:
-        outcome = fetch_creators(
-            client,
-            scans.order,
-            query=query,
-            on_scan=lambda scan: spool.save(scan.creator_id, day, scan.pages),
-            progress=progress,
-            windows=scans.windows,
-            estimates=scans.estimates,
-        )
-    finally:
-        client.close()
-        books.journal.close()
-        if isinstance(client.pacer, AdaptivePacer):
-            write_pace(context.instance, pace_at, client.pacer.state())
-    for creator_id, scan in outcome.scans.items():
-        if scan.drift:
-            context.log.warning(f"creator {creator_label(creator_id, names)}: " + "; ".join(scan.drift))
-    account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
-    if account is not None:
-        context.log.error(trip_guard(context.instance, account).describe())
-    stats = client.stats.as_dict()
-    if isinstance(client.pacer, AdaptivePacer):
-        stats["pacing"] = client.pacer.summary()
-    return outcome, stats
 
 
 def _partition_figures(
@@ -272,49 +163,131 @@ def _add_partition_metadata(
         context.add_asset_metadata(values, partition_key=part)
 
 
-def _note_empty_snapshots(
-    context: AssetExecutionContext, pages_by_key: dict[PartitionKey, list[Page]], first: set[str]
-) -> list[str]:
-    """Log every creator whose written snapshot is 'empty' and keep the streaks of empty snapshots
-    (in the Dagster instance, for the daily schedule); returns those creators."""
-    by_day: dict[date, tuple[list[str], list[str]]] = {}
-    for (creator_id, day), pages in sorted(pages_by_key.items()):
-        empty, with_data = by_day.setdefault(day, ([], []))
-        (empty if is_empty_scan(pages) else with_data).append(creator_id)
-    for day, (empty, with_data) in by_day.items():
-        for creator_id, streak in record_snapshots(context.instance, day, empty, with_data).items():
-            context.log.warning(
-                (
-                    f"new creator {creator_id}: its first snapshot came back empty: check its id in the "
-                    "registry (creators.yaml); "
-                    if creator_id in first
-                    else f"creator {creator_id}: "
-                )
-                + f"{NO_DATA_MESSAGE} (the service answered code 0 with no notes and total 0, and billed "
-                f"the call); {streak.describe()}"
-            )
-    return sorted({c for empty, _ in by_day.values() for c in empty})
+def _query(config: NotePagesConfig) -> NotesQuery:
+    """The request's query, checked with the rest of the run config before any lock or call."""
+    if config.scan not in ("auto", "full"):
+        raise InvalidParameterError(
+            f"invalid scan {config.scan!r}: must be auto | full. No API call was made."
+        )
+    return NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
 
 
-def _note_pages_step(
+def _request(
     context: AssetExecutionContext,
     config: NotePagesConfig,
     pgy_api: PgyApiResource,
     duckdb: PgyDuckDBResource,
     scope: StepScope,
-) -> MaterializeResult:
-    """Check the request, then fetch and write under the ``pgy_api`` lock."""
-    query = NotesQuery(config.advertise_switch, config.order_type, config.note_type, config.is_third_platform)
-    if config.scan not in ("auto", "full"):
-        raise InvalidParameterError(
-            f"invalid scan {config.scan!r}: must be auto | full. No API call was made."
+) -> StepRequest:
+    return StepRequest(
+        keys=scope.keys,
+        today=today_shanghai(),  # read under the lock: a step that waited past midnight sees the new day
+        query=_query(config),
+        refresh=config.refresh,
+        force_full=config.scan == "full",
+        full_every_days=pgy_api.full_scan_every_days,
+        budget=pgy_api.budget,
+        data_source=pgy_api.data_source,
+        database=duckdb.database,
+        spool_path=duckdb.spool_path,
+        run_id=context.run_id,
+    )
+
+
+def _api_access(context: AssetExecutionContext, pgy_api: PgyApiResource) -> ApiAccess:
+    """The client for the fetch phase: refused while the guard holds, at the pace the last run
+    learned, which it leaves for the next."""
+    pace_at = f"{pgy_api.data_source}:{pgy_api.base_url}"
+
+    def open_client(hooks: CallHooks) -> PgyClient:
+        raise_if_guarded(context.instance)
+        return pgy_api.get_client(learned=read_pace(context.instance, pace_at), hooks=hooks)
+
+    def close_client(client: PgyClient) -> None:
+        if isinstance(client.pacer, AdaptivePacer):
+            write_pace(context.instance, pace_at, client.pacer.state())
+
+    return ApiAccess(open_client, close_client, context.log.info)
+
+
+def _after_spending(
+    context: AssetExecutionContext, request: StepRequest, spending: raw_pages.Spending, names: dict[str, str]
+) -> None:
+    """Warn of list drift, trip the guard on an account error, keep the day's budget verdict."""
+    for creator_id, drift in spending.drift.items():
+        context.log.warning(f"creator {creator_label(creator_id, names)}: " + "; ".join(drift))
+    if spending.account_error is not None:
+        context.log.error(trip_guard(context.instance, spending.account_error).describe())
+    verdict = spending.verdict(request.today)
+    if verdict is not None:
+        record_verdict(context.instance, verdict)
+
+
+def _note_empty_snapshots(context: AssetExecutionContext, result: StepReport) -> None:
+    """Keep the streaks of empty snapshots (in the Dagster instance, for the daily schedule) and log
+    every creator whose written snapshot is 'empty'."""
+    for day, (empty, with_data) in result.empty_by_day.items():
+        for creator_id, streak in record_snapshots(context.instance, day, empty, with_data).items():
+            context.log.warning(
+                (
+                    f"new creator {creator_id}: its first snapshot came back empty: check its id in the "
+                    "registry (creators.yaml); "
+                    if creator_id in result.first
+                    else f"creator {creator_id}: "
+                )
+                + f"{NO_DATA_MESSAGE} (the service answered code 0 with no notes and total 0, and billed "
+                f"the call); {streak.describe()}"
+            )
+
+
+def _per_partition(scope: StepScope, result: StepReport) -> dict[MultiPartitionKey, dict[str, Any]]:
+    """The report's figures per Dagster partition; a cohort is "written" when any creator of it was."""
+    figures = scope.per_partition(result.figures)
+    if scope.by_cohort:
+        for part, part_keys in scope.by_partition().items():
+            written = any(k not in result.stored for k in part_keys)
+            figures[part]["status"] = "written" if written else UNCHANGED
+    return figures
+
+
+def _record_written(
+    context: AssetExecutionContext,
+    scope: StepScope,
+    result: StepReport,
+    figures: dict[MultiPartitionKey, Any],
+) -> None:
+    """A failed step records no materialization by itself: record the partitions that were written
+    (a cohort only when every creator of it was written or already stored)."""
+    unfinished = {scope.partition_of(key) for key in result.unfinished}
+    written_parts = (
+        [p for p in scope.partitions if p not in unfinished]
+        if scope.by_cohort
+        else [scope.partition_of(k) for k in result.written]
+    )
+    for part in written_parts:
+        context.log_event(
+            AssetMaterialization(asset_key=NOTE_PAGES_KEY, partition=part, metadata=figures[part])
         )
-    if pgy_api.simulated_warning:
-        context.log.warning(pgy_api.simulated_warning)
-    # One fetching step at a time, from the plan to the write: a step that waited finds what the
-    # previous one stored and fetches only the rest.
-    with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
-        return _note_pages(context, config, pgy_api, duckdb, scope, query)
+
+
+def _record_note_pages(
+    context: AssetExecutionContext, scope: StepScope, result: StepReport
+) -> MaterializeResult:
+    """The report as log lines, per-partition metadata and the step summary, or a ``Failure``."""
+    _note_empty_snapshots(context, result)
+    context.log.info(result.totals_line)
+    for warning in result.warnings:
+        context.log.warning(warning)
+    metadata = {
+        k: MetadataValue.json(v.value) if isinstance(v, Json) else v for k, v in result.metadata.items()
+    }
+    figures = _per_partition(scope, result)
+    if result.failure is not None:
+        _record_written(context, scope, result, figures)
+        raise Failure(description=result.failure, metadata=metadata)
+    for part, values in figures.items():
+        context.add_asset_metadata(values, partition_key=part)
+    return _with_step_summary(context, NOTE_PAGES_KEY, metadata)
 
 
 def _note_pages(
@@ -323,200 +296,35 @@ def _note_pages(
     pgy_api: PgyApiResource,
     duckdb: PgyDuckDBResource,
     scope: StepScope,
-    query: NotesQuery,
 ) -> MaterializeResult:
-    keys = scope.keys
-    spool = Spool(duckdb.spool_path)
-    today = today_shanghai()
-    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
-        ensure_schema(conn)
-        claim_data_source(conn, pgy_api.data_source, duckdb.database)
-        names = _creator_names(context, conn, keys)
-        plan = _plan_fetch(keys, stored_raw_keys(conn, keys), config.refresh, today, spool)
-        # Calls journaled by earlier runs that failed or were killed go into the ledger first, so the
-        # day's count below is complete.
-        write_pending(conn, duckdb.spool_path)
-        billed_before = billed_calls_on(conn, today)
-        creators_to_fetch = [c for c, _ in plan.to_fetch]
-        history = scan_history(conn, creators_to_fetch, today)
-        scans = plan_scans(
-            creators_to_fetch,
-            history,
-            today,
-            query=query,
-            full_every_days=pgy_api.full_scan_every_days,
-            force_full=config.scan == "full",
-        )
-    context.log.info(
-        (
-            f"{len(keys)} creator snapshot(s) in {len(scope.partitions)} cohort partition(s)"
-            if scope.by_cohort
-            else f"{len(keys)} partition(s)"
-        )
-        + f": {len(plan.stored)} already stored (skipped; set refresh to fetch "
-        f"again), {len(plan.from_spool)} from the spool (fetched earlier, not yet written), "
-        f"{len(plan.to_fetch)} to fetch from the API"
-    )
-
-    pages_by_key = dict(plan.from_spool)
-    failures: dict[str, PgyError] = {}
-    stats: dict[str, Any] = {"calls": 0, "retries": 0, "outcomes": {}}
-    drift: dict[str, list[str]] = {}
-    order_breaks: dict[str, list[str]] = {}
-    budget = pgy_api.budget
-    books = CallBooks(CallJournal(duckdb.spool_path, context.run_id, today), budget, billed_before)
-    deferred: list[str] = []
-    if plan.to_fetch and budget is not None and billed_before >= budget:
-        deferred = list(scans.order)  # nothing affordable: not one call
-        books.journal.close()
-    elif plan.to_fetch:
+    """The raw step: plan, spend, write and report (:mod:`.raw_pages`) under the ``pgy_api`` lock, so
+    that one step fetches at a time and a step that waited fetches only what the last one did not."""
+    _query(config)  # a bad request is refused before any lock or call
+    if pgy_api.simulated_warning:
+        context.log.warning(pgy_api.simulated_warning)
+    with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
+        request = _request(context, config, pgy_api, duckdb, scope)
+        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+            names = raw_pages.prepare(conn, request)
+            _tag_creators(context, request.keys, names)
+            planned = raw_pages.plan(conn, request)
         context.log.info(
-            f"scans: {scans.counts()['full']} full, {scans.counts()['window']} window-bounded (90 days "
-            f"and a 7-day margin); budget: {budget if budget is not None else 'none'}"
-            + (f", {billed_before} billed today before this run" if budget is not None else "")
-        )
-        try:
-            outcome, stats = _fetch(context, pgy_api, plan, query, spool, scans, books, names)
-        finally:
-            books.journal.close()
-        for creator_id, scan in outcome.scans.items():
-            pages_by_key[(creator_id, today)] = scan.pages
-            if scan.drift:
-                drift[creator_id] = scan.drift
-            if scan.order_breaks:
-                order_breaks[creator_id] = scan.order_breaks
-        deferred = outcome.deferred + sorted(
-            c for c, e in outcome.failures.items() if isinstance(e, BudgetExhaustedError)
-        )
-        failures.update(
-            {c: e for c, e in outcome.failures.items() if not isinstance(e, BudgetExhaustedError)}
-        )
-    else:
-        books.journal.close()
-    if budget is not None:
-        record_verdict(
-            context.instance, BudgetVerdict(today.isoformat(), budget, books.billed_today, len(deferred))
-        )
-
-    rows = 0
-    pending = read_pending(duckdb.spool_path)
-    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(pages_by_key)) as conn:
-        if pages_by_key:
-            # The calls go in with the pages they paid for, in one transaction.
-            rows = replace_raw_pages(conn, pages_by_key, also=lambda c: insert_calls(c, pending))
-        elif pending.files:
-            with transaction(conn):
-                insert_calls(conn, pending)
-        with partition_keys(conn, plan.stored | set(pages_by_key)):
-            per_partition = report(conn, "raw_pages_per_partition")
-    discard(pending)
-    for key in pages_by_key:
-        spool.discard(*key)
-    spent = books.journal.totals()
-    first = {c for c in creators_to_fetch if c not in history}  # never snapshotted before
-    no_data = _note_empty_snapshots(context, pages_by_key, first)
-    figures = _partition_figures(
-        per_partition, ["dagster/row_count", "api_calls", "api_retries", "items", "total_reported"]
-    )
-    for key in figures:
-        if key in pages_by_key and pages_by_key[key]:
-            figures[key]["scan"] = pages_by_key[key][0].scan
-        figures[key]["creator"] = creator_label(key[0], names)
-        figures[key]["status"] = (
-            UNCHANGED
-            if key in plan.stored
-            else "written from the spool (no new call)"
-            if key in plan.from_spool
-            else "fetched"
-        )
-
-    metadata: dict[str, Any] = {
-        "run_total/pages_written": rows,
-        "run_total/partitions_written": len(pages_by_key),
-        "run_total/partitions_already_stored": len(plan.stored),
-        "run_total/partitions_from_spool": len(plan.from_spool),
-        "run_total/api_calls": stats["calls"],
-        "run_total/billed_calls": spent["billed_calls"],
-        "run_total/api_retries": stats["retries"],
-        "run_total/scans": MetadataValue.json(scans.counts()),
-        "run_total/api_outcomes": MetadataValue.json(stats["outcomes"]),
-        "data_source": pgy_api.data_source,
-        "query": MetadataValue.json(query.params("<creator>", 1) | {"pageNumber": "1.."}),
-    }
-    context.log.info(
-        f"run totals: {rows} page(s) written for {len(pages_by_key)} partition(s), "
-        f"{stats['calls']} API call(s), {stats['retries']} retry(ies)"
-    )
-    if drift:
-        metadata["list_drift"] = MetadataValue.json(drift)
-    if no_data:
-        metadata["run_total/no_pugongying_data"] = MetadataValue.json(no_data)
-    if order_breaks:
-        # Dates out of newest-first order by more than the window margin: a window scan could miss notes.
-        metadata["out_of_order_dates"] = MetadataValue.json(order_breaks)
-        context.log.warning(f"dates out of order by more than 7 days for {len(order_breaks)} creator(s)")
-    if "pacing" in stats:
-        metadata["api_pacing"] = MetadataValue.json(stats["pacing"])
-    if budget is not None:
-        metadata["daily_call_budget"] = MetadataValue.json(
-            {
-                "budget": budget,
-                "billed_today": books.billed_today,
-                "over_budget_by": books.over_budget_by,
-                "left_for_tomorrow": len(deferred),
-            }
-        )
-        if books.over_budget_by:
-            context.log.warning(
-                f"{books.over_budget_by} call(s) over the daily budget of {budget}: creators already "
-                "started are always finished (a scan cut short would be paid for and thrown away), and "
-                "their lists needed more pages than estimated"
+            (
+                f"{len(request.keys)} creator snapshot(s) in {len(scope.partitions)} cohort partition(s)"
+                if scope.by_cohort
+                else f"{len(request.keys)} partition(s)"
             )
-    per_partition_figures = scope.per_partition(figures)
-    if scope.by_cohort:
-        for part, part_keys in scope.by_partition().items():
-            written = any(k not in plan.stored for k in part_keys)
-            per_partition_figures[part]["status"] = "written" if written else UNCHANGED
-    if failures or deferred:
-        # A failed step records no materialization by itself: record the partitions that were written
-        # (a cohort only when every creator of it was written or already stored).
-        unfinished = {scope.partition_of((c, today)) for c in [*failures, *deferred]}
-        written_parts = (
-            [p for p in scope.partitions if p not in unfinished]
-            if scope.by_cohort
-            else [scope.partition_of(k) for k in pages_by_key]
+            + planned.describe()
         )
-        for part in written_parts:
-            context.log_event(
-                AssetMaterialization(
-                    asset_key=NOTE_PAGES_KEY, partition=part, metadata=per_partition_figures[part]
-                )
-            )
-        lines = [f"- {creator_label(c, names)}: {type(e).__name__}: {e}" for c, e in sorted(failures.items())]
-        if deferred:
-            assert budget is not None
-            lines.insert(
-                0,
-                f"{len(deferred)} creator(s) left for tomorrow: {budget_message(budget, books.billed_today)}. "
-                f"Not fetched: {', '.join(creator_label(c, names) for c in deferred)}",
-            )
-        raise Failure(
-            description=(
-                f"{len(failures)} of {len(keys)} creator(s) failed, {len(deferred)} left for tomorrow; "
-                f"{len(pages_by_key)} written, {len(plan.stored)} already stored. Rerun to fetch only "
-                "the failed ones.\n" + "\n".join(lines)
-            ),
-            metadata={
-                **metadata,
-                "failed_creators": MetadataValue.json(
-                    {creator_label(c, names): str(e) for c, e in failures.items()}
-                ),
-                "left_for_tomorrow": MetadataValue.json(deferred),
-            },
+        spending = raw_pages.spend(request, planned, _api_access(context, pgy_api))
+        _after_spending(context, request, spending, names)
+        pending = raw_pages.pending_calls(request)
+        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(spending.pages)) as conn:
+            written = raw_pages.write(conn, planned, spending, pending)
+        raw_pages.clear_spool(request, spending, pending)
+        return _record_note_pages(
+            context, scope, raw_pages.report_step(request, planned, spending, written, names)
         )
-    for part, values in per_partition_figures.items():
-        context.add_asset_metadata(values, partition_key=part)
-    return _with_step_summary(context, NOTE_PAGES_KEY, metadata)
 
 
 @dataclass
@@ -532,7 +340,7 @@ class NotesReport:
     top: list[tuple[Any, ...]]
 
 
-def _notes_report(conn: duckdb.DuckDBPyConnection, keys: list[PartitionKey]) -> NotesReport:
+def _notes_report(conn: DuckDBPyConnection, keys: list[PartitionKey]) -> NotesReport:
     with partition_keys(conn, keys):
         counts = report(conn, "notes_counts")[0]
         return NotesReport(
@@ -670,93 +478,89 @@ def _creator_engagement_metrics(
     return _with_step_summary(context, METRICS_KEY, metadata, [check])
 
 
-def build_snapshot_assets(
-    partitioning: str = "creator",
-) -> tuple[AssetsDefinition, AssetsDefinition, AssetsDefinition]:
-    """``raw/note_pages``, ``analytics/notes`` and ``analytics/creator_engagement_metrics`` in one of
-    the layouts of :mod:`.partitions`: ``creator`` (creator x date) or ``cohort`` (cohort x date).
-    The asset keys, tables and steps are the same; only Dagster's bookkeeping differs."""
+StepFunction = Callable[..., MaterializeResult]
+
+
+def _raw_step(by_cohort: bool) -> StepFunction:
+    """``raw/note_pages``'s function in a layout; only its resources and scope differ."""
+
+    def by_cohorts(
+        context: AssetExecutionContext,
+        config: NotePagesConfig,
+        pgy_api: PgyApiResource,
+        duckdb: PgyDuckDBResource,
+        creator_registry: CreatorRegistryResource,
+    ) -> MaterializeResult:
+        # A cohort partition stands for the registry's creators of that cohort: the step reads the registry.
+        scope = fetch_scope(context, creator_registry.load(), config.creators, config.skip_creators)
+        return _note_pages(context, config, pgy_api, duckdb, scope)
+
+    def by_creators(
+        context: AssetExecutionContext,
+        config: NotePagesConfig,
+        pgy_api: PgyApiResource,
+        duckdb: PgyDuckDBResource,
+    ) -> MaterializeResult:
+        if config.creators or config.skip_creators:
+            raise InvalidParameterError(
+                "run config 'creators' and 'skip_creators' apply only with PGY_PARTITIONING=cohort; "
+                "with creator partitions select the creators' partitions instead. No API call was made."
+            )
+        return _note_pages(context, config, pgy_api, duckdb, creator_scope(context))
+
+    return by_cohorts if by_cohort else by_creators
+
+
+def _rebuild_step(
+    body: Callable[[AssetExecutionContext, PgyDuckDBResource, bool], MaterializeResult],
+) -> Callable[[bool], StepFunction]:
+    """A rebuild asset's function in a layout: it reads DuckDB only."""
+
+    def in_layout(by_cohort: bool) -> StepFunction:
+        def rebuild(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
+            return body(context, duckdb, by_cohort)
+
+        return rebuild
+
+    return in_layout
+
+
+# Each snapshot asset's step, by key (the assets themselves are declared in SNAPSHOT_ASSETS).
+STEPS: dict[AssetKey, Callable[[bool], StepFunction]] = {
+    NOTE_PAGES_KEY: _raw_step,
+    NOTES_KEY: _rebuild_step(_notes),
+    METRICS_KEY: _rebuild_step(_creator_engagement_metrics),
+}
+
+
+def _snapshot_asset(declared: SnapshotAsset, partitioning: str) -> AssetsDefinition:
+    if declared.key not in STEPS:
+        raise LookupError(
+            f"snapshot asset {declared.key.to_user_string()} is declared but has no step in STEPS"
+        )
+    by_cohort = partitioning == "cohort"
+    return asset(
+        key=declared.key,
+        deps=list(declared.deps),
+        partitions_def=cohort_note_partitions if by_cohort else note_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds=set(declared.kinds),
+        description=declared.description,
+        metadata={"dagster/column_schema": column_schema(declared.table)},
+        check_specs=[AssetCheckSpec(name, asset=declared.key, blocking=b) for name, b in declared.checks],
+    )(STEPS[declared.key](by_cohort))
+
+
+def build_snapshot_assets(partitioning: str = "creator") -> tuple[AssetsDefinition, ...]:
+    """The assets of :data:`.asset_keys.SNAPSHOT_ASSETS`, in that order, in one of the layouts of
+    :mod:`.partitions`: ``creator`` (creator x date) or ``cohort`` (cohort x date). The asset keys,
+    tables and steps are the same; only Dagster's bookkeeping differs."""
     if partitioning not in PARTITIONINGS:
         raise InvalidParameterError(
             f"invalid partitioning {partitioning!r}: must be one of {', '.join(PARTITIONINGS)}"
         )
-    by_cohort = partitioning == "cohort"
-    partitions_def = cohort_note_partitions if by_cohort else note_partitions
-    # One declaration for both layouts' raw asset; the function differs only in its resources.
-    note_pages_asset = asset(
-        key=NOTE_PAGES_KEY,
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds={"duckdb", "python"},
-        metadata={"dagster/column_schema": column_schema("raw.note_pages")},
-    )
-
-    if by_cohort:
-        # A cohort partition stands for the registry's creators of that cohort: the step reads the registry.
-        @note_pages_asset
-        def note_pages(
-            context: AssetExecutionContext,
-            config: NotePagesConfig,
-            pgy_api: PgyApiResource,
-            duckdb: PgyDuckDBResource,
-            creator_registry: CreatorRegistryResource,
-        ) -> MaterializeResult:
-            """Raw API response pages of each creator's notes, one row per page, body verbatim."""
-            scope = fetch_scope(context, creator_registry.load(), config.creators, config.skip_creators)
-            return _note_pages_step(context, config, pgy_api, duckdb, scope)
-
-    else:
-
-        @note_pages_asset
-        def note_pages(
-            context: AssetExecutionContext,
-            config: NotePagesConfig,
-            pgy_api: PgyApiResource,
-            duckdb: PgyDuckDBResource,
-        ) -> MaterializeResult:
-            """Raw API response pages of each creator's notes, one row per page, body verbatim."""
-            if config.creators or config.skip_creators:
-                raise InvalidParameterError(
-                    "run config 'creators' and 'skip_creators' apply only with PGY_PARTITIONING=cohort; "
-                    "with creator partitions select the creators' partitions instead. No API call was made."
-                )
-            return _note_pages_step(context, config, pgy_api, duckdb, creator_scope(context))
-
-    @asset(
-        key=NOTES_KEY,
-        deps=[NOTE_PAGES_KEY],
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds={"duckdb", "sql"},
-        metadata={"dagster/column_schema": column_schema("analytics.notes")},
-        check_specs=[
-            AssetCheckSpec("note_ids_unique_and_present", asset=NOTES_KEY, blocking=True),
-            AssetCheckSpec("notes_reconcile_with_total", asset=NOTES_KEY),
-        ],
-    )
-    def notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
-        """Typed notes, one row per note per snapshot, rebuilt from the stored raw pages (no API call)."""
-        return _notes(context, duckdb, by_cohort)
-
-    @asset(
-        key=METRICS_KEY,
-        deps=[NOTES_KEY],
-        partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds={"duckdb", "sql"},
-        metadata={"dagster/column_schema": column_schema("analytics.creator_engagement_metrics")},
-        check_specs=[AssetCheckSpec("metric_rates_within_bounds", asset=METRICS_KEY, blocking=True)],
-    )
-    def creator_engagement_metrics(
-        context: AssetExecutionContext, duckdb: PgyDuckDBResource
-    ) -> MaterializeResult:
-        """Per-creator engagement metrics by window (30d, 90d, all) and segment (all, organic, cooperation)."""
-        return _creator_engagement_metrics(context, duckdb, by_cohort)
-
-    return note_pages, notes, creator_engagement_metrics
+    return tuple(_snapshot_asset(declared, partitioning) for declared in SNAPSHOT_ASSETS)
 
 
 # The default (creator x date) layout's assets, which most callers import directly.

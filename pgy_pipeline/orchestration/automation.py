@@ -47,13 +47,7 @@ from dagster import (
     sensor,
 )
 
-from pgy_pipeline.orchestration.assets import (
-    METRICS_KEY,
-    NOTE_PAGES_KEY,
-    NOTES_KEY,
-    UNCHANGED,
-    creators,
-)
+from pgy_pipeline.orchestration.asset_keys import CREATORS_KEY, NOTE_PAGES_KEY, NOTES_KEY, snapshot_keys
 from pgy_pipeline.orchestration.budget import read_spent_budget
 from pgy_pipeline.orchestration.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -67,7 +61,7 @@ from pgy_pipeline.orchestration.dagster_internals import (
 )
 from pgy_pipeline.orchestration.empty_streaks import deferred_creators, deferred_text, forget, read_streaks
 from pgy_pipeline.orchestration.guard import clear_guard, read_guard
-from pgy_pipeline.orchestration.metadata import creators_tag
+from pgy_pipeline.orchestration.labels import creators_tag
 from pgy_pipeline.orchestration.partitions import (
     COHORTS,
     SHANGHAI,
@@ -76,6 +70,7 @@ from pgy_pipeline.orchestration.partitions import (
     parse_partition_key,
     today_shanghai,
 )
+from pgy_pipeline.orchestration.raw_pages import UNCHANGED
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource, Registry, RegistryFileError
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -86,17 +81,16 @@ def build_snapshot_jobs(
 ) -> tuple[AssetJobDefinition, AssetJobDefinition]:
     """``snapshot_job`` and ``analytics_rebuild_job`` over the layout's partitions."""
     members = "cohorts of creators" if partitioning == "cohort" else "creators"
-    keys = [NOTE_PAGES_KEY, NOTES_KEY, METRICS_KEY]
     # Partitioned as their assets are (the layout's, from the project's first snapshot day).
     return (
         define_asset_job(
             name="snapshot_job",
-            selection=AssetSelection.assets(*keys),
+            selection=AssetSelection.assets(*snapshot_keys()),
             description=f"Fetch today's notes for a range of {members}, then rebuild their notes and metrics.",
         ),
         define_asset_job(
             name="analytics_rebuild_job",
-            selection=AssetSelection.assets(*keys[1:]),
+            selection=AssetSelection.assets(*snapshot_keys(calls_api=False)),
             description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
         ),
     )
@@ -109,7 +103,7 @@ NOTE_PAGES_OP = "raw__note_pages"
 COHORT_ROSTER_KEY = "pgy_pipeline/cohort_roster"
 creator_registry_job = define_asset_job(
     name="creator_registry_job",
-    selection=AssetSelection.assets(creators),
+    selection=AssetSelection.assets(CREATORS_KEY),
     description="Copy creator names, tags and active flags from the registry file into DuckDB.",
 )
 

@@ -16,7 +16,7 @@ They are written only by the ``raw/note_pages`` step, one of which fetches at a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from dagster import DagsterInstance
 
 from pgy_pipeline.orchestration.dagster_internals import read_value, write_value
+from pgy_pipeline.orchestration.raw_pages import is_empty_scan as is_empty_scan
 
 STREAKS_KEY = "pgy_pipeline/empty_streaks"
 WEEKLY_AFTER = 3  # empty snapshots in a row after which a creator is checked only weekly
@@ -131,11 +132,3 @@ def deferred_text(deferred: Mapping[str, EmptyStreak]) -> str:
         "Materialize one by hand to check it now, or take it out of the registry and add it back to "
         "check it daily again."
     )
-
-
-def is_empty_scan(pages: Sequence[Any]) -> bool:
-    """Whether stored pages are an 'empty' snapshot: code 0, no list items, total 0 (or none).
-
-    The same rule as ``scan_status = 'empty'`` in ``analytics.creator_snapshots``.
-    """
-    return bool(pages) and all(not p.items for p in pages) and not (pages[-1].total or 0)

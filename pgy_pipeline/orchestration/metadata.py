@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-from pgy_pipeline.warehouse.storage import PartitionKey
 from pgy_pipeline.warehouse.tables import relation
 
 
@@ -26,13 +25,6 @@ def column_schema(name: str) -> TableSchema:
     )
 
 
-def keys_text(keys: Iterable[PartitionKey], limit: int = 10) -> str:
-    """``creator|date, ...`` for a message, the first ``limit`` keys and a count of the rest."""
-    ordered = sorted(keys)
-    shown = ", ".join(f"{c}|{d.isoformat()}" for c, d in ordered[:limit])
-    return shown + (f" ... and {len(ordered) - limit} more" if len(ordered) > limit else "")
-
-
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A small markdown table for a UI preview (cells cut at 60 characters)."""
 
@@ -43,23 +35,3 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def creator_label(creator_id: str, names: Mapping[str, str]) -> str:
-    """``name (id)`` when the registry names the creator, else the id: people know creators by name."""
-    name = names.get(creator_id)
-    return f"{name} ({creator_id})" if name else creator_id
-
-
-def creators_tag(creator_ids: Sequence[str], names: Mapping[str, str], limit: int = 5) -> str:
-    """A run tag value naming the run's creators: all of them for a small run, else a count and the ends."""
-    ordered = list(dict.fromkeys(creator_ids))
-
-    def short(c: str) -> str:
-        return names.get(c) or c
-
-    if len(ordered) <= limit:
-        text = ", ".join(short(c) for c in ordered)
-    else:
-        text = f"{len(ordered)} creators: {short(ordered[0])} ... {short(ordered[-1])}"
-    return text[:200]

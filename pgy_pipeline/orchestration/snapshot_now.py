@@ -38,8 +38,8 @@ def snapshot(creator_id: str, *, refresh: bool = False) -> int:
 
     from pgy_pipeline.api.client import validate_creator_id
     from pgy_pipeline.definitions import Settings, build_defs
-    from pgy_pipeline.orchestration.assets import UNCHANGED
     from pgy_pipeline.orchestration.partitions import cohort_of, cohort_partition_key, partition_key
+    from pgy_pipeline.orchestration.raw_pages import UNCHANGED
     from pgy_pipeline.warehouse.keys import today_shanghai
 
     validate_creator_id(creator_id)  # a bad id is refused before anything else

@@ -14,7 +14,8 @@ from pgy_pipeline import clock
 from pgy_pipeline.api.ledger import ApiCall
 from pgy_pipeline.errors import BudgetExhaustedError
 from pgy_pipeline.orchestration.automation import build_daily_snapshot_schedule
-from pgy_pipeline.orchestration.budget import BudgetVerdict, CallBooks, read_spent_budget, record_verdict
+from pgy_pipeline.orchestration.budget import BudgetVerdict, read_spent_budget, record_verdict
+from pgy_pipeline.orchestration.call_books import CallBooks
 from pgy_pipeline.orchestration.partitions import SHANGHAI
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.warehouse.keys import today_shanghai
