@@ -44,6 +44,7 @@ from pgy_pipeline.orchestration.lake_maintenance import (
     lake_maintenance_job,
 )
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, SNAPSHOT_START_DATE, first_day_partitions
+from pgy_pipeline.orchestration.pugongying_assets import figures_in_snapshot_job
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import (
     FIGURE_CADENCES,
@@ -262,7 +263,9 @@ def build_defs(
         "creator_registry": settings.creator_registry,
         **resource_overrides,
     }
-    snapshot_job, analytics_rebuild_job = build_snapshot_jobs(layout)
+    snapshot_job, analytics_rebuild_job = build_snapshot_jobs(
+        layout, pugongying_figures=figures_in_snapshot_job(settings.pgy_api.pugongying_figures)
+    )
     jobs: list[Any] = [
         snapshot_job,
         analytics_rebuild_job,

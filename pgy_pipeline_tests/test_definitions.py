@@ -98,7 +98,9 @@ def test_a_range_run_created_where_the_definitions_are_built_plans_each_asset_on
     monkeypatch.delenv(PLANNED_EVENTS_VAR, raising=False)
     ids = setup_creators(instance, simulator, "planned", [2, 1, 3])
     built = build_defs(
-        Settings.from_env({"PGY_DUCKDB_PATH": duckdb_resource.database}), pgy_api=api, duckdb=duckdb_resource
+        Settings.from_env({"PGY_DUCKDB_PATH": duckdb_resource.database, "PGY_PUGONGYING_FIGURES": "off"}),
+        pgy_api=api,
+        duckdb=duckdb_resource,
     )
     result = built.resolve_job_def("snapshot_job").execute_in_process(instance=instance, tags=range_tags(ids))
     assert result.success
@@ -133,17 +135,35 @@ def test_the_snapshot_assets_are_declared_once_and_the_jobs_and_the_simulated_fl
     from pgy_pipeline.orchestration.resources import NO_TOKEN_WARNING
 
     declared = [a.key for a in SNAPSHOT_ASSETS]
-    assert declared == snapshot_keys() and snapshot_keys(calls_api=True) == declared[:1]
-    for layout in ("creator", "cohort"):
-        built = build_defs(Settings.from_env({"PGY_PARTITIONING": layout}))
+    assert declared == snapshot_keys()
+    assert [k.to_user_string() for k in snapshot_keys(calls_api=True)] == [
+        "raw/note_pages",
+        "raw/pugongying_note_rates",
+    ]
+    opt_in = {a.key for a in SNAPSHOT_ASSETS if a.opt_in}
+    assert {k.to_user_string() for k in opt_in} == {
+        "raw/pugongying_note_rates",
+        "analytics/pugongying_note_rates",
+    }
+    for layout, figures in (("creator", "daily"), ("cohort", "off"), ("creator", "weekly")):
+        env = {"PGY_PARTITIONING": layout, "PGY_PUGONGYING_FIGURES": figures}
+        built = build_defs(Settings.from_env(env))
         graph = built.resolve_asset_graph()
         repo = built.get_repository_def()
-        assert set(repo.get_job("snapshot_job").asset_layer.executable_asset_keys) == set(declared)
-        assert set(repo.get_job("analytics_rebuild_job").asset_layer.executable_asset_keys) == set(
+        wanted = set(declared) - (opt_in if figures == "off" else set())
+        assert set(repo.get_job("snapshot_job").asset_layer.executable_asset_keys) == wanted, env
+        assert set(repo.get_job("analytics_rebuild_job").asset_layer.executable_asset_keys) == wanted & set(
             snapshot_keys(calls_api=False)
-        )
+        ), env
         for key in declared:
             assert (graph.get(key).description or "").startswith(NO_TOKEN_WARNING), key
+
+
+def test_pugongying_figures_default_to_on_in_the_demo_and_off_on_real_data_and_a_bad_value_is_named():
+    assert Settings.from_env({}).pgy_api.pugongying_figures == "daily"
+    assert Settings.from_env({"JUSTONEAPI_TOKEN": "t"}).pgy_api.pugongying_figures == "off"
+    with pytest.raises(ValueError, match="PGY_PUGONGYING_FIGURES"):
+        Settings.from_env({"PGY_PUGONGYING_FIGURES": "hourly"})
 
 
 def test_a_declared_snapshot_asset_without_a_step_is_refused(monkeypatch):

@@ -20,6 +20,8 @@ CREATORS_KEY = AssetKey(["analytics", "creators"])
 PEER_PERCENTILES_KEY = AssetKey(["analytics", "creator_peer_percentiles"])
 ANOMALIES_KEY = AssetKey(["analytics", "anomalies"])
 REPORT_KEY = AssetKey(["reports", "creator_report"])
+PUGONGYING_RAW_KEY = AssetKey(["raw", "pugongying_note_rates"])
+PUGONGYING_KEY = AssetKey(["analytics", "pugongying_note_rates"])
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class SnapshotAsset:
     deps: tuple[AssetKey, ...] = ()
     checks: tuple[tuple[str, bool], ...] = ()  # (check name, blocking)
     calls_api: bool = False  # fetches from the API: left out of ``analytics_rebuild_job``
+    opt_in: bool = False  # in the jobs only when PGY_PUGONGYING_FIGURES is not 'off'
 
 
 NOTE_PAGES = SnapshotAsset(
@@ -58,10 +61,33 @@ METRICS = SnapshotAsset(
     deps=(NOTES_KEY,),
     checks=(("metric_rates_within_bounds", True),),
 )
+PUGONGYING_RAW = SnapshotAsset(
+    PUGONGYING_RAW_KEY,
+    "raw.pugongying_note_rates",
+    frozenset({"duckdb", "python"}),
+    "Pugongying's own note figures, each answer verbatim: at most 4 calls per creator (opt-in: "
+    "PGY_PUGONGYING_FIGURES).",
+    deps=(NOTES_KEY,),
+    calls_api=True,
+    opt_in=True,
+)
+PUGONGYING = SnapshotAsset(
+    PUGONGYING_KEY,
+    "analytics.pugongying_note_rates",
+    frozenset({"duckdb", "sql"}),
+    "Pugongying's own note figures typed, beside ours in analytics.metrics_vs_pugongying (no API call).",
+    deps=(PUGONGYING_RAW_KEY,),
+    opt_in=True,
+)
 # In dependency order: the snapshot job runs them in this order.
-SNAPSHOT_ASSETS: tuple[SnapshotAsset, ...] = (NOTE_PAGES, NOTES, METRICS)
+SNAPSHOT_ASSETS: tuple[SnapshotAsset, ...] = (NOTE_PAGES, NOTES, METRICS, PUGONGYING_RAW, PUGONGYING)
 
 
-def snapshot_keys(*, calls_api: bool | None = None) -> list[AssetKey]:
-    """The snapshot assets' keys; only those that do (True) or do not (False) call the API if given."""
-    return [a.key for a in SNAPSHOT_ASSETS if calls_api is None or a.calls_api == calls_api]
+def snapshot_keys(*, calls_api: bool | None = None, opt_in: bool = True) -> list[AssetKey]:
+    """The snapshot assets' keys; only those that do (True) or do not (False) call the API if given;
+    without the opt-in ones unless ``opt_in``."""
+    return [
+        a.key
+        for a in SNAPSHOT_ASSETS
+        if (calls_api is None or a.calls_api == calls_api) and (opt_in or not a.opt_in)
+    ]

@@ -54,6 +54,8 @@ from pgy_pipeline.orchestration.asset_keys import (
     METRICS_KEY,
     NOTE_PAGES_KEY,
     NOTES_KEY,
+    PUGONGYING_KEY,
+    PUGONGYING_RAW_KEY,
     SNAPSHOT_ASSETS,
     SnapshotAsset,
 )
@@ -65,6 +67,7 @@ from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
+from pgy_pipeline.orchestration.pugongying_assets import figures_raw_step, figures_rebuild
 from pgy_pipeline.orchestration.raw_pages import UNCHANGED, ApiAccess, Json, StepReport, StepRequest
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
@@ -530,6 +533,8 @@ STEPS: dict[AssetKey, Callable[[bool], StepFunction]] = {
     NOTE_PAGES_KEY: _raw_step,
     NOTES_KEY: _rebuild_step(_notes),
     METRICS_KEY: _rebuild_step(_creator_engagement_metrics),
+    PUGONGYING_RAW_KEY: figures_raw_step,
+    PUGONGYING_KEY: _rebuild_step(figures_rebuild),
 }
 
 
@@ -564,7 +569,7 @@ def build_snapshot_assets(partitioning: str = "creator") -> tuple[AssetsDefiniti
 
 
 # The default (creator x date) layout's assets, which most callers import directly.
-note_pages, notes, creator_engagement_metrics = build_snapshot_assets("creator")
+note_pages, notes, creator_engagement_metrics, pugongying_raw, pugongying = build_snapshot_assets("creator")
 
 
 @asset(

@@ -77,20 +77,21 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def build_snapshot_jobs(
-    partitioning: str = "creator",
+    partitioning: str = "creator", *, pugongying_figures: bool = False
 ) -> tuple[AssetJobDefinition, AssetJobDefinition]:
-    """``snapshot_job`` and ``analytics_rebuild_job`` over the layout's partitions."""
+    """``snapshot_job`` and ``analytics_rebuild_job`` over the layout's partitions; Pugongying's own
+    figures are in them only when asked for (PGY_PUGONGYING_FIGURES), since they cost calls."""
     members = "cohorts of creators" if partitioning == "cohort" else "creators"
     # Partitioned as their assets are (the layout's, from the project's first snapshot day).
     return (
         define_asset_job(
             name="snapshot_job",
-            selection=AssetSelection.assets(*snapshot_keys()),
+            selection=AssetSelection.assets(*snapshot_keys(opt_in=pugongying_figures)),
             description=f"Fetch today's notes for a range of {members}, then rebuild their notes and metrics.",
         ),
         define_asset_job(
             name="analytics_rebuild_job",
-            selection=AssetSelection.assets(*snapshot_keys(calls_api=False)),
+            selection=AssetSelection.assets(*snapshot_keys(calls_api=False, opt_in=pugongying_figures)),
             description="Rebuild notes and metrics from stored raw pages, for any date. Makes no API call.",
         ),
     )

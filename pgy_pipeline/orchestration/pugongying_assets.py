@@ -1,25 +1,18 @@
-"""Pugongying's own note figures beside ours: one step that fetches and stores them, opt-in.
+"""The steps of Pugongying's own note figures (declared in :data:`.asset_keys.SNAPSHOT_ASSETS`), opt-in.
 
-``PGY_PUGONGYING_FIGURES`` (``off``, ``daily`` or ``weekly``) decides whether the snapshot job takes
-this step (:func:`figures_in_snapshot_job`) and, when weekly, which creators are due. The calls go
-through the same transport as the notes list, so the same ledger (``meta.api_calls``, endpoint
-``notes_rate``), daily budget, guard, step lock and learned pace apply: nothing here is specific to
-the endpoint except which function is called and which tables are written.
+``raw/pugongying_note_rates`` fetches and stores each answer verbatim; ``analytics/pugongying_note_rates``
+types them from DuckDB with zero calls. ``PGY_PUGONGYING_FIGURES`` (``off``, ``daily`` or ``weekly``)
+decides whether the jobs take these steps (:func:`figures_in_snapshot_job`) and, when weekly, which
+creators are due. The calls go through the same transport as the notes list, so the same ledger
+(``meta.api_calls``, endpoint ``notes_rate``), daily budget, guard, step lock and learned pace apply:
+nothing here is specific to the endpoint except which function is called and which tables are written.
 """
 
-
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    BackfillPolicy,
-    Failure,
-    MaterializeResult,
-    multi_asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult
 
 from pgy_pipeline.api.notes_rate import RefreshOutcome, refresh_creators
 from pgy_pipeline.api.pacing import AdaptivePacer
@@ -32,11 +25,10 @@ from pgy_pipeline.errors import (
 from pgy_pipeline.locks import API_LOCK
 from pgy_pipeline.orchestration.budget import CallBooks
 from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.metadata import column_schema
 from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
-from pgy_pipeline.orchestration.partitions import note_partitions, partition_key
+from pgy_pipeline.orchestration.partitions import partition_key
 from pgy_pipeline.orchestration.resources import FIGURE_CADENCES, PgyApiResource, PgyDuckDBResource
-from pgy_pipeline.orchestration.scope import creator_scope
+from pgy_pipeline.orchestration.scope import creator_scope, stored_scope
 from pgy_pipeline.warehouse.keys import PartitionKey, today_shanghai
 from pgy_pipeline.warehouse.ledger import (
     CallJournal,
@@ -46,12 +38,15 @@ from pgy_pipeline.warehouse.ledger import (
     read_pending,
     write_pending,
 )
-from pgy_pipeline.warehouse.note_rates import last_fetched_on, listed_notes, replace_note_rates
+from pgy_pipeline.warehouse.note_rates import (
+    last_fetched_on,
+    listed_notes,
+    rebuild_note_rates,
+    replace_note_rates,
+    typed_rows,
+)
 from pgy_pipeline.warehouse.schema import ensure_schema
-from pgy_pipeline.warehouse.tables import PUGONGYING_NOTE_RATES, RAW_PUGONGYING_NOTE_RATES
 
-RAW_NOTE_RATES_KEY = AssetKey(["raw", "pugongying_note_rates"])
-NOTE_RATES_KEY = AssetKey(["analytics", "pugongying_note_rates"])
 WEEKLY_DAYS = 7
 
 
@@ -104,81 +99,103 @@ def _status(key: PartitionKey, answers: dict[PartitionKey, Any], outcome: Refres
     return "not due (PGY_PUGONGYING_FIGURES=weekly) or off"
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            RAW_NOTE_RATES_KEY,
-            description="Pugongying's own note figures, each answer verbatim (opt-in: PGY_PUGONGYING_FIGURES).",
-            deps=[AssetKey(["raw", "note_pages"])],
-            group_name="pugongying",
-            kinds={"duckdb"},
-            metadata={"dagster/column_schema": column_schema(RAW_PUGONGYING_NOTE_RATES.name)},
-        ),
-        AssetSpec(
-            NOTE_RATES_KEY,
-            description="Pugongying's own note figures, typed beside ours (analytics.metrics_vs_pugongying).",
-            deps=[RAW_NOTE_RATES_KEY],
-            group_name="pugongying",
-            kinds={"duckdb"},
-            metadata={"dagster/column_schema": column_schema(PUGONGYING_NOTE_RATES.name)},
-        ),
-    ],
-    partitions_def=note_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-)
-def pugongying_note_rates(
-    context: AssetExecutionContext, pgy_api: PgyApiResource, duckdb: PgyDuckDBResource
-) -> Any:
-    """Fetch Pugongying's figures of today's partitions (at most 4 calls each) and store them typed."""
-    keys = creator_scope(context).keys
+def _fetch_and_store(
+    context: AssetExecutionContext,
+    pgy_api: PgyApiResource,
+    duckdb: PgyDuckDBResource,
+    keys: list[PartitionKey],
+) -> tuple[dict[PartitionKey, Any], RefreshOutcome, dict[str, int]]:
+    """Plan (who is due), spend (the calls, under the budget) and write (answers with their ledger rows)."""
+    today = today_shanghai()
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+        ensure_schema(conn)
+        write_pending(conn, duckdb.spool_path)
+        billed_before = billed_calls_on(conn, today)
+        listed = listed_notes(conn, keys)
+        creators = sorted(c for c, _ in keys)
+        due = _due(pgy_api.pugongying_figures, creators, last_fetched_on(conn, creators), today)
+    books = CallBooks(CallJournal(duckdb.spool_path, context.run_id, today), pgy_api.budget, billed_before)
+    outcome = (
+        _fetch(context, pgy_api, books, {c: listed.get((c, today), 0) for c in due})
+        if due
+        else RefreshOutcome()
+    )
+    books.journal.close()
+    over = {c for c, e in outcome.failures.items() if isinstance(e, BudgetExhaustedError)}
+    outcome.deferred = sorted({*outcome.deferred, *over})
+    outcome.failures = {c: e for c, e in outcome.failures.items() if c not in over}
+    answers = {(c, today): a for c, a in outcome.answers.items()}
+    pending = read_pending(duckdb.spool_path)
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+        replace_note_rates(conn, answers, also=lambda c: insert_calls(c, pending))
+    discard(pending)
+    return answers, outcome, books.journal.totals()
+
+
+def _figures_raw(
+    context: AssetExecutionContext,
+    pgy_api: PgyApiResource,
+    duckdb: PgyDuckDBResource,
+    keys: list[PartitionKey],
+) -> MaterializeResult:
     today = today_shanghai()
     past = sorted({d for _, d in keys if d != today})
     if past:
         raise PastSnapshotDateError(
             f"Pugongying's figures can only be fetched for today ({today.isoformat()}, Asia/Shanghai); "
-            f"the run asked for {', '.join(d.isoformat() for d in past)}"
+            f"the run asked for {', '.join(d.isoformat() for d in past)}. No API call was made."
         )
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
-        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
-            ensure_schema(conn)
-            write_pending(conn, duckdb.spool_path)
-            billed_before = billed_calls_on(conn, today)
-            listed = listed_notes(conn, keys)
-            due = _due(
-                pgy_api.pugongying_figures,
-                sorted(c for c, _ in keys),
-                last_fetched_on(conn, [c for c, _ in keys]),
-                today,
-            )
-        books = CallBooks(
-            CallJournal(duckdb.spool_path, context.run_id, today), pgy_api.budget, billed_before
-        )
-        outcome = _fetch(context, pgy_api, books, {c: listed.get((c, today), 0) for c in due})
-        deferred = {c for c, e in outcome.failures.items() if isinstance(e, BudgetExhaustedError)}
-        outcome.deferred += sorted(deferred)
-        for c in deferred:
-            outcome.failures.pop(c)
-        answers = {(c, today): a for c, a in outcome.answers.items()}
-        pending = read_pending(duckdb.spool_path)
-        with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
-            rows = replace_note_rates(conn, answers, also=lambda c: insert_calls(c, pending))
-        discard(pending)
-    spent = books.journal.totals()
+        answers, outcome, spent = _fetch_and_store(context, pgy_api, duckdb, keys)
     context.log.info(
-        f"Pugongying's figures: {len(answers)} creator(s) fetched, {rows} answer(s), {spent.get('calls', 0)} call(s); "
-        f"{len(outcome.deferred)} deferred by the budget, {len(outcome.failures)} failed"
+        f"Pugongying's figures: {len(answers)} creator(s) fetched, {spent['calls']} call(s) "
+        f"({spent['billed_calls']} billed); {len(outcome.deferred)} deferred by the budget, "
+        f"{len(outcome.failures)} failed"
     )
     for key in keys:
-        status = _status(key, answers, outcome)
-        for asset_key in (RAW_NOTE_RATES_KEY, NOTE_RATES_KEY):
-            context.add_asset_metadata(
-                {"status": status}, asset_key=asset_key, partition_key=partition_key(*key)
-            )
+        figures = {"status": _status(key, answers, outcome), "answers": len(answers.get(key, []))}
+        context.add_asset_metadata(figures, partition_key=partition_key(*key))
     if outcome.failures:
         # What succeeded is stored; the run fails so that the failed creators are retried.
         raise Failure(
             description=f"{len(outcome.failures)} creator(s) failed: "
             + "; ".join(f"{c}: {e}" for c, e in sorted(outcome.failures.items())[:5])
         )
-    yield MaterializeResult(asset_key=RAW_NOTE_RATES_KEY)
-    yield MaterializeResult(asset_key=NOTE_RATES_KEY)
+    return MaterializeResult(
+        metadata={"run_total/calls": spent["calls"], "run_total/billed_calls": spent["billed_calls"]}
+    )
+
+
+def figures_raw_step(by_cohort: bool) -> Callable[..., MaterializeResult]:
+    """``raw/pugongying_note_rates``'s function: the creators are today's partitions (in the cohort
+    layout, the creators whose notes are stored for the run's dates)."""
+
+    def fetch(
+        context: AssetExecutionContext, pgy_api: PgyApiResource, duckdb: PgyDuckDBResource
+    ) -> MaterializeResult:
+        if by_cohort:
+            with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+                keys = stored_scope(context, conn).keys
+        else:
+            keys = creator_scope(context).keys
+        return _figures_raw(context, pgy_api, duckdb, keys)
+
+    return fetch
+
+
+def figures_rebuild(
+    context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool
+) -> MaterializeResult:
+    """``analytics/pugongying_note_rates``: the stored answers typed again, zero calls."""
+    scope = None if by_cohort else creator_scope(context)
+    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+        ensure_schema(conn)
+        keys = (scope or stored_scope(context, conn)).keys
+        rebuild_note_rates(conn, keys)
+        counts = typed_rows(conn, keys)
+    if not by_cohort:
+        for key in keys:
+            context.add_asset_metadata(
+                {"dagster/row_count": counts.get(key, 0)}, partition_key=partition_key(*key)
+            )
+    return MaterializeResult(metadata={"run_total/rows": sum(counts.values())})

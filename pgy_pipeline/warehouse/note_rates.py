@@ -51,8 +51,9 @@ def replace_note_rates(
     answers_by_key: dict[PartitionKey, list[NoteRateAnswer]],
     also: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
 ) -> int:
-    """Replace the answers of every partition in ``answers_by_key`` and their typed rows in one
-    transaction; ``also`` runs inside it (the ledger's rows go in with the answers they paid for)."""
+    """Replace the answers of every partition in ``answers_by_key`` in one transaction; ``also`` runs
+    inside it (the ledger's rows go in with the answers they paid for). :func:`rebuild_note_rates`
+    types them."""
     table = answers_table(answers_by_key)
 
     def write() -> None:
@@ -62,7 +63,6 @@ def replace_note_rates(
                 "WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
             )
             insert_arrow(conn, RAW_PUGONGYING_NOTE_RATES, table)
-            _replace_typed(conn)
             if also is not None:
                 also(conn)
 
@@ -96,5 +96,15 @@ def listed_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) 
         rows = conn.execute(
             "SELECT k.creator_id, k.snapshot_date, count(n.note_id) FROM _keys AS k "
             "LEFT JOIN analytics.notes AS n USING (creator_id, snapshot_date) GROUP BY ALL"
+        ).fetchall()
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def typed_rows(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
+    """Rows of ``analytics.pugongying_note_rates`` per partition among ``keys``."""
+    with partition_keys(conn, keys):
+        rows = conn.execute(
+            f"SELECT creator_id, snapshot_date, count(*) FROM {PUGONGYING_NOTE_RATES.name} "
+            "JOIN _keys USING (creator_id, snapshot_date) GROUP BY ALL"
         ).fetchall()
     return {(r[0], r[1]): int(r[2]) for r in rows}

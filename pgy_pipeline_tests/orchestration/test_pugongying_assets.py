@@ -7,11 +7,11 @@ import duckdb
 import pytest
 
 from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
-from pgy_pipeline.orchestration.pugongying_assets import pugongying_note_rates
+from pgy_pipeline.orchestration.assets import pugongying, pugongying_raw
 from pgy_pipeline.simulator.data import hidden_counters
 from pgy_pipeline_tests.conftest import fast_api, run_pipeline, setup_creators
 
-ASSETS = [note_pages, notes, creator_engagement_metrics, pugongying_note_rates]
+ASSETS = [note_pages, notes, creator_engagement_metrics, pugongying_raw, pugongying]
 
 
 def rows(db_path: str, sql: str, params: list | None = None) -> list[dict]:
