@@ -24,6 +24,8 @@ ASSETS = {
     "analytics/creator_peer_percentiles",
     "analytics/anomalies",
     "reports/creator_report",
+    "raw/pugongying_note_rates",
+    "analytics/pugongying_note_rates",
 }
 JOBS = {"snapshot_job", "analytics_rebuild_job", "creator_registry_job", "api_guard_reset_job", "analyst_job"}
 

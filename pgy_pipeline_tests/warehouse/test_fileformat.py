@@ -16,7 +16,7 @@ from pgy_pipeline.errors import StorageFormatError
 from pgy_pipeline.warehouse import fileformat
 from pgy_pipeline.warehouse.analyst import rebuild_anomalies, rebuild_peer_percentiles
 from pgy_pipeline.warehouse.fileformat import file_storage_version, needs_conversion
-from pgy_pipeline.warehouse.note_rates import replace_note_rates
+from pgy_pipeline.warehouse.note_rates import rebuild_note_rates, replace_note_rates
 from pgy_pipeline.warehouse.schema import LATEST_VERSION, file_version, migrate
 from pgy_pipeline.warehouse.storage import claim_data_source, connect
 from pgy_pipeline_tests.analyst_support import fixture_roster, write_creators, write_snapshots
@@ -92,6 +92,7 @@ def test_a_duckdb_2_file_with_rows_in_every_table_is_converted_with_nothing_lost
         creator, day = roster.creators[0].creator_id, roster.days[-1]
         rate = NoteRateAnswer(creator, NotesRateQuery(), datetime(2026, 3, 10, 2, tzinfo=UTC), 1, 3, recorded)
         replace_note_rates(conn, {(creator, day): [rate]})
+        rebuild_note_rates(conn, [(creator, day)])
     assert storage_of(path) == "v2.0.0+"
     before = every_row(path)
     empty = [n for n, rows in before.items() if not rows and not n.startswith("meta.api_calls_daily")]

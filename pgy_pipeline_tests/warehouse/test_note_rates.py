@@ -35,6 +35,7 @@ def conn(tmp_path):
                 ]
             },
         )
+        rebuild_note_rates(c, [(CREATOR, DAY)])
         yield c
 
 
