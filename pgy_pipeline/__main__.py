@@ -1,7 +1,7 @@
-"""``python -m pgy_pipeline snapshot CREATOR_ID [--refresh]``: see :mod:`pgy_pipeline.orchestration.snapshot_now`."""
+"""``python -m pgy_pipeline snapshot CREATOR_ID [--refresh]``: see :mod:`pgy_pipeline.commands`."""
 
 import sys
 
-from pgy_pipeline.orchestration.snapshot_now import main
+from pgy_pipeline.commands import main
 
 sys.exit(main())

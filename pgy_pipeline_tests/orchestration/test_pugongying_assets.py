@@ -6,8 +6,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pgy_pipeline.orchestration.assets import creator_engagement_metrics, note_pages, notes
-from pgy_pipeline.orchestration.assets import pugongying, pugongying_raw
+from pgy_pipeline.orchestration.assets import (
+    creator_engagement_metrics,
+    note_pages,
+    notes,
+    pugongying,
+    pugongying_raw,
+)
 from pgy_pipeline.simulator.data import hidden_counters
 from pgy_pipeline_tests.conftest import fast_api, run_pipeline, setup_creators
 

@@ -18,7 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+from pgy_pipeline.definitions import Settings, build_defs
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dagster_home() -> Path:
@@ -37,7 +39,6 @@ def snapshot(creator_id: str, *, refresh: bool = False) -> int:
     from dagster import DagsterInstance
 
     from pgy_pipeline.api.client import validate_creator_id
-    from pgy_pipeline.definitions import Settings, build_defs
     from pgy_pipeline.orchestration.partitions import cohort_of, cohort_partition_key, partition_key
     from pgy_pipeline.orchestration.raw_pages import UNCHANGED
     from pgy_pipeline.warehouse.keys import today_shanghai
@@ -92,7 +93,6 @@ def demo_history(days: int) -> int:
     from dagster import DagsterInstance
 
     from pgy_pipeline import clock
-    from pgy_pipeline.definitions import Settings, build_defs
     from pgy_pipeline.errors import InvalidInputError
     from pgy_pipeline.orchestration.automation import range_tags
 
