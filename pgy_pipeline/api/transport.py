@@ -187,7 +187,7 @@ CODE_TABLE: dict[int, tuple[type[ApiError], str]] = {
         "treated like the daily quota, no more calls until tomorrow (Asia/Shanghai)",
     ),
     303: (QuotaExceededError, "daily quota exceeded: no more calls until tomorrow (Asia/Shanghai)"),
-    600: (PermissionDeniedError, "permission denied: this account may not call the notes endpoint"),
+    600: (PermissionDeniedError, "permission denied: this account may not call this endpoint"),
     601: (InsufficientBalanceError, "insufficient balance: top up the Just One API account, then retry"),
     # A per-token spending cap. No vendor text says when (or whether) it resets, so it is not treated
     # as a daily quota: calls stay paused until an operator has raised the cap and clears the guard.
