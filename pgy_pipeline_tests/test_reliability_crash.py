@@ -39,6 +39,7 @@ from pgy_pipeline.warehouse.storage import (
 )
 from pgy_pipeline_tests.conftest import (
     TEST_TOKEN,
+    clean_env,
     fast_api,
     run_pipeline,
     setup_creators,
@@ -328,7 +329,7 @@ SNAPSHOT_SELECTION = "raw/note_pages,analytics/notes,analytics/creator_engagemen
 def cli_materialize(home, db_path, simulator, ids, log_path) -> subprocess.Popen:
     """``dagster asset materialize`` on the project's own definitions, in a process group of its own
     (its steps run in child processes: Dagster's default multiprocess executor)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env = clean_env()
     env.update(
         DAGSTER_HOME=str(home),
         JUSTONEAPI_TOKEN=TEST_TOKEN,

@@ -33,7 +33,7 @@ import yaml
 from pgy_pipeline.orchestration.partitions import today_shanghai
 from pgy_pipeline.simulator import Simulator
 from pgy_pipeline.warehouse.replica import replica_path
-from pgy_pipeline_tests.conftest import creator_ids
+from pgy_pipeline_tests.conftest import clean_env, creator_ids
 from pgy_pipeline_tests.reliability_support import record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -174,11 +174,7 @@ def dagster_dev(tmp_path: Path, simulator: Simulator) -> Iterator[tuple[DagsterD
         )
     )
     db_path = tmp_path / "pgy.duckdb"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PGY_", "JUSTONEAPI_", "MOTHERDUCK_", "DAGSTER_"))
-    }
+    env = {k: v for k, v in clean_env().items() if not k.startswith("MOTHERDUCK_")}
     env.update(
         JUSTONEAPI_TOKEN=simulator.token,
         JUSTONEAPI_BASE_URL=simulator.base_url,
@@ -571,7 +567,7 @@ def test_concurrent_runs_share_the_api_limits_and_the_duckdb_file(
     registry = tmp_path / "creators.yaml"
     registry.write_text("creators: []\n")  # partitions are added below, so no sensor run interferes
     db_path = tmp_path / "pgy.duckdb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGY_", "JUSTONEAPI_", "DAGSTER_"))}
+    env = clean_env()
     env.update(
         JUSTONEAPI_TOKEN=simulator.token,
         JUSTONEAPI_BASE_URL=simulator.base_url,

@@ -7,14 +7,17 @@ was made); a run for a day that has ended is refused before any call, naming tod
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 import duckdb
 
 from pgy_pipeline import clock
+from pgy_pipeline.clock import SHIFT_VAR
 from pgy_pipeline.warehouse.keys import SHANGHAI, today_shanghai
 from pgy_pipeline.warehouse.ledger import billed_calls_on
-from pgy_pipeline_tests.conftest import creator_ids, run_pipeline, step_failure_messages
+from pgy_pipeline_tests.conftest import clean_env, creator_ids, run_pipeline, step_failure_messages
 
 YESTERDAY = today_shanghai() - timedelta(days=1)
 
@@ -64,3 +67,18 @@ def test_a_run_for_yesterday_that_starts_after_midnight_is_refused_before_any_ca
         f"{c}|{today.isoformat()}" for c in sorted(ids)
     ) in (message)
     assert "No API call was made" in message
+
+
+def test_every_test_process_started_with_a_clean_environment_keeps_the_suites_clock_shift():
+    """A process started from an environment stripped of the project's settings would read the
+    unshifted clock: near midnight it sees another day than the suite (a CI run started at 23:50
+    Asia/Shanghai once failed three tests so). ``conftest.clean_env`` keeps the shift."""
+    tests = Path(__file__).resolve().parent.parent
+    stripping = re.compile(r"startswith\(\(\s*\"PGY_\"")
+    offenders = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.rglob("*.py"))
+        if path.name != "conftest.py" and stripping.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+    assert SHIFT_VAR in clean_env()
