@@ -100,3 +100,18 @@ def test_off_means_no_call_to_the_endpoint(instance, simulator, duckdb_resource,
     run_pipeline(instance, fast_api(simulator, pugongying_figures="off"), duckdb_resource, ids, assets=ASSETS)
     assert [c.endpoint for c in simulator.calls] == ["notes"] * len(simulator.calls)
     assert rows(db_path, "SELECT count(*) AS n FROM raw.pugongying_note_rates")[0]["n"] == 0
+
+
+def test_the_cadence_decides_who_is_due_and_a_bad_one_is_named_before_any_call():
+    from datetime import date, timedelta
+
+    from pgy_pipeline.errors import InvalidParameterError
+    from pgy_pipeline.orchestration.pugongying_assets import _due
+
+    today = date(2026, 12, 5)
+    last = {"a": today - timedelta(days=7), "b": today - timedelta(days=6)}
+    assert _due("daily", ["a", "b", "c"], last, today) == ["a", "b", "c"]
+    assert _due("weekly", ["a", "b", "c"], last, today) == ["a", "c"]  # c: never fetched
+    assert _due("off", ["a", "b", "c"], last, today) == []
+    with pytest.raises(InvalidParameterError, match="PGY_PUGONGYING_FIGURES"):
+        _due("hourly", ["a"], last, today)
