@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from pgy_pipeline import clock
-from pgy_pipeline.api.endpoint import Endpoint, Where, enum_value, shown, validate_creator_id
+from pgy_pipeline.api.endpoint import Endpoint, Where, check_enum_fields, shown, validate_creator_id
 from pgy_pipeline.api.transport import DEFAULT_BASE_URL, Transport
 from pgy_pipeline.errors import InvalidParameterError, UnexpectedResponseError
 
@@ -82,13 +82,14 @@ class NotesQuery:
     is_third_platform: IsThirdPlatform | str = IsThirdPlatform.NO
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "advertise_switch", enum_value(AdvertiseSwitch, "advertiseSwitch", self.advertise_switch)
-        )
-        object.__setattr__(self, "order_type", enum_value(OrderType, "orderType", self.order_type))
-        object.__setattr__(self, "note_type", enum_value(NoteType, "noteType", self.note_type))
-        object.__setattr__(
-            self, "is_third_platform", enum_value(IsThirdPlatform, "isThirdPlatform", self.is_third_platform)
+        check_enum_fields(
+            self,
+            {
+                "advertise_switch": (AdvertiseSwitch, "advertiseSwitch"),
+                "order_type": (OrderType, "orderType"),
+                "note_type": (NoteType, "noteType"),
+                "is_third_platform": (IsThirdPlatform, "isThirdPlatform"),
+            },
         )
 
     @property
@@ -356,7 +357,10 @@ class PgyClient(Transport):
 
 
 def _whole(value: object) -> int | None:
+    """``data.total`` as an int, None when absent or not a number."""
+    if not isinstance(value, int | float | str):
+        return None
     try:
-        return int(value) if value is not None else None  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return None

@@ -87,3 +87,10 @@ def enum_value(enum: type[StrEnum], name: str, value: object) -> StrEnum:
     raise InvalidParameterError(
         f"invalid {name} {shown(value)}: must be one of {allowed}. No API call was made."
     )
+
+
+def check_enum_fields(query: object, fields: Mapping[str, tuple[type[StrEnum], str]]) -> None:
+    """In a frozen query's ``__post_init__``: each field ``attr -> (enum, wire name)`` becomes its enum
+    member, or the query is refused naming the parameter (see :func:`enum_value`)."""
+    for attr, (enum, name) in fields.items():
+        object.__setattr__(query, attr, enum_value(enum, name, getattr(query, attr)))

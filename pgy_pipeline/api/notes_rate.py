@@ -20,9 +20,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from pgy_pipeline import clock
-from pgy_pipeline.api.endpoint import Endpoint, Where, enum_value, validate_creator_id
+from pgy_pipeline.api.endpoint import Endpoint, Where, check_enum_fields, validate_creator_id
 from pgy_pipeline.api.transport import Transport
-from pgy_pipeline.errors import AccountError, PgyError, UnexpectedResponseError
+from pgy_pipeline.errors import PgyError, UnexpectedResponseError
 
 NOTES_RATE = Endpoint(
     name="notes_rate",
@@ -62,13 +62,14 @@ class NotesRateQuery:
     advertise_switch: RateAdvertiseSwitch | str = RateAdvertiseSwitch.ALL
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "business", enum_value(Business, "business", self.business))
-        object.__setattr__(self, "note_type", enum_value(RateNoteType, "noteType", self.note_type))
-        object.__setattr__(self, "date_type", enum_value(DateType, "dateType", self.date_type))
-        object.__setattr__(
+        check_enum_fields(
             self,
-            "advertise_switch",
-            enum_value(RateAdvertiseSwitch, "advertiseSwitch", self.advertise_switch),
+            {
+                "business": (Business, "business"),
+                "note_type": (RateNoteType, "noteType"),
+                "date_type": (DateType, "dateType"),
+                "advertise_switch": (RateAdvertiseSwitch, "advertiseSwitch"),
+            },
         )
 
     def params(self, creator_id: str) -> dict[str, str]:
@@ -137,14 +138,14 @@ def refresh_note_rates(transport: Transport, creator_id: str, listed_notes: int)
     ``listed_notes`` is how many notes the notes list holds for the creator on the same day.
     """
     answers: list[NoteRateAnswer] = []
-    empty_90: set[str] = set()
+    empty_over_90_days: set[str] = set()  # businesses whose 30-day call is skipped
     for query in REFRESH_QUERIES:
-        if query.date_type == DateType.DAY_30 and str(query.business) in empty_90:
+        if query.date_type == DateType.DAY_30 and str(query.business) in empty_over_90_days:
             continue
         answer = fetch_note_rate(transport, creator_id, query)
         answers.append(answer)
-        if answer.note_number == 0:
-            empty_90.add(str(query.business))
+        if answer.note_number == 0 and query.date_type == DateType.DAY_90:
+            empty_over_90_days.add(str(query.business))
             if listed_notes == 0 and len(answers) == 1:
                 break  # nothing listed and nothing daily on Pugongying: the creator is off it
     return answers
@@ -164,14 +165,13 @@ def refresh_creators(transport: Transport, listed: dict[str, int]) -> RefreshOut
 
     The transport's hooks may decline a creator before its first call (the daily budget: at most 4
     calls each); a creator that fails keeps none of its answers, so a partition is whole or absent.
-    An account error stops the creators not yet started.
+    After an account error the transport's circuit breaker refuses every later call, so the
+    creators not yet started fail at once, without reaching the service.
     """
     outcome = RefreshOutcome()
     hooks = transport.hooks
 
     def one(creator_id: str) -> None:
-        if any(isinstance(e, AccountError) for e in outcome.failures.values()):
-            return
         if hooks is not None and not hooks.before_creator(creator_id, len(REFRESH_QUERIES)):
             outcome.deferred.append(creator_id)
             return

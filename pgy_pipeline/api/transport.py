@@ -345,10 +345,6 @@ class Transport:
             headers={"User-Agent": "pgy_pipeline"},
         )
 
-    @property
-    def max_attempts(self) -> int:
-        return self.retry.max_attempts
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, token=***)"
 

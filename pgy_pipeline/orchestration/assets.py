@@ -43,12 +43,11 @@ from dagster import (
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
-from pgy_pipeline.api.client import NotesQuery, PgyClient
-from pgy_pipeline.api.ledger import CallHooks
-from pgy_pipeline.api.pacing import AdaptivePacer
+from pgy_pipeline.api.client import NotesQuery
 from pgy_pipeline.errors import InvalidParameterError
 from pgy_pipeline.locks import API_LOCK
 from pgy_pipeline.orchestration import raw_pages
+from pgy_pipeline.orchestration.api_access import api_access
 from pgy_pipeline.orchestration.asset_keys import (
     CREATORS_KEY,
     METRICS_KEY,
@@ -62,13 +61,12 @@ from pgy_pipeline.orchestration.asset_keys import (
 from pgy_pipeline.orchestration.budget import record_verdict
 from pgy_pipeline.orchestration.dagster_internals import tag_run
 from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, record_snapshots
-from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
+from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_text
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
-from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
 from pgy_pipeline.orchestration.pugongying_assets import figures_raw_step, figures_rebuild
-from pgy_pipeline.orchestration.raw_pages import UNCHANGED, ApiAccess, Json, StepReport, StepRequest
+from pgy_pipeline.orchestration.raw_pages import UNCHANGED, Json, StepReport, StepRequest
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
 from pgy_pipeline.orchestration.resources import PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.orchestration.scope import StepScope, creator_scope, fetch_scope, stored_scope
@@ -197,22 +195,6 @@ def _request(
     )
 
 
-def _api_access(context: AssetExecutionContext, pgy_api: PgyApiResource) -> ApiAccess:
-    """The client for the fetch phase: refused while the guard holds, at the pace the last run
-    learned, which it leaves for the next."""
-    pace_at = f"{pgy_api.data_source}:{pgy_api.base_url}"
-
-    def open_client(hooks: CallHooks) -> PgyClient:
-        raise_if_guarded(context.instance)
-        return pgy_api.get_client(learned=read_pace(context.instance, pace_at), hooks=hooks)
-
-    def close_client(client: PgyClient) -> None:
-        if isinstance(client.pacer, AdaptivePacer):
-            write_pace(context.instance, pace_at, client.pacer.state())
-
-    return ApiAccess(open_client, close_client, context.log.info)
-
-
 def _after_spending(
     context: AssetExecutionContext, request: StepRequest, spending: raw_pages.Spending, names: dict[str, str]
 ) -> None:
@@ -319,7 +301,7 @@ def _note_pages(
             )
             + planned.describe()
         )
-        spending = raw_pages.spend(request, planned, _api_access(context, pgy_api))
+        spending = raw_pages.spend(request, planned, api_access(context, pgy_api))
         _after_spending(context, request, spending, names)
         pending = raw_pages.pending_calls(request)
         with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(spending.pages)) as conn:

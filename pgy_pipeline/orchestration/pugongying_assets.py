@@ -13,9 +13,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult
+from duckdb import DuckDBPyConnection
 
 from pgy_pipeline.api.notes_rate import RefreshOutcome, refresh_creators
-from pgy_pipeline.api.pacing import AdaptivePacer
 from pgy_pipeline.errors import (
     AccountError,
     BudgetExhaustedError,
@@ -23,9 +23,9 @@ from pgy_pipeline.errors import (
     PastSnapshotDateError,
 )
 from pgy_pipeline.locks import API_LOCK
+from pgy_pipeline.orchestration.api_access import api_access
 from pgy_pipeline.orchestration.budget import CallBooks
-from pgy_pipeline.orchestration.guard import raise_if_guarded, trip_guard
-from pgy_pipeline.orchestration.pace_memory import read_pace, write_pace
+from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.partitions import partition_key
 from pgy_pipeline.orchestration.resources import FIGURE_CADENCES, PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.orchestration.scope import creator_scope, stored_scope
@@ -72,16 +72,14 @@ def _due(cadence: str, creators: list[str], last: dict[str, date], today: date) 
 def _fetch(
     context: AssetExecutionContext, pgy_api: PgyApiResource, books: CallBooks, listed: dict[str, int]
 ) -> RefreshOutcome:
-    raise_if_guarded(context.instance)
-    pace_at = f"{pgy_api.data_source}:{pgy_api.base_url}"
-    client = pgy_api.get_client(learned=read_pace(context.instance, pace_at), hooks=books)
+    """The calls, through the client every API step gets; an account error trips the guard."""
+    access = api_access(context, pgy_api)
+    client = access.open_client(books)
     try:
         outcome = refresh_creators(client, listed)
     finally:
         client.close()
-        books.journal.close()
-        if isinstance(client.pacer, AdaptivePacer):
-            write_pace(context.instance, pace_at, client.pacer.state())
+        access.close_client(client)
     account = next((e for e in outcome.failures.values() if isinstance(e, AccountError)), None)
     if account is not None:
         context.log.error(trip_guard(context.instance, account).describe())
@@ -99,28 +97,39 @@ def _status(key: PartitionKey, answers: dict[PartitionKey, Any], outcome: Refres
     return "not due (PGY_PUGONGYING_FIGURES=weekly) or off"
 
 
+def _refuse_past_days(keys: list[PartitionKey], today: date) -> None:
+    past = sorted({d for _, d in keys if d != today})
+    if past:
+        raise PastSnapshotDateError(
+            f"Pugongying's figures can only be fetched for today ({today.isoformat()}, Asia/Shanghai); "
+            f"the run asked for {', '.join(d.isoformat() for d in past)}. No API call was made."
+        )
+
+
+Scope = Callable[[DuckDBPyConnection], list[PartitionKey]]
+
+
 def _fetch_and_store(
-    context: AssetExecutionContext,
-    pgy_api: PgyApiResource,
-    duckdb: PgyDuckDBResource,
-    keys: list[PartitionKey],
-) -> tuple[dict[PartitionKey, Any], RefreshOutcome, dict[str, int]]:
-    """Plan (who is due), spend (the calls, under the budget) and write (answers with their ledger rows)."""
+    context: AssetExecutionContext, pgy_api: PgyApiResource, duckdb: PgyDuckDBResource, scope: Scope
+) -> tuple[list[PartitionKey], dict[PartitionKey, Any], RefreshOutcome, dict[str, int]]:
+    """Plan (who is due), spend (the calls, under the budget) and write (answers with their ledger
+    rows). ``scope`` gives the step's keys, read in the planning connection."""
     today = today_shanghai()
     with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
         ensure_schema(conn)
+        keys = scope(conn)
+        _refuse_past_days(keys, today)
         write_pending(conn, duckdb.spool_path)
         billed_before = billed_calls_on(conn, today)
         listed = listed_notes(conn, keys)
         creators = sorted(c for c, _ in keys)
         due = _due(pgy_api.pugongying_figures, creators, last_fetched_on(conn, creators), today)
     books = CallBooks(CallJournal(duckdb.spool_path, context.run_id, today), pgy_api.budget, billed_before)
-    outcome = (
-        _fetch(context, pgy_api, books, {c: listed.get((c, today), 0) for c in due})
-        if due
-        else RefreshOutcome()
-    )
-    books.journal.close()
+    try:
+        wanted = {c: listed.get((c, today), 0) for c in due}
+        outcome = _fetch(context, pgy_api, books, wanted) if due else RefreshOutcome()
+    finally:
+        books.journal.close()
     over = {c for c, e in outcome.failures.items() if isinstance(e, BudgetExhaustedError)}
     outcome.deferred = sorted({*outcome.deferred, *over})
     outcome.failures = {c: e for c, e in outcome.failures.items() if c not in over}
@@ -129,24 +138,14 @@ def _fetch_and_store(
     with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
         replace_note_rates(conn, answers, also=lambda c: insert_calls(c, pending))
     discard(pending)
-    return answers, outcome, books.journal.totals()
+    return keys, answers, outcome, books.journal.totals()
 
 
 def _figures_raw(
-    context: AssetExecutionContext,
-    pgy_api: PgyApiResource,
-    duckdb: PgyDuckDBResource,
-    keys: list[PartitionKey],
+    context: AssetExecutionContext, pgy_api: PgyApiResource, duckdb: PgyDuckDBResource, scope: Scope
 ) -> MaterializeResult:
-    today = today_shanghai()
-    past = sorted({d for _, d in keys if d != today})
-    if past:
-        raise PastSnapshotDateError(
-            f"Pugongying's figures can only be fetched for today ({today.isoformat()}, Asia/Shanghai); "
-            f"the run asked for {', '.join(d.isoformat() for d in past)}. No API call was made."
-        )
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
-        answers, outcome, spent = _fetch_and_store(context, pgy_api, duckdb, keys)
+        keys, answers, outcome, spent = _fetch_and_store(context, pgy_api, duckdb, scope)
     context.log.info(
         f"Pugongying's figures: {len(answers)} creator(s) fetched, {spent['calls']} call(s) "
         f"({spent['billed_calls']} billed); {len(outcome.deferred)} deferred by the budget, "
@@ -174,11 +173,9 @@ def figures_raw_step(by_cohort: bool) -> Callable[..., MaterializeResult]:
         context: AssetExecutionContext, pgy_api: PgyApiResource, duckdb: PgyDuckDBResource
     ) -> MaterializeResult:
         if by_cohort:
-            with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
-                keys = stored_scope(context, conn).keys
-        else:
-            keys = creator_scope(context).keys
-        return _figures_raw(context, pgy_api, duckdb, keys)
+            return _figures_raw(context, pgy_api, duckdb, lambda conn: stored_scope(context, conn).keys)
+        keys = creator_scope(context).keys  # bad keys refused before DuckDB opens
+        return _figures_raw(context, pgy_api, duckdb, lambda conn: keys)
 
     return fetch
 
