@@ -34,7 +34,14 @@ from pgy_pipeline.warehouse.fileformat import (
     storage_config,
 )
 from pgy_pipeline.warehouse.keys import PartitionKey
-from pgy_pipeline.warehouse.lake import LakeSettings, display_name, is_lake, open_lake, retry_on_conflict
+from pgy_pipeline.warehouse.lake import (
+    LakeSettings,
+    display_name,
+    is_lake,
+    is_lake_connection,
+    open_lake,
+    retry_on_conflict,
+)
 from pgy_pipeline.warehouse.replica import file_backed
 from pgy_pipeline.warehouse.schema import ensure_schema
 from pgy_pipeline.warehouse.sql_files import sql_file
@@ -42,9 +49,11 @@ from pgy_pipeline.warehouse.tables import (
     CREATOR_ENGAGEMENT_METRICS,
     CREATOR_SNAPSHOTS,
     CREATORS,
+    IRREGULAR_NOTE_COUNTS,
     NOTE_REJECTS,
-    NOTES,
     RAW_NOTE_PAGES,
+    RAW_PAGE_ITEMS,
+    RAW_PAGES,
     Relation,
     quote_ident,
 )
@@ -237,7 +246,7 @@ def stored_raw_keys(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey
     """The partitions among ``keys`` that already have raw pages."""
     with partition_keys(conn, keys):
         rows = conn.execute(
-            "SELECT DISTINCT p.creator_id, p.snapshot_date FROM raw.note_pages AS p "
+            "SELECT DISTINCT p.creator_id, p.snapshot_date FROM raw.pages AS p "
             "JOIN _keys USING (creator_id, snapshot_date)"
         ).fetchall()
     return {(r[0], r[1]) for r in rows}
@@ -249,7 +258,7 @@ def stored_raw_creators(conn: duckdb.DuckDBPyConnection, days: Iterable[date]) -
     if not wanted:
         return []
     rows = conn.execute(
-        "SELECT DISTINCT creator_id, snapshot_date FROM raw.note_pages "
+        "SELECT DISTINCT creator_id, snapshot_date FROM raw.pages "
         "WHERE snapshot_date IN (SELECT unnest($days::DATE[])) ORDER BY snapshot_date, creator_id",
         {"days": wanted},
     ).fetchall()
@@ -289,6 +298,24 @@ def insert_arrow(conn: duckdb.DuckDBPyConnection, relation: Relation, table: pa.
         conn.unregister("_load_arrow")
 
 
+def store_loaded_pages(conn: duckdb.DuckDBPyConnection) -> None:
+    """Store the pages in the temp table ``_load_pages`` (the columns of ``raw.note_pages``, whole
+    bodies) split into ``raw.pages``, ``raw.item_texts`` and ``raw.page_items`` (``sql/raw_pages.sql``),
+    then drop it. The caller holds the transaction and has deleted the partitions' old rows.
+
+    New item texts are numbered on from the highest key in a file, which has one writer at a time; on
+    a lake, where writers commit concurrently, a text's key comes from its hash instead."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _key_scheme AS SELECT $hashed AS hashed",
+        {"hashed": is_lake_connection(conn)},
+    )
+    try:
+        conn.execute(sql_file("raw_pages.sql"))
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _key_scheme")
+        conn.execute("DROP TABLE IF EXISTS _load_pages")
+
+
 def replace_raw_pages(
     conn: duckdb.DuckDBPyConnection,
     pages_by_key: dict[PartitionKey, list[Page]],
@@ -302,14 +329,23 @@ def replace_raw_pages(
 
     def write() -> None:
         with partition_keys(conn, pages_by_key.keys()), transaction(conn):
-            conn.execute(
-                "DELETE FROM raw.note_pages WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
-            )
-            insert_arrow(conn, RAW_NOTE_PAGES, table)
+            for stored in (RAW_PAGES, RAW_PAGE_ITEMS):
+                conn.execute(
+                    f"DELETE FROM {stored.name} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)"
+                )
+            conn.register("_load_arrow", table)
+            try:
+                conn.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _load_pages AS SELECT {RAW_NOTE_PAGES.select_casts()} "
+                    "FROM _load_arrow"
+                )
+            finally:
+                conn.unregister("_load_arrow")
+            store_loaded_pages(conn)
             if also is not None:
                 also(conn)
 
-    retry_on_conflict(conn, write, what="raw.note_pages write")
+    retry_on_conflict(conn, write, what="raw pages write")
     return int(table.num_rows)
 
 
@@ -343,7 +379,10 @@ def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey])
     """Rebuild ``analytics.notes``, ``analytics.note_rejects`` and ``analytics.creator_snapshots`` from raw
     pages; returns the keys that have none."""
     return _rebuild_from_raw(
-        conn, keys, (NOTES.name, NOTE_REJECTS.name, CREATOR_SNAPSHOTS.name), ("notes.sql", "snapshots.sql")
+        conn,
+        keys,
+        (IRREGULAR_NOTE_COUNTS.name, NOTE_REJECTS.name, CREATOR_SNAPSHOTS.name),
+        ("notes.sql", "snapshots.sql"),
     )
 
 

@@ -101,7 +101,7 @@ class Relation:
     def select_casts(self, names: list[str] | None = None) -> str:
         """The SELECT list that turns an Arrow load into this table's types (text to JSON)."""
         cols = self.columns if names is None else tuple(self.column(n) for n in names)
-        return ", ".join(f"{c.quoted}::JSON" if c.type == "JSON" else c.quoted for c in cols)
+        return ", ".join(f"{c.quoted}::JSON AS {c.quoted}" if c.type == "JSON" else c.quoted for c in cols)
 
 
 def quote_ident(name: str) -> str:
@@ -116,6 +116,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMP": pa.timestamp("us"),
     "INTEGER": pa.int32(),
     "BIGINT": pa.int64(),
+    "UBIGINT": pa.uint64(),
     "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(),
     "VARCHAR[]": pa.list_(pa.string()),
@@ -143,7 +144,13 @@ SNAPSHOT_DATE = _c(
 
 RAW_NOTE_PAGES = Relation(
     name="raw.note_pages",
-    description="One row per API response page, body verbatim. Written only when a creator's whole scan succeeded.",
+    kind="view",
+    view_sql="note_pages.sql",
+    description=(
+        "One row per API response page, its body put back together from raw.pages and raw.page_items "
+        "(stored split so that a note's unchanged text is kept once, not once a day). Written only when a "
+        "creator's whole scan succeeded."
+    ),
     notes=(
         "A `'window'` scan pages newest first (orderType LATEST, default filters) and stops after the first "
         "page whose every note is dated before `scan_window_from` minus 7 days (in order, every date "
@@ -175,8 +182,9 @@ RAW_NOTE_PAGES = Relation(
         _c(
             "body",
             "JSON",
-            "The response body verbatim, unknown fields included (a lone UTF-16 surrogate escape, "
-            "half an emoji, which DuckDB's JSON cannot hold, becomes \\ufffd).",
+            "The response body, unknown fields included, as JSON: every key and value as sent, though in "
+            "a list item the four counts come last and whitespace is not kept (a lone UTF-16 surrogate "
+            "escape, half an emoji, which DuckDB's JSON cannot hold, becomes \\ufffd).",
             null=False,
         ),
         _c(
@@ -194,9 +202,119 @@ RAW_NOTE_PAGES = Relation(
     ),
 )
 
+_COUNT_KEYS = "readNum, likeNum, collectNum and thirdReadUserNum"
+
+RAW_PAGES = Relation(
+    name="raw.pages",
+    description=(
+        "What raw.note_pages stores per page: everything but the list's items, which are in "
+        "raw.page_items. Query this table, not the view, for page figures (it reads no item)."
+    ),
+    notes=(
+        "Storage per note-day. A page's list items are stored apart from the page: each item's text "
+        f"without its four counts ({_COUNT_KEYS}) once per distinct text in raw.item_texts, and the "
+        "counts per day in raw.page_items, typed. A note's title, cover, date and brand are so kept once, "
+        "not once per snapshot. raw.note_pages puts each body back together (the counts come last in "
+        "each item); rebuilding analytics from it gives the tables the verbatim bodies gave, which a "
+        "test checks. An item whose counts are not all whole numbers of 0 or more, or which is not a "
+        "JSON object, is kept whole in raw.page_items.item. Nothing is dropped: a text no page refers "
+        "to any more (its day was fetched again and the note changed) stays in raw.item_texts."
+    ),
+    columns=tuple(
+        _c(
+            "request_params",
+            "JSON",
+            "Query parameters sent, never the token; without userId and pageNumber when params_trimmed.",
+            null=False,
+        )
+        if c.name == "request_params"
+        else c
+        for c in RAW_NOTE_PAGES.columns
+        if c.name != "body"
+    )
+    + (
+        _c(
+            "envelope",
+            "JSON",
+            "The body with data.list emptied when the items are in raw.page_items (list_split), else the "
+            "whole body.",
+            null=False,
+        ),
+        _c("list_split", "BOOLEAN", "True when data.list was an array, its items in raw.page_items.", null=False),
+        _c(
+            "items_before",
+            "INTEGER",
+            "List items on the creator's earlier pages that day (list_position = items_before + item_index).",
+            null=False,
+            unit="items",
+        ),
+        _c(
+            "params_trimmed",
+            "BOOLEAN",
+            "True when userId and pageNumber, equal to creator_id and page_number, are left out of "
+            "request_params (raw.note_pages puts them back).",
+            null=False,
+        ),
+    ),
+)
+
+ITEM_KEY = _c(
+    "item_key",
+    "BIGINT",
+    "The item text's key in raw.item_texts (and analytics.note_details); NULL for an item that is not a "
+    "JSON object.",
+)
+
+NOTE_ITEM_KEY = _c("item_key", "BIGINT", "The note text's key in raw.item_texts.", null=False)
+
+RAW_ITEM_TEXTS = Relation(
+    name="raw.item_texts",
+    description=(
+        "Each distinct list-item text of a creator, without its four counts, once: a note's title, "
+        "cover, date, brand and any field the service adds."
+    ),
+    columns=(
+        _c("item_key", "BIGINT", "Key of this text (unique).", null=False),
+        CREATOR_ID,
+        _c("note_id", "VARCHAR", "noteId of the item as sent (as text); NULL when missing."),
+        _c("static", "JSON", f"The item without {_COUNT_KEYS}.", null=False),
+        _c("text_hash", "UBIGINT", "Lower 64 bits of md5(creator_id || static): finds a text again.", null=False),
+    ),
+)
+
+_RAW_COUNT_DOC = "as sent, when the item's four counts are all whole numbers of 0 or more; else NULL (see item)."
+
+RAW_PAGE_ITEMS = Relation(
+    name="raw.page_items",
+    description="One row per list item of a stored page: its text's key and its counts of that day.",
+    columns=(
+        CREATOR_ID,
+        SNAPSHOT_DATE,
+        _c("page_number", "INTEGER", "Page of raw.pages the item is on.", null=False),
+        _c("item_index", "INTEGER", "1-based position of the item in the page's data.list.", null=False),
+        ITEM_KEY,
+        _c("read_num", "BIGINT", f"readNum {_RAW_COUNT_DOC}", unit="reads"),
+        _c("like_num", "BIGINT", f"likeNum {_RAW_COUNT_DOC}", unit="likes"),
+        _c("collect_num", "BIGINT", f"collectNum {_RAW_COUNT_DOC}", unit="collects"),
+        _c("third_read_user_num", "BIGINT", f"thirdReadUserNum {_RAW_COUNT_DOC}", unit="readers"),
+        _c(
+            "item",
+            "JSON",
+            "The whole item, when it is not a JSON object or a count is missing, null, text, negative or "
+            "fractional; NULL otherwise (the item is item_texts.static plus the four counts).",
+        ),
+    ),
+)
+
 NOTES = Relation(
     name="analytics.notes",
-    description="One row per (creator_id, snapshot_date, note_id), rebuilt from raw.note_pages with no API call.",
+    kind="view",
+    view_sql="notes.sql",
+    description=(
+        "One row per (creator_id, snapshot_date, note_id), rebuilt from the raw pages with no API call: "
+        "each day's counts (raw.page_items) with the note's typed text (analytics.note_details, once per "
+        "distinct text)."
+    ),
     notes=(
         'Values that are missing or cannot be typed (a count sent as `"abc"`, a negative count, a date '
         "that is not a date) become NULL and are named in `quality_issues`; counts sent as numeric "
@@ -248,6 +366,59 @@ NOTES = Relation(
             "'cooperation' (marked as an ad, or tagged with a brand), 'organic' (neither: Pugongying's "
             "daily notes) or NULL (is_advertise unknown and no brand); see the table's notes.",
         ),
+    ),
+)
+
+NOTE_DETAILS = Relation(
+    name="analytics.note_details",
+    description=(
+        "What analytics.notes stores once per note text (raw.item_texts): the typed fields that do not "
+        "change from day to day. A note's counts of each day are raw.page_items' own (or, for a list item "
+        "kept whole, analytics.irregular_note_counts')."
+    ),
+    columns=(NOTE_ITEM_KEY, CREATOR_ID)
+    + tuple(
+        NOTES.column(n)
+        for n in (
+            "note_id",
+            "title",
+            "published_date",
+            "is_video",
+            "is_advertise",
+            "brand_name",
+            "img_url",
+            "segment",
+        )
+    )
+    + (
+        _c(
+            "static_issues",
+            "VARCHAR[]",
+            "The quality_issues of these fields (date, isVideo, isAdvertise, title); empty when clean.",
+            null=False,
+        ),
+    ),
+)
+
+IRREGULAR_NOTE_COUNTS = Relation(
+    name="analytics.irregular_note_counts",
+    description=(
+        "analytics.notes' rows for the notes whose list item raw.page_items keeps whole (a count missing, "
+        "null, text, negative or fractional), typed: every other note's counts are read from raw.page_items."
+    ),
+    columns=(CREATOR_ID, SNAPSHOT_DATE, NOTE_ITEM_KEY)
+    + tuple(
+        NOTES.column(n)
+        for n in (
+            "read_num",
+            "like_num",
+            "collect_num",
+            "third_read_user_num",
+            "list_position",
+            "page_number",
+            "fetched_at",
+            "quality_issues",
+        )
     ),
 )
 
@@ -1130,6 +1301,11 @@ METRICS_VS_PUGONGYING = Relation(
 
 
 RELATIONS: tuple[Relation, ...] = (
+    RAW_PAGES,
+    RAW_ITEM_TEXTS,
+    RAW_PAGE_ITEMS,
+    NOTE_DETAILS,
+    IRREGULAR_NOTE_COUNTS,
     RAW_NOTE_PAGES,
     NOTES,
     NOTE_REJECTS,

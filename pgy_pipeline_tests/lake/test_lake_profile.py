@@ -105,7 +105,7 @@ def test_analyst_attach_is_read_only(catalog, tmp_path) -> None:
     with open_lake(catalog, settings, read_only=True) as reader:
         assert _rows(reader, "SELECT count(*) FROM raw.note_pages") == [(0,)]
         with pytest.raises(duckdb.Error, match="read-only|read only"):
-            reader.execute("DELETE FROM raw.note_pages")
+            reader.execute("DELETE FROM raw.pages")
 
 
 class Analyst(threading.Thread):

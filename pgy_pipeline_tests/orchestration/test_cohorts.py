@@ -286,11 +286,12 @@ def test_switching_from_creator_partitions_keeps_history_and_fetches_nothing_aga
     # a past date rebuilds from stored raw pages by cohort, with no call
     yesterday = TODAY - timedelta(days=1)
     with duckdb_resource.get_connection() as conn:
-        conn.execute(
-            "INSERT INTO raw.note_pages SELECT * REPLACE (CAST(? AS DATE) AS snapshot_date) "
-            "FROM raw.note_pages WHERE snapshot_date = ?",
-            [yesterday, TODAY],
-        )
+        for stored in ("raw.pages", "raw.page_items"):
+            conn.execute(
+                f"INSERT INTO {stored} SELECT * REPLACE (CAST(? AS DATE) AS snapshot_date) "
+                f"FROM {stored} WHERE snapshot_date = ?",
+                [yesterday, TODAY],
+            )
     rebuild = cohort_defs.resolve_job_def("analytics_rebuild_job").execute_in_process(
         instance=instance,
         tags=cohort_range([cohort_of(c) for c in ids], yesterday),

@@ -153,7 +153,7 @@ def test_a_failed_migration_leaves_the_file_at_its_old_version_and_names_the_ste
     broken = [
         *MIGRATIONS,
         Migration(
-            LATEST_VERSION + 1, "add a column", "ALTER TABLE analytics.notes ADD COLUMN extra INTEGER;"
+            LATEST_VERSION + 1, "add a column", "ALTER TABLE analytics.note_counts ADD COLUMN extra INTEGER;"
         ),
         Migration(
             LATEST_VERSION + 2, "a broken step", "ALTER TABLE analytics.no_such_table ADD COLUMN x INTEGER;"
@@ -165,7 +165,7 @@ def test_a_failed_migration_leaves_the_file_at_its_old_version_and_names_the_ste
         assert f"migration {LATEST_VERSION + 2} (a broken step) failed" in str(err.value)
         assert "stays at schema version 0" in str(err.value)
         assert file_version(conn) == 0  # not even the bookkeeping table was kept
-        assert "extra" not in [c for c, _, _ in layout(conn, "analytics.notes")]
+        assert "extra" not in [c for c, _, _ in layout(conn, "analytics.note_counts")]
         assert conn.execute("SELECT count(*) FROM analytics.notes").fetchall() == [(4,)]
 
 

@@ -63,7 +63,8 @@ def test_a_failure_inside_the_transaction_keeps_the_old_rows(tmp_path):
         ensure_schema(conn)
         replace_raw_pages(conn, {(A, DAY): [page(A, 1)]})
         with pytest.raises(RuntimeError), transaction(conn):
-            conn.execute("DELETE FROM raw.note_pages")
+            conn.execute("DELETE FROM raw.pages")
+            conn.execute("DELETE FROM raw.page_items")
             raise RuntimeError("half way")
         assert conn.execute("SELECT count(*) FROM raw.note_pages").fetchall() == [(1,)]
 

@@ -28,7 +28,7 @@ def test_derived_forms_quote_names_and_travel_json_as_text():
     assert '"window"' in CREATOR_ENGAGEMENT_METRICS.quoted_columns()
     schema = RAW_NOTE_PAGES.arrow_schema()
     assert schema.field("body").type == pa.string() and not schema.field("body").nullable
-    assert RAW_NOTE_PAGES.select_casts(["body", "code"]) == '"body"::JSON, "code"'
+    assert RAW_NOTE_PAGES.select_casts(["body", "code"]) == '"body"::JSON AS "body", "code"'
 
 
 def test_an_undeclared_type_or_relation_is_named():
