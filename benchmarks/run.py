@@ -27,6 +27,8 @@ from typing import Any
 from benchmarks.common import PROJECT_ROOT, machine_info
 
 ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica", "scans", "pacing")
+# Run only when named (--only): benchmark 1's profile, two whole runs per repeat (about 100 s each).
+EXTRA = ("profile",)
 
 SMOKE = {
     "creators": 3,
@@ -81,6 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--repeats", type=int, default=3, help="pipeline runs")
     g.add_argument("--alt-repeats", type=int, default=1, help="runs of each alternative")
     g.add_argument("--no-dlt", action="store_true", help="skip the dlt comparison")
+    g.add_argument(
+        "--profile-start-rps",
+        type=float,
+        default=2.0,
+        help="the profile's first pace (JUSTONEAPI_START_RPS; the real-data default)",
+    )
     g.add_argument(
         "--sequential-alternatives",
         action="store_true",
@@ -148,9 +156,11 @@ def _load_average() -> float | None:
 
 def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     only = [b.strip() for b in args.only.split(",") if b.strip()]
-    unknown = set(only) - set(ALL)
+    unknown = set(only) - set(ALL) - set(EXTRA)
     if unknown:
-        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL)}")
+        raise SystemExit(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(ALL + EXTRA)}"
+        )
     results: dict[str, Any] = {}
     if "fetch" in only:
         from benchmarks import fetch
@@ -169,6 +179,23 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             concurrent_alternatives=not args.sequential_alternatives,
             log=log,
         )
+    if "profile" in only:
+        from benchmarks import fetch_profile
+
+        log(
+            f"1 profile: {args.creators} creators at {args.rate:g} req/s, {args.latency_ms:g} ms latency; "
+            f"first run at {args.profile_start_rps:g} req/s, then the learned pace"
+        )
+        results["profile"] = fetch_profile.run(
+            n_creators=args.creators,
+            latency_s=args.latency_ms / 1000,
+            rate_rps=args.rate,
+            max_notes=args.fetch_max_notes,
+            start_rps=args.profile_start_rps,
+            repeats=args.repeats,
+            log=log,
+        )
+        print(fetch_profile.render(results["profile"]))
     if "orchestration" in only:
         from benchmarks import orchestration
 

@@ -13,6 +13,9 @@ The vendor does not publish its limit, so ``JUSTONEAPI_MAX_RPS`` is a ceiling an
   never above the ceiling.
 * **Memory.** :meth:`AdaptivePacer.state` is what a run leaves for the next (the orchestration layer
   keeps it in the Dagster instance); a pacer built from it starts at that pace, already past slow start.
+  ``on_change`` is also handed the state as the pace moves (at most once per ``save_every_s``; a
+  change within that interval goes with the first answer after it), so a run that dies mid-fetch
+  (killed, out of memory, a lost pod) leaves what it had learned too.
 
 Releases stay evenly spaced as with the fixed :class:`Pacer` (each timed
 from the previous actual release), 5% under the pace, never in bursts.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +123,8 @@ class AdaptivePacer(Pacer):
         decrease: float = 0.85,
         increase: float = 0.02,
         clock: Any = time.monotonic,
+        on_change: Callable[[PaceState], None] | None = None,
+        save_every_s: float = 1.0,
     ) -> None:
         super().__init__(ceiling_rps, max_concurrency)
         if not 0 < decrease < 1:
@@ -146,6 +152,10 @@ class AdaptivePacer(Pacer):
         self.cuts = 0
         self.first_cut_at: float | None = None  # seconds after start
         self.history: list[tuple[float, float]] = [(0.0, self.rate)]  # (seconds after start, rate)
+        self.on_change = on_change
+        self.save_every_s = save_every_s
+        self._saved_at = -math.inf
+        self._unsaved = False
 
     def _interval(self) -> float:
         with self._lock:
@@ -155,35 +165,48 @@ class AdaptivePacer(Pacer):
 
     def observe(self, rate_limited: bool, released_at: float) -> None:
         now = self._clock()
+        save = None
         with self._lock:
-            if rate_limited:
-                self.rate_limited += 1
-                self._successes = 0
-                if released_at <= self._last_cut:
-                    return  # released before the last cut: the same overload, already answered
-                self.limit_estimate = self.rate
-                self.rate = max(_FLOOR_RPS, self.rate * self.decrease)
-                self.slow_start = False
-                self._last_cut = now
-                self.cuts += 1
-                if self.first_cut_at is None:
-                    self.first_cut_at = now - self.started_at
-                self._record(now)
-                # Back off: the next release waits a whole interval at the new pace from now.
-                self._last_release = max(self._last_release, now)
-                return
-            self._successes += 1
-            if self._successes < max(1.0, self.rate) or self.rate >= self.ceiling_rps:
-                return
+            if self._observe(rate_limited, released_at, now):
+                self._unsaved = True
+            # A change within the interval is handed over with the first answer after it.
+            if self._unsaved and now - self._saved_at >= self.save_every_s:
+                self._saved_at, self._unsaved = now, False
+                save = PaceState(self.rate, self.limit_estimate)
+        if save is not None and self.on_change is not None:
+            self.on_change(save)  # outside the lock: the other threads keep pacing meanwhile
+
+    def _observe(self, rate_limited: bool, released_at: float, now: float) -> bool:
+        """Apply one answer (the caller holds the lock); True when the pace changed."""
+        if rate_limited:
+            self.rate_limited += 1
             self._successes = 0
-            if self.slow_start:
-                self.rate = min(self.ceiling_rps, self.rate * 1.5)
-            else:
-                step = self.increase * self.rate
-                if self.limit_estimate is not None and self.rate >= 0.95 * self.limit_estimate:
-                    step /= 4
-                self.rate = min(self.ceiling_rps, self.rate + step)
+            if released_at <= self._last_cut:
+                return False  # released before the last cut: the same overload, already answered
+            self.limit_estimate = self.rate
+            self.rate = max(_FLOOR_RPS, self.rate * self.decrease)
+            self.slow_start = False
+            self._last_cut = now
+            self.cuts += 1
+            if self.first_cut_at is None:
+                self.first_cut_at = now - self.started_at
             self._record(now)
+            # Back off: the next release waits a whole interval at the new pace from now.
+            self._last_release = max(self._last_release, now)
+            return True
+        self._successes += 1
+        if self._successes < max(1.0, self.rate) or self.rate >= self.ceiling_rps:
+            return False
+        self._successes = 0
+        if self.slow_start:
+            self.rate = min(self.ceiling_rps, self.rate * 1.5)
+        else:
+            step = self.increase * self.rate
+            if self.limit_estimate is not None and self.rate >= 0.95 * self.limit_estimate:
+                step /= 4
+            self.rate = min(self.ceiling_rps, self.rate + step)
+        self._record(now)
+        return True
 
     def rate_limit_wait_s(self, attempt: int) -> float | None:
         # The pace was cut already (the real back-off, shared by every request); the refused request

@@ -13,7 +13,9 @@ Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole 
 each write the read replica is refreshed for analysts.
 
 Every partition's materialization carries its own figures only (``dagster/row_count``, pages,
-calls), set with ``context.add_asset_metadata(..., partition_key=...)``. The step's totals
+calls), given for all of a step's partitions at once (``dagster_internals.add_partition_metadata``,
+what ``context.add_asset_metadata(..., partition_key=...)`` does, without its check's N x N storage
+queries). The step's totals
 (``run_total/...``) and previews are logged once per step as an observation of the asset
 (:data:`STEP_SUMMARY`), not copied into every partition's event.
 """
@@ -59,7 +61,7 @@ from pgy_pipeline.orchestration.asset_keys import (
     SnapshotAsset,
 )
 from pgy_pipeline.orchestration.budget import record_verdict
-from pgy_pipeline.orchestration.dagster_internals import tag_run
+from pgy_pipeline.orchestration.dagster_internals import add_partition_metadata, tag_run
 from pgy_pipeline.orchestration.empty_streaks import NO_DATA_MESSAGE, record_snapshots
 from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_text
@@ -159,9 +161,11 @@ def _add_partition_metadata(
 ) -> None:
     """Give each partition of the step its own figures, instead of the step's totals, and a link to
     the run whose step summary (:data:`STEP_SUMMARY`) holds the totals and previews."""
-    for part, values in scope.per_partition(_partition_figures(rows, names)).items():
-        values["step_summary"] = MetadataValue.dagster_run(context.run_id)
-        context.add_asset_metadata(values, partition_key=part)
+    figures = scope.per_partition(_partition_figures(rows, names))
+    link = MetadataValue.dagster_run(context.run_id)
+    add_partition_metadata(
+        context, {part: {**values, "step_summary": link} for part, values in figures.items()}
+    )
 
 
 def _query(config: NotePagesConfig) -> NotesQuery:
@@ -270,8 +274,7 @@ def _record_note_pages(
     if result.failure is not None:
         _record_written(context, scope, result, figures)
         raise Failure(description=result.failure, metadata=metadata)
-    for part, values in figures.items():
-        context.add_asset_metadata(values, partition_key=part)
+    add_partition_metadata(context, figures)
     return _with_step_summary(context, NOTE_PAGES_KEY, metadata)
 
 
@@ -356,8 +359,10 @@ def _record_no_snapshot(
         f"{len(missing)} partition(s) with no snapshot that day, recorded as such: {keys_text(missing)}. "
         "Raw pages can only be fetched for today (Asia/Shanghai)."
     )
-    for part in {scope.partition_of(key) for key in missing}:
-        context.add_asset_metadata({"status": NO_SNAPSHOT, "dagster/row_count": 0}, partition_key=part)
+    add_partition_metadata(
+        context,
+        {scope.partition_of(key): {"status": NO_SNAPSHOT, "dagster/row_count": 0} for key in missing},
+    )
 
 
 def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool) -> MaterializeResult:

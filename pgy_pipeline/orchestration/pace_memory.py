@@ -1,9 +1,12 @@
 """The learned request pace, remembered across runs in the Dagster instance's own storage.
 
 A fetch step starts its adaptive pacer (:mod:`pgy_pipeline.api.pacing`) at the pace the previous step
-ended at, so a run does not rediscover the service's limit from scratch, and leaves its own final pace
-for the next. Keyed by the service's base URL (hashed), so the demo simulator and the real service
-never share a pace; SQLite or PostgreSQL alike, as the quota guard.
+ended at, so a run does not rediscover the service's limit from scratch, and leaves its own pace for
+the next: as it moves (at most once a second), and once more when the client closes, so a run that
+dies mid-fetch keeps what it learned. Wherever the instance's storage goes (another process, host or
+pod on the same storage), the pace goes too; only a first run on a new storage climbs from
+``JUSTONEAPI_START_RPS``. Keyed by the service's base URL (hashed), so the demo simulator and the real
+service never share a pace; SQLite or PostgreSQL alike, as the quota guard.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from pgy_pipeline.errors import (
 from pgy_pipeline.locks import API_LOCK
 from pgy_pipeline.orchestration.api_access import api_access
 from pgy_pipeline.orchestration.budget import CallBooks
+from pgy_pipeline.orchestration.dagster_internals import add_partition_metadata
 from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.partitions import partition_key
 from pgy_pipeline.orchestration.resources import FIGURE_CADENCES, PgyApiResource, PgyDuckDBResource
@@ -151,9 +152,16 @@ def _figures_raw(
         f"({spent['billed_calls']} billed); {len(outcome.deferred)} deferred by the budget, "
         f"{len(outcome.failures)} failed"
     )
-    for key in keys:
-        figures = {"status": _status(key, answers, outcome), "answers": len(answers.get(key, []))}
-        context.add_asset_metadata(figures, partition_key=partition_key(*key))
+    add_partition_metadata(
+        context,
+        {
+            partition_key(*key): {
+                "status": _status(key, answers, outcome),
+                "answers": len(answers.get(key, [])),
+            }
+            for key in keys
+        },
+    )
     if outcome.failures:
         # What succeeded is stored; the run fails so that the failed creators are retried.
         raise Failure(
@@ -191,8 +199,7 @@ def figures_rebuild(
         rebuild_note_rates(conn, keys)
         counts = typed_rows(conn, keys)
     if not by_cohort:
-        for key in keys:
-            context.add_asset_metadata(
-                {"dagster/row_count": counts.get(key, 0)}, partition_key=partition_key(*key)
-            )
+        add_partition_metadata(
+            context, {partition_key(*key): {"dagster/row_count": counts.get(key, 0)} for key in keys}
+        )
     return MaterializeResult(metadata={"run_total/rows": sum(counts.values())})

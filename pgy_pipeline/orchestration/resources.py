@@ -141,14 +141,24 @@ class PgyApiResource(ConfigurableResource):
     def budget(self) -> int | None:
         return self.daily_call_budget if self.daily_call_budget > 0 else None
 
-    def get_client(self, learned: PaceState | None = None, hooks: CallHooks | None = None) -> PgyClient:
-        """A new client (the caller closes it), starting at the ``learned`` pace when given."""
+    def get_client(
+        self,
+        learned: PaceState | None = None,
+        hooks: CallHooks | None = None,
+        on_pace: Callable[[PaceState], None] | None = None,
+    ) -> PgyClient:
+        """A new client (the caller closes it), starting at the ``learned`` pace when given; ``on_pace``
+        is handed the adaptive pace as it moves (see :class:`~pgy_pipeline.api.pacing.AdaptivePacer`)."""
         token, base_url = self.token, self.base_url
         if not token:
             token, base_url = DEMO_TOKEN, _demo_simulator_url()
         pacer = (
             AdaptivePacer(
-                self.max_rps, self.max_concurrency, start_rps=self.start_rps or self.max_rps, learned=learned
+                self.max_rps,
+                self.max_concurrency,
+                start_rps=self.start_rps or self.max_rps,
+                learned=learned,
+                on_change=on_pace,
             )
             # With shared pacing (PGY_PACING_URL) the pace is the table's, fixed at max_rps for all runs.
             if self.adaptive_pacing and not self.pacing_url
