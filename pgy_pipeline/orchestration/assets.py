@@ -65,6 +65,7 @@ from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_text
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
+from pgy_pipeline.orchestration.publishing import pending_days, publishes_replica, step_days
 from pgy_pipeline.orchestration.pugongying_assets import figures_raw_step, figures_rebuild
 from pgy_pipeline.orchestration.raw_pages import UNCHANGED, Json, StepReport, StepRequest
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
@@ -289,7 +290,9 @@ def _note_pages(
         context.log.warning(pgy_api.simulated_warning)
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
         request = _request(context, config, pgy_api, duckdb, scope)
-        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+        with duckdb.writer(
+            run_id=context.run_id, log=context.log.info, publish=False, days=step_days(context)
+        ) as conn:
             names = raw_pages.prepare(conn, request)
             _tag_creators(context, request.keys, names)
             planned = raw_pages.plan(conn, request)
@@ -304,7 +307,12 @@ def _note_pages(
         spending = raw_pages.spend(request, planned, api_access(context, pgy_api))
         _after_spending(context, request, spending, names)
         pending = raw_pages.pending_calls(request)
-        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(spending.pages)) as conn:
+        with duckdb.writer(
+            run_id=context.run_id,
+            log=context.log.info,
+            publish=bool(spending.pages) and publishes_replica(context),
+            days=step_days(context) | pending_days(pending),
+        ) as conn:
             written = raw_pages.write(conn, planned, spending, pending)
         raw_pages.clear_spool(request, spending, pending)
         return _record_note_pages(
@@ -362,7 +370,12 @@ def _record_no_snapshot(
 
 def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool) -> MaterializeResult:
     scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context),
+    ) as conn:
         ensure_schema(conn)
         scope = scope or stored_scope(context, conn)
         keys = scope.keys
@@ -417,7 +430,12 @@ def _creator_engagement_metrics(
     context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool
 ) -> MaterializeResult:
     scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context),
+    ) as conn:
         ensure_schema(conn)
         scope = scope or stored_scope(context, conn)
         keys = scope.keys
@@ -583,7 +601,10 @@ def creators(
             ]
         ),
     )
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    # analytics.creators has no snapshot_date: every publication copies it whole
+    with duckdb.writer(
+        run_id=context.run_id, log=context.log.info, publish=publishes_replica(context), days=()
+    ) as conn:
         ensure_schema(conn)
         replace_creators(conn, table)
     return MaterializeResult(
