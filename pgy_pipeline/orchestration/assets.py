@@ -290,8 +290,10 @@ def _note_pages(
         context.log.warning(pgy_api.simulated_warning)
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
         request = _request(context, config, pgy_api, duckdb, scope)
+        # the plan writes spooled calls of earlier runs into the ledger: their days change too
+        planning_days = step_days(context) | pending_days(raw_pages.pending_calls(request))
         with duckdb.writer(
-            run_id=context.run_id, log=context.log.info, publish=False, days=step_days(context)
+            run_id=context.run_id, log=context.log.info, publish=False, days=planning_days
         ) as conn:
             names = raw_pages.prepare(conn, request)
             _tag_creators(context, request.keys, names)
