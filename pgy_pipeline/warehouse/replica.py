@@ -55,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -349,6 +350,10 @@ def _copy_whole(database: str, spare: Path) -> None:
     temporary = _temporary(database)
     try:
         shutil.copyfile(database, temporary)
+        with duckdb.connect(str(temporary)) as conn:
+            _drop_keys(conn)
+        if Path(str(temporary) + ".wal").exists():
+            raise RuntimeError(f"{temporary} kept a write-ahead log after its checkpoint")
         with open(temporary, "rb+") as copied:
             os.fsync(copied.fileno())
         # a log left by a refresh killed mid-way belongs to the file being replaced: never replay it
@@ -370,22 +375,71 @@ def _ident(name: str) -> str:
 
 
 def _catalog(conn: duckdb.DuckDBPyConnection, db: str) -> list[tuple[Any, ...]]:
-    """What an analyst sees of a database's layout: tables, views, their columns and comments."""
+    """What an analyst sees of a database's layout: tables and their comments, views and their SQL,
+    columns with their types, nullability, defaults and comments (not keys: see :func:`_drop_keys`)."""
     rows = conn.execute(
         f"""
-        SELECT 'table', schema_name, table_name, sql, comment::VARCHAR FROM duckdb_tables()
+        SELECT 'table', schema_name, table_name, NULL, comment::VARCHAR FROM duckdb_tables()
         WHERE database_name = {_literal(db)}
         UNION ALL
         SELECT 'view', schema_name, view_name, sql, comment::VARCHAR FROM duckdb_views()
         WHERE database_name = {_literal(db)} AND NOT internal
         UNION ALL
-        SELECT 'column', schema_name, table_name || '.' || column_name, column_index::VARCHAR,
-               comment::VARCHAR
+        SELECT 'column', schema_name, table_name || '.' || column_name,
+               concat_ws(' ', column_index, data_type, is_nullable, column_default), comment::VARCHAR
         FROM duckdb_columns() WHERE database_name = {_literal(db)}
         ORDER BY ALL
         """
     ).fetchall()
     return [tuple(r) for r in rows]
+
+
+_PRIMARY_KEY_CLAUSE = re.compile(r",\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
+_PRIMARY_KEY_COLUMN = re.compile(r"\s+(PRIMARY\s+KEY|UNIQUE)\b", re.IGNORECASE)
+
+
+def _drop_keys(conn: duckdb.DuckDBPyConnection) -> None:
+    """Recreate, without their PRIMARY KEY and UNIQUE constraints, the dated tables that have them.
+
+    DuckDB rewrites a table's whole key index at each checkpoint that follows a change to the table,
+    so the ledger's key (one entry per API call ever made) would make every publication write in
+    proportion to the history. Analysts' queries need no uniqueness check: the pipeline's file
+    enforces it, and the replica holds its rows. Same columns, types, NOT NULL, defaults and comments.
+    """
+    keyed = conn.execute(
+        f"""
+        SELECT DISTINCT k.schema_name, k.table_name, t.sql, t.comment
+        FROM duckdb_constraints() k
+        JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
+        JOIN duckdb_columns() c USING (database_name, schema_name, table_name)
+        WHERE k.database_name = current_database()
+          AND k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+          AND c.column_name = {_literal(DAY_COLUMN)} AND NOT c.is_nullable
+        ORDER BY ALL
+        """
+    ).fetchall()
+    for schema, table, sql, comment in keyed:
+        name = f"{_ident(schema)}.{_ident(table)}"
+        keyless = _PRIMARY_KEY_COLUMN.sub("", _PRIMARY_KEY_CLAUSE.sub("", str(sql)))
+        columns = conn.execute(
+            "SELECT column_name, comment, is_nullable FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f"ALTER TABLE {name} RENAME TO {_ident(table + '__keyed')}")
+        conn.execute(keyless)
+        conn.execute(f"INSERT INTO {name} SELECT * FROM {_ident(schema)}.{_ident(table + '__keyed')}")
+        conn.execute(f"DROP TABLE {_ident(schema)}.{_ident(table + '__keyed')}")
+        if comment:
+            conn.execute(f"COMMENT ON TABLE {name} IS {_literal(str(comment))}")
+        for column, text, nullable in columns:
+            if not nullable:  # a key's columns were NOT NULL by being the key: they stay so
+                conn.execute(f"ALTER TABLE {name} ALTER COLUMN {_ident(str(column))} SET NOT NULL")
+            if text:
+                conn.execute(f"COMMENT ON COLUMN {name}.{_ident(str(column))} IS {_literal(str(text))}")
+        conn.execute("COMMIT")
+    conn.execute("CHECKPOINT")
 
 
 def _tables(conn: duckdb.DuckDBPyConnection, db: str) -> Iterator[tuple[str, str, bool]]:
