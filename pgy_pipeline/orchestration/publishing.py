@@ -56,9 +56,10 @@ def pending_days(pending: PendingCalls) -> set[date]:
 def publishes_replica(context: AssetExecutionContext) -> bool:
     """True when no asset downstream of this step's assets, one that writes the DuckDB file, is
     selected in this run: this step is the run's last writer and publishes the replica."""
-    graph = context.job_def.asset_layer.asset_graph
-    selected = context.run.asset_selection
-    in_run: set[AssetKey] = set(selected) if selected is not None else set(graph.get_all_asset_keys())
+    layer = context.job_def.asset_layer
+    graph = layer.asset_graph
+    # the run's selection; empty or None when the run is the whole job (as ``materialize`` makes it)
+    in_run: set[AssetKey] = set(context.run.asset_selection or layer.selected_asset_keys)
     seen: set[AssetKey] = set()
     frontier: list[AssetKey] = list(context.selected_asset_keys)
     while frontier:
