@@ -9,8 +9,8 @@ step's phases (plan, spend, write, report) live in :mod:`.raw_pages`, free of Da
 become log lines, metadata or a ``Failure``. The SQL lives in ``pgy_pipeline/warehouse/sql/``.
 
 Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole of
-``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
-each write the read replica is refreshed for analysts.
+``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; the
+run's last writing step publishes the read replica for analysts (``publishing.py``).
 
 Every partition's materialization carries its own figures only (``dagster/row_count``, pages,
 calls), set with ``context.add_asset_metadata(..., partition_key=...)``. The step's totals
