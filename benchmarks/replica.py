@@ -1,4 +1,4 @@
-"""Benchmark 5: analysts read while the pipeline writes, through the read replica.
+"""Benchmark 6: analysts read while the pipeline writes, through the read replica.
 
 An analyst process opens ``<name>.read.duckdb`` read-only, queries ``analytics.creator_leaderboard``
 and closes, every 20 ms, through whole snapshot runs (``dagster asset materialize`` of the three
@@ -8,8 +8,9 @@ assets for every creator, as in benchmark 2, on fresh DuckDB files). Measured:
 * the run's wall time with the analyst polling against runs without it, interleaved (target:
   less than 10% longer);
 * for contrast, one run with the same analyst polling the main file instead: its failures;
-* what a 1 GB database costs: the time of one replica copy (copy, fsync, rename) and the disk it
-  takes (the replica is a second full copy; while a new one is written, a third exists briefly).
+* what a publication costs as history grows (:mod:`benchmarks.replica_history`): a file of the
+  pipeline's schema grown to 1 GB and then 10 GB of generated days, daily runs of one new day each
+  published, timed with the bytes they wrote, against the previous release's whole copy.
 """
 
 from __future__ import annotations
@@ -90,38 +91,6 @@ def _prepare(db: Path) -> None:
     publish_replica(str(db))
 
 
-def copy_cost(size_mb: int, workdir: Path) -> dict[str, Any]:
-    """Time and disk of one replica publication of a DuckDB file of about ``size_mb`` MB."""
-    import duckdb
-
-    from pgy_pipeline.warehouse.replica import publish_replica
-
-    db = workdir / "big.duckdb"
-    with duckdb.connect(str(db)) as conn:
-        conn.execute("CREATE TABLE filler (i BIGINT, s VARCHAR)")
-        while db.stat().st_size < size_mb * 1_000_000:
-            # md5 text does not compress: about 40 bytes a row on disk
-            conn.execute(
-                "INSERT INTO filler SELECT range, md5(random()::VARCHAR) || md5(range::VARCHAR) FROM range(?)",
-                [min(2_000_000, size_mb * 20_000)],
-            )
-            conn.execute("CHECKPOINT")
-    seconds = []
-    for _ in range(3):
-        copy = publish_replica(str(db))
-        assert copy is not None
-        seconds.append(copy.seconds)
-    usage = shutil.disk_usage(workdir)
-    return {
-        "database_bytes": db.stat().st_size,
-        "replica_bytes": copy.bytes,
-        "copy_s": spread(seconds),
-        "mb_per_s": db.stat().st_size / 1e6 / (sorted(seconds)[1]),
-        "disk_free_bytes": usage.free,
-        "filesystem": _filesystem(workdir),
-    }
-
-
 def _filesystem(path: Path) -> str:
     try:
         out = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, timeout=10).stdout
@@ -136,7 +105,8 @@ def run(
     repeats: int = 3,
     max_notes: int = 40,
     executor: str = "multiprocess",
-    copy_mb: int = 1000,
+    history_gb: tuple[float, ...] = (1.0, 10.0),
+    history_creators: int = 1000,
     interval_s: float = 0.02,
     log=print,
 ) -> dict[str, Any]:
@@ -197,10 +167,14 @@ def run(
             log(
                 f"  replica/contrast, analyst polling the main file: {main_file['errors']} of {main_file['queries']} failed"
             )
-        cost = copy_cost(copy_mb, Path(tmp))
-        log(
-            f"  replica/copy of a {cost['database_bytes'] / 1e9:.2f} GB file: {cost['copy_s']['median']:.2f} s"
+        history = Path(tmp) / "history"
+        history.mkdir()
+        from benchmarks import replica_history
+
+        growth = replica_history.run(
+            sizes_gb=history_gb, creators=history_creators, repeats=3, workdir=history, log=log
         )
+        growth["filesystem"] = _filesystem(history)
     plain_s, polled_s = spread(plain), spread(polled)
     return {
         "setup": {
@@ -222,5 +196,5 @@ def run(
             "error_samples": [s for a in analysts for s in a["error_samples"]][:3],
         },
         "main_file": main_file,
-        "copy": cost,
+        "history": growth,
     }

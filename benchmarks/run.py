@@ -51,7 +51,8 @@ SMOKE = {
     "analyst_repeats": 1,
     "replica_creators": 3,
     "replica_repeats": 1,
-    "replica_copy_mb": 5,
+    "replica_history_gb": "0.02,0.06",
+    "replica_history_creators": 50,
     "fetch_max_notes": 12,
     "scans_creators": 12,
     "scans_days": 2,
@@ -118,7 +119,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g = p.add_argument_group("6 replica")
     g.add_argument("--replica-creators", type=int, default=100)
     g.add_argument("--replica-repeats", type=int, default=3, help="runs with and without the analyst, each")
-    g.add_argument("--replica-copy-mb", type=int, default=1000, help="size of the file whose copy is timed")
+    g.add_argument(
+        "--replica-history-gb", default="1,10", help="history sizes at which a publication is timed, GB"
+    )
+    g.add_argument("--replica-history-creators", type=int, default=1000, help="creators per generated day")
     g = p.add_argument_group("7 scans")
     g.add_argument("--scans-creators", type=int, default=200)
     g.add_argument("--scans-days", type=int, default=7)
@@ -239,7 +243,8 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             repeats=args.replica_repeats,
             max_notes=args.max_notes,
             executor=args.orch_executor,
-            copy_mb=args.replica_copy_mb,
+            history_gb=tuple(float(x) for x in str(args.replica_history_gb).split(",")),
+            history_creators=args.replica_history_creators,
             log=log,
         )
     if "scans" in only:

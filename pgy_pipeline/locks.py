@@ -5,7 +5,7 @@ Two locks, each held by at most one step of any run at a time:
 * ``pgy_api``: held by ``raw/note_pages`` from its plan to its write, so one step fetches at a time
   and the client's limits (``JUSTONEAPI_MAX_RPS``, ``JUSTONEAPI_MAX_CONCURRENCY``) are the totals of
   the whole deployment;
-* ``pgy_duckdb``: held around every DuckDB write (and the read-replica copy after it), so one process
+* ``pgy_duckdb``: held around every DuckDB write (and the read replica's publication after it), so one process
   writes the file at a time.
 
 Nothing here needs a daemon to recover from a crash, because the holder's death releases the lock:

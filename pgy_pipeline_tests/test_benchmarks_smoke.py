@@ -172,7 +172,9 @@ def test_replica_analyst_never_fails_and_the_main_file_contrast_is_measured(smok
     assert all(v >= 1 for v in a["versions_seen"])
     assert r["run_with_analyst_s"]["n"] == r["run_without_analyst_s"]["n"] == 1
     assert r["main_file"]["queries"] > 0  # the contrast ran (its failures are reported, not asserted)
-    assert r["copy"]["database_bytes"] >= 5_000_000 and r["copy"]["copy_s"]["n"] == 3
+    sizes = r["history"]["sizes"]
+    assert len(sizes) == 2 and sizes[1]["database_bytes"] > sizes[0]["database_bytes"]
+    assert all(e["publish"]["modes"] == ["changed days"] and e["publish"]["seconds"]["n"] == 3 for e in sizes)
 
 
 def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
@@ -229,7 +231,7 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
         "analyst_report",
         "replica_analyst_errors",
         "replica_wall_growth",
-        "replica_copy_1gb_s",
+        "replica_publish_growth",
     } <= keys
     second = report.write(path, smoke["results"], {**machine, "date": "2026-01-02 00:00 UTC"}, "again", 1.0)
     assert "## Before and after" in second

@@ -54,6 +54,7 @@ from pgy_pipeline.orchestration.dagster_internals import (
 )
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.partitions import partition_day, snapshot_date_partitions
+from pgy_pipeline.orchestration.publishing import publishes_replica
 from pgy_pipeline.orchestration.resources import PgyDuckDBResource
 from pgy_pipeline.report import build_report, report_path
 from pgy_pipeline.warehouse.analyst import (
@@ -103,7 +104,9 @@ def _per_date_metadata(context: AssetExecutionContext, figures: dict[date, dict[
 def creator_peer_percentiles(context: AssetExecutionContext, duckdb: PgyDuckDBResource) -> MaterializeResult:
     """Each creator's percentile rank among its peers (each tag, and the whole roster), per date."""
     days = context_dates(context)
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id, log=context.log.info, publish=publishes_replica(context), days=days
+    ) as conn:
         ensure_schema(conn)
         counts = rebuild_peer_percentiles(conn, days)
         violations = conn.execute(
@@ -184,7 +187,9 @@ def anomalies(
     """Findings per snapshot date: vanished notes, read corrections and spikes, dropped totals, quiet creators."""
     days = context_dates(context)
     rules = AnomalyRules(spike_factor=config.spike_factor, spike_floor=config.spike_floor)
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id, log=context.log.info, publish=publishes_replica(context), days=days
+    ) as conn:
         ensure_schema(conn)
         counts = rebuild_anomalies(conn, days, rules)
         kinds = anomalies_by_kind(conn, days)
@@ -251,7 +256,7 @@ def creator_report(
     days = context_dates(context)
     written = {}
     # Reads only (it opens the file read-write, so under the writer lock); nothing new for the replica.
-    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False, days=()) as conn:
         ensure_schema(conn)
         for day in days:
             written[day] = build_report(

@@ -9,8 +9,8 @@ step's phases (plan, spend, write, report) live in :mod:`.raw_pages`, free of Da
 become log lines, metadata or a ``Failure``. The SQL lives in ``pgy_pipeline/warehouse/sql/``.
 
 Steps serialize on the step locks of ``locks.py`` (``pgy_api`` around the whole of
-``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; after
-each write the read replica is refreshed for analysts.
+``raw/note_pages``, ``pgy_duckdb`` around every DuckDB write), which the holder's death releases; the
+run's last writing step publishes the read replica for analysts (``publishing.py``).
 
 Every partition's materialization carries its own figures only (``dagster/row_count``, pages,
 calls), given for all of a step's partitions at once (``dagster_internals.add_partition_metadata``,
@@ -67,6 +67,7 @@ from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.labels import creator_label, creators_tag, keys_text
 from pgy_pipeline.orchestration.metadata import column_schema, md_table
 from pgy_pipeline.orchestration.partitions import PARTITIONINGS, cohort_note_partitions, note_partitions
+from pgy_pipeline.orchestration.publishing import pending_days, publishes_replica, step_days
 from pgy_pipeline.orchestration.pugongying_assets import figures_raw_step, figures_rebuild
 from pgy_pipeline.orchestration.raw_pages import UNCHANGED, Json, StepReport, StepRequest
 from pgy_pipeline.orchestration.registry import CreatorRegistryResource
@@ -292,7 +293,11 @@ def _note_pages(
         context.log.warning(pgy_api.simulated_warning)
     with duckdb.step_lock(API_LOCK, run_id=context.run_id, log=context.log.info):
         request = _request(context, config, pgy_api, duckdb, scope)
-        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+        # the plan writes spooled calls of earlier runs into the ledger: their days change too
+        planning_days = step_days(context) | pending_days(raw_pages.pending_calls(request))
+        with duckdb.writer(
+            run_id=context.run_id, log=context.log.info, publish=False, days=planning_days
+        ) as conn:
             names = raw_pages.prepare(conn, request)
             _tag_creators(context, request.keys, names)
             planned = raw_pages.plan(conn, request)
@@ -307,7 +312,12 @@ def _note_pages(
         spending = raw_pages.spend(request, planned, api_access(context, pgy_api))
         _after_spending(context, request, spending, names)
         pending = raw_pages.pending_calls(request)
-        with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=bool(spending.pages)) as conn:
+        with duckdb.writer(
+            run_id=context.run_id,
+            log=context.log.info,
+            publish=bool(spending.pages) and publishes_replica(context),
+            days=step_days(context) | pending_days(pending),
+        ) as conn:
             written = raw_pages.write(conn, planned, spending, pending)
         raw_pages.clear_spool(request, spending, pending)
         return _record_note_pages(
@@ -367,7 +377,12 @@ def _record_no_snapshot(
 
 def _notes(context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool) -> MaterializeResult:
     scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context),
+    ) as conn:
         ensure_schema(conn)
         scope = scope or stored_scope(context, conn)
         keys = scope.keys
@@ -422,7 +437,12 @@ def _creator_engagement_metrics(
     context: AssetExecutionContext, duckdb: PgyDuckDBResource, by_cohort: bool
 ) -> MaterializeResult:
     scope = None if by_cohort else creator_scope(context)  # bad keys refused before DuckDB opens
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context),
+    ) as conn:
         ensure_schema(conn)
         scope = scope or stored_scope(context, conn)
         keys = scope.keys
@@ -588,7 +608,10 @@ def creators(
             ]
         ),
     )
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    # analytics.creators has no snapshot_date: every publication copies it whole
+    with duckdb.writer(
+        run_id=context.run_id, log=context.log.info, publish=publishes_replica(context), days=()
+    ) as conn:
         ensure_schema(conn)
         replace_creators(conn, table)
     return MaterializeResult(

@@ -28,6 +28,7 @@ from pgy_pipeline.orchestration.budget import CallBooks
 from pgy_pipeline.orchestration.dagster_internals import add_partition_metadata
 from pgy_pipeline.orchestration.guard import trip_guard
 from pgy_pipeline.orchestration.partitions import partition_key
+from pgy_pipeline.orchestration.publishing import pending_days, publishes_replica, step_days
 from pgy_pipeline.orchestration.resources import FIGURE_CADENCES, PgyApiResource, PgyDuckDBResource
 from pgy_pipeline.orchestration.scope import creator_scope, stored_scope
 from pgy_pipeline.warehouse.keys import PartitionKey, today_shanghai
@@ -116,7 +117,10 @@ def _fetch_and_store(
     """Plan (who is due), spend (the calls, under the budget) and write (answers with their ledger
     rows). ``scope`` gives the step's keys, read in the planning connection."""
     today = today_shanghai()
-    with duckdb.writer(run_id=context.run_id, log=context.log.info, publish=False) as conn:
+    planning_days = step_days(context) | pending_days(read_pending(duckdb.spool_path)) | {today}
+    with duckdb.writer(
+        run_id=context.run_id, log=context.log.info, publish=False, days=planning_days
+    ) as conn:
         ensure_schema(conn)
         keys = scope(conn)
         _refuse_past_days(keys, today)
@@ -136,7 +140,12 @@ def _fetch_and_store(
     outcome.failures = {c: e for c, e in outcome.failures.items() if c not in over}
     answers = {(c, today): a for c, a in outcome.answers.items()}
     pending = read_pending(duckdb.spool_path)
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context) | pending_days(pending) | {today},
+    ) as conn:
         replace_note_rates(conn, answers, also=lambda c: insert_calls(c, pending))
     discard(pending)
     return keys, answers, outcome, books.journal.totals()
@@ -193,7 +202,12 @@ def figures_rebuild(
 ) -> MaterializeResult:
     """``analytics/pugongying_note_rates``: the stored answers typed again, zero calls."""
     scope = None if by_cohort else creator_scope(context)
-    with duckdb.writer(run_id=context.run_id, log=context.log.info) as conn:
+    with duckdb.writer(
+        run_id=context.run_id,
+        log=context.log.info,
+        publish=publishes_replica(context),
+        days=step_days(context),
+    ) as conn:
         ensure_schema(conn)
         keys = (scope or stored_scope(context, conn)).keys
         rebuild_note_rates(conn, keys)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from pgy_pipeline.api.ledger import CallHooks
 from pgy_pipeline.api.pacing import AdaptivePacer, PaceState
 from pgy_pipeline.locks import DUCKDB_LOCK, StepLocks, hold
 from pgy_pipeline.warehouse.lake import LakeSettings, is_lake
-from pgy_pipeline.warehouse.replica import file_backed, publish_replica
+from pgy_pipeline.warehouse.replica import begin_write, end_write, file_backed, publish_replica
 from pgy_pipeline.warehouse.storage import connect
 
 log = logging.getLogger(__name__)
@@ -287,10 +288,20 @@ class PgyDuckDBResource(DuckDBResource):
 
     @contextmanager
     def writer(
-        self, *, run_id: str, log: Callable[[str], None], publish: bool = True
+        self,
+        *,
+        run_id: str,
+        log: Callable[[str], None],
+        publish: bool = True,
+        days: Iterable[date] | None = None,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection under the writer lock; after the block succeeds (and the connection is closed),
-        the read replica is refreshed while the lock is still held.
+        """A connection under the writer lock; after the block (and the connection is closed), the
+        read replica is published while the lock is still held, when ``publish`` is true.
+
+        ``days``: the snapshot days the block may change, for the replica's change journal (see
+        :mod:`pgy_pipeline.warehouse.replica`): a publication rewrites only those days' rows. ``()``
+        for a block that changes no dated row; None (unknown) makes the next publication copy the
+        whole file.
 
         On the lake (``single_writer`` False) writers commit concurrently and analysts attach the lake
         read-only, so there is neither a writer lock nor a replica.
@@ -300,19 +311,36 @@ class PgyDuckDBResource(DuckDBResource):
                 yield conn
             return
         with self.step_lock(DUCKDB_LOCK, run_id=run_id, log=log):
-            with self._connect(log) as conn:
-                yield conn
-                conn.execute("CHECKPOINT")
+            begin_write(self.database)
+            try:
+                with self._connect(log) as conn:
+                    yield conn
+                    conn.execute("CHECKPOINT")
+            finally:
+                end_write(self.database, None if days is None else list(days))
             if publish:
-                try:
-                    copy = publish_replica(self.database)
-                except OSError as exc:  # the data is committed; the next write publishes again
-                    log(f"read replica NOT updated (analysts see the previous copy): {exc}")
-                else:
-                    if copy is not None:
-                        log(
-                            f"read replica {copy.path} updated: {copy.bytes / 1e6:.1f} MB in {copy.seconds:.2f} s"
-                        )
+                self.publish(log)
+
+    def publish(self, log: Callable[[str], None]) -> None:
+        """Publish the read replica (the caller holds the writer lock). A failure leaves analysts the
+        previous replica and is logged; the journal keeps what changed for the next publication."""
+        try:
+            copy = publish_replica(self.database)
+        except (OSError, duckdb.Error) as exc:
+            log(f"read replica NOT updated (analysts see the previous one): {exc}")
+            return
+        if copy is None:
+            return
+        what = (
+            f"{len(copy.days)} changed day(s) refreshed, {copy.rows:,} rows"
+            if copy.mode == "changed days"
+            else f"whole copy ({copy.reason})"
+        )
+        written = "" if copy.written is None else f", {copy.written / 1e6:.1f} MB written"
+        log(
+            f"read replica {copy.path} updated: {what}{written}, in {copy.seconds:.2f} s "
+            f"(file {copy.bytes / 1e6:.1f} MB)"
+        )
 
     @contextmanager
     def _connect(self, log: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -13,8 +13,9 @@ created and kept for its whole life, whatever DuckDB opens it later. So:
   lock: copied whole with ``COPY FROM DATABASE`` into a new file of the compatible format, checked
   table by table (layout, comments, constraints, row counts), and renamed into place atomically. The
   old file stays beside it as ``<name>.storage-<old format>.bak``. Schema migrations are rows and
-  tables like any other, so the schema version is carried over as it was. The read replica is a copy
-  of the file, so it is in the compatible format from the next write on.
+  tables like any other, so the schema version is carried over as it was. The read replica's files
+  are whole copies of the file whenever its format changed (``replica.py`` compares them), so they
+  are in the compatible format from the next publication on.
 
 ``v1.1.0`` gives storage version 64 (DuckDB names it ``v1.0.0+``), the format DuckDB 1.x itself
 writes by default. Measured here on files the pipeline wrote with DuckDB 2.0.1: they open, and every

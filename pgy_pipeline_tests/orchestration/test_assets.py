@@ -601,7 +601,7 @@ def test_creator_names_show_in_tags_previews_failures_and_partition_metadata(
     assert names[creators[0]] in headline["headline_30d"].value
 
 
-def test_every_write_refreshes_the_read_replica_and_holds_the_step_locks(
+def test_each_run_publishes_the_read_replica_once_and_holds_the_step_locks(
     instance, simulator, api, duckdb_resource, db_path, creators
 ):
     from pgy_pipeline.warehouse.replica import replica_path
@@ -621,7 +621,19 @@ def test_every_write_refreshes_the_read_replica_and_holds_the_step_locks(
     assert all(p.read_text() == "" for p in locks.iterdir())
     assert not list(Path(db_path).parent.glob(".*.tmp"))
     logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
-    assert any("read replica" in m and "updated" in m for m in logs), logs
+    published = [m for m in logs if "read replica" in m and "updated" in m]
+    # once per run, by its last writing step (metrics), not after raw pages and notes too
+    assert len(published) == 1, logs
+    # a second run publishes only the days it changed, into the other replica file
+    again = run_pipeline(instance, api, duckdb_resource, creators)
+    assert again.success, step_failure_messages(again)
+    logs = [e.message for e in instance.all_logs(again.run_id) if e.message]
+    published = [m for m in logs if "read replica" in m and "updated" in m]
+    assert len(published) == 1, logs
+    for table in tables:
+        assert query(str(replica), f"FROM {table} ORDER BY ALL") == query(
+            db_path, f"FROM {table} ORDER BY ALL"
+        )
 
 
 def test_a_rebuild_over_days_without_snapshots_succeeds_and_says_so(
