@@ -39,6 +39,21 @@ def creator_ids(n: int, prefix: str = "bench") -> list[str]:
     return [hashlib.sha1(f"{prefix}{i}".encode()).hexdigest()[:24] for i in range(n)]
 
 
+def load_pages(conn: Any, select_sql: str) -> list[tuple[str, date]]:
+    """Store the pages ``select_sql`` yields (the columns of ``raw.note_pages``, bodies whole) as the
+    pipeline stores fetched pages: the temp table ``_load_pages``, then ``store_loaded_pages``, in one
+    transaction. The partitions must be new (nothing is deleted first); returns their keys."""
+    from pgy_pipeline.warehouse.storage import store_loaded_pages, transaction
+
+    with transaction(conn):
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _load_pages AS {select_sql}")
+        keys = conn.execute(
+            "SELECT DISTINCT creator_id, snapshot_date FROM _load_pages ORDER BY ALL"
+        ).fetchall()
+        store_loaded_pages(conn)
+    return [(c, d) for c, d in keys]
+
+
 def range_tags(creators: list[str], day: str) -> dict[str, str]:
     """Run tags for one run over ``creators`` (contiguous in registration order) on ``day``."""
     from pgy_pipeline.orchestration.automation import range_tags as snapshot_range_tags

@@ -1,14 +1,18 @@
 """Benchmark 3: load and normalize stored raw pages into ``analytics.notes``.
 
-The benchmark writes synthetic raw pages straight into ``raw.note_pages`` with DuckDB SQL (bodies
-shaped like the endpoint's: ``{"code": 0, "data": {"list": [8 notes], "total": n}}``, with Chinese
-titles, long image URLs, nulls), one snapshot date, 200 notes per creator. Then, each in a fresh
-process on its own copy of the file (so each has its own peak RSS):
+The benchmark generates synthetic raw pages with DuckDB SQL (bodies shaped like the endpoint's:
+``{"code": 0, "data": {"list": [8 notes], "total": n}}``, with Chinese titles, long image URLs, nulls),
+one snapshot date, 200 notes per creator, and stores them as the pipeline does (``_load_pages`` and
+``store_loaded_pages``: ``raw.pages``, ``raw.item_texts``, ``raw.page_items``). For the plain SQL, a
+second file holds the same pages as one table ``raw.note_pages`` of whole bodies (as pages were stored
+before the split). Then, each in a fresh process on its own copy of its file (so each has its own
+peak RSS):
 
 * **pipeline**: ``pgy_pipeline.warehouse.storage.rebuild_notes(conn, every key)``: typed notes, list positions,
   deduplication, rejects and quality issues, in one transaction;
-* **plain SQL**: what DuckDB does with one ``CREATE TABLE AS SELECT`` over the same pages, the same
-  typed columns, no checks: ``unnest`` of ``data.list`` and ``->>`` per field.
+* **plain SQL**: what DuckDB does with one ``CREATE TABLE AS SELECT`` over the same pages (whole JSON
+  bodies in one table), the same typed columns, no checks: ``unnest`` of ``data.list`` and ``->>`` per
+  field.
 * **plain SQL (json_transform)**: the same through ``json_transform`` into structs, for reference.
 
 Time covers the statement(s) and a ``CHECKPOINT`` (the data on disk), not process start or connect.
@@ -25,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import run_worker, spread
+from benchmarks.common import load_pages, run_worker, spread
 
 NOTES_PER_CREATOR = 200
 PAGE_SIZE = 8
@@ -45,7 +49,6 @@ TITLES = [
 ]
 
 GENERATE_SQL = """
-INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at, attempts, code, total, item_count, body)
 WITH items AS (
     SELECT
         substr(md5('creator:' || c), 1, 24) AS creator_id,
@@ -79,7 +82,9 @@ SELECT
     $total AS total,
     8 AS item_count,
     json_object('code', 0, 'message', 'success',
-                'data', json_object('list', to_json(list(item ORDER BY i)), 'total', $total)) AS body
+                'data', json_object('list', to_json(list(item ORDER BY i)), 'total', $total)) AS body,
+    'full' AS scan,
+    NULL::DATE AS scan_window_from
 FROM items
 GROUP BY creator_id, p
 ORDER BY creator_id, p
@@ -151,7 +156,7 @@ def generate(db_path: Path, n_notes: int) -> dict[str, Any]:
             "$total": str(NOTES_PER_CREATOR),
         }.items():
             sql = sql.replace(name, value)
-        conn.execute(sql)
+        load_pages(conn, sql)
         conn.execute("CHECKPOINT")
         n_pages = conn.execute("SELECT count(*) FROM raw.note_pages").fetchone()[0]
     return {
@@ -161,6 +166,21 @@ def generate(db_path: Path, n_notes: int) -> dict[str, Any]:
         "seconds": time.perf_counter() - t0,
         "file_mb": db_path.stat().st_size / 1e6,
     }
+
+
+def plain_copy(db_path: Path, plain_path: Path) -> None:
+    """The pages of ``db_path`` as one table ``raw.note_pages`` of whole bodies in a new file: what the
+    plain SQL reads (raw.note_pages of the pipeline's file is a view putting the bodies together)."""
+    import duckdb
+
+    with duckdb.connect(str(db_path)) as conn:
+        conn.execute(f"ATTACH '{plain_path}' AS plain")
+        conn.execute("CREATE SCHEMA plain.raw")
+        conn.execute(
+            "CREATE TABLE plain.raw.note_pages AS "
+            "SELECT * FROM raw.note_pages ORDER BY creator_id, snapshot_date, page_number"
+        )
+        conn.execute("DETACH plain")
 
 
 def _worker(variant: str, db_path: str) -> dict[str, Any]:
@@ -213,6 +233,8 @@ def run(*, n_notes: int = 1_000_000, repeats: int = 3, log=print) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="pgy-bench-normalize-") as tmp:
         base = Path(tmp) / "pages.duckdb"  # not raw.duckdb: that catalog name would shadow the schema
         gen = generate(base, n_notes)
+        plain = Path(tmp) / "plain_pages.duckdb"
+        plain_copy(base, plain)
         log(
             f"  normalize: generated {gen['notes']:,} notes in {gen['pages']:,} raw pages "
             f"({gen['creators']:,} creators, {gen['file_mb']:.0f} MB) in {gen['seconds']:.1f} s"
@@ -220,7 +242,7 @@ def run(*, n_notes: int = 1_000_000, repeats: int = 3, log=print) -> dict[str, A
         for i in range(repeats):
             for variant in VARIANTS:  # interleaved, so drift on a shared machine hits all alike
                 copy = Path(tmp) / f"copy_{variant}.duckdb"
-                shutil.copy(base, copy)
+                shutil.copy(base if variant == "pipeline" else plain, copy)
                 res = run_worker("benchmarks.normalize", [variant, str(copy)])
                 copy.unlink()
                 results[variant].append(res)
