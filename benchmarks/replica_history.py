@@ -35,34 +35,7 @@ def _fill_days(conn: duckdb.DuckDBPyConnection, first: date, days: int, creators
         WITH d AS (SELECT ?::DATE + range::INTEGER AS day FROM range(?)),
              c AS (SELECT 'bench' || lpad(range::VARCHAR, 5, '0') AS creator FROM range(?))
     """
-    conn.execute(
-        spine
-        + f"""
-        INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at,
-                                    attempts, code, total, item_count, body, scan)
-        SELECT creator, day, p, '{{}}', day::TIMESTAMP, 1, 0, {NOTES_PER_DAY}, 8,
-               '{{"code":0,"data":{{"list":[' || string_agg(
-                   '{{"noteId":"' || md5(creator || day || p || n) || '","title":"' || md5(n || creator || day)
-                   || '","readNum":' || (hash(creator, day, n) % 100000) || '}}', ',') || ']}}}}', 'full'
-        FROM d, c, range(1, {PAGES_PER_DAY + 1}) t(p), range(8) u(n)
-        GROUP BY ALL ORDER BY day, creator, p
-        """,
-        params,
-    )
-    conn.execute(
-        spine
-        + f"""
-        INSERT INTO analytics.notes (creator_id, snapshot_date, note_id, title, published_date, is_video,
-            is_advertise, brand_name, read_num, like_num, collect_num, interaction_num, img_url,
-            list_position, page_number, fetched_at, quality_issues, segment)
-        SELECT creator, day, md5(creator || n), md5(n || creator || day), day - (n % 90)::INTEGER,
-               n % 3 = 0, n % 7 = 0, NULL, hash(creator, day, n) % 100000, hash(day, n) % 5000,
-               hash(n, day) % 900, hash(creator, n) % 6000, 'https://img/' || md5(creator || n),
-               n, n // 8 + 1, day::TIMESTAMP, []::VARCHAR[], CASE WHEN n % 7 = 0 THEN 'cooperation' ELSE 'organic' END
-        FROM d, c, range({NOTES_PER_DAY}) t(n) ORDER BY day, creator, n
-        """,
-        params,
-    )
+    _fill_notes(conn, spine, params)
     conn.execute(
         spine
         + """
@@ -96,6 +69,50 @@ def _fill_days(conn: duckdb.DuckDBPyConnection, first: date, days: int, creators
         """,
         params,
     )
+
+
+def _fill_notes(conn: duckdb.DuckDBPyConnection, spine: str, params: list[object]) -> None:
+    """The days' raw pages, as the pipeline stores them (a note's text once, its counts per day), and
+    the notes' typed texts, so that ``analytics.notes`` reads them."""
+    from pgy_pipeline.warehouse.storage import store_loaded_pages, transaction
+
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _load_pages AS "
+        + spine
+        + f"""
+        , items AS (
+            SELECT creator, day, p, n,
+                   json_object('noteId', md5(creator || n), 'title', md5(n || creator),
+                               'date', (DATE '2026-01-01' + n::INTEGER)::VARCHAR, 'isVideo', n % 3 = 0,
+                               'isAdvertise', n % 7 = 0, 'brandName', NULL, 'imgUrl', 'https://img/' || md5(creator || n),
+                               'readNum', hash(creator, day, n) % 100000, 'likeNum', hash(day, n) % 5000,
+                               'collectNum', hash(n, day) % 900, 'thirdReadUserNum', 0) AS item
+            FROM d, c, range({PAGES_PER_DAY}) t(p), range(8) u(k), LATERAL (SELECT p * 8 + k AS n)
+        )
+        SELECT creator AS creator_id, day AS snapshot_date, (p + 1)::INTEGER AS page_number,
+               '{{}}'::JSON AS request_params, day::TIMESTAMP AS fetched_at, 1 AS attempts, 0 AS code,
+               {NOTES_PER_DAY} AS total, 8 AS item_count,
+               json_object('code', 0, 'data', json_object('list', to_json(list(item ORDER BY n)))) AS body,
+               'full' AS scan, NULL::DATE AS scan_window_from
+        FROM items GROUP BY creator, day, p ORDER BY day, creator, p
+        """,
+        params,
+    )
+    with transaction(conn):
+        store_loaded_pages(conn)
+        conn.execute(
+            """
+            INSERT INTO analytics.note_details (item_key, creator_id, note_id, title, published_date, is_video,
+                is_advertise, brand_name, img_url, segment, static_issues)
+            SELECT item_key, creator_id, note_id, static ->> '$.title', (static ->> '$.date')::DATE,
+                   (static ->> '$.isVideo')::BOOLEAN, (static ->> '$.isAdvertise')::BOOLEAN, NULL,
+                   static ->> '$.imgUrl',
+                   CASE WHEN (static ->> '$.isAdvertise')::BOOLEAN THEN 'cooperation' ELSE 'organic' END,
+                   []::VARCHAR[]
+            FROM raw.item_texts
+            WHERE item_key NOT IN (SELECT item_key FROM analytics.note_details)
+            """
+        )
 
 
 def create(db: Path, creators: int) -> None:
@@ -221,7 +238,10 @@ def parquet_candidate(db: Path, workdir: Path, new_day: date, creators: int) -> 
             "SELECT sql FROM duckdb_views() WHERE database_name = current_database() AND NOT internal "
             "ORDER BY view_oid"
         ).fetchall()
-        days = [r[0] for r in conn.execute("SELECT DISTINCT snapshot_date FROM analytics.notes ORDER BY 1").fetchall()]
+        days = [
+            r[0]
+            for r in conn.execute("SELECT DISTINCT snapshot_date FROM analytics.notes ORDER BY 1").fetchall()
+        ]
         history = [d for d in days if d != new_day]
         for schema, table in dated:  # the history, once, not timed
             conn.execute(

@@ -10,9 +10,11 @@ Two files, one name. The published name is a hard link to one of two hidden file
 
 1. brings the *other* file (the spare, published the time before) up to date in place: one DuckDB
    transaction deletes and re-inserts, table by table, the rows of the snapshot days changed since
-   that file was last brought up to date, read from the pipeline's file attached read-only; tables
-   without a ``snapshot_date`` (creators, the schema's versions, the data source) are small and are
-   copied whole. The spare is then checkpointed and closed: a complete DuckDB file, no write-ahead log;
+   that file was last brought up to date, read from the pipeline's file attached read-only; a table
+   of note texts (an ``item_key`` and no ``snapshot_date``: raw.item_texts, analytics.note_details)
+   only ever gains rows, so the spare takes the keys it lacks (reading the key column alone); other
+   tables without a ``snapshot_date`` (creators, the schema's versions, the data source) are small
+   and are copied whole. The spare is then checkpointed and closed: a complete DuckDB file, no write-ahead log;
 2. links it under a temporary name and renames that onto ``<name>.read.duckdb``. The rename is
    atomic: a reader that opened the previous file keeps reading it (it holds that inode), and the next
    open sees the new one.
@@ -69,6 +71,9 @@ import duckdb
 REPLICA_SUFFIX = ".read.duckdb"
 #: The column by which tables are refreshed: rows of a changed day are deleted and inserted again.
 DAY_COLUMN = "snapshot_date"
+#: A table without a day but with this key (a note's text, stored once: raw.item_texts and
+#: analytics.note_details) only ever gains rows: the spare takes the keys it lacks.
+KEY_COLUMN = "item_key"
 _SOURCE = "pgy_replica_source"
 _JOURNAL_VERSION = 1
 
@@ -442,12 +447,13 @@ def _drop_keys(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("CHECKPOINT")
 
 
-def _tables(conn: duckdb.DuckDBPyConnection, db: str) -> Iterator[tuple[str, str, bool]]:
-    """(schema, table, refreshed by day) for each table of ``db``."""
+def _tables(conn: duckdb.DuckDBPyConnection, db: str) -> Iterator[tuple[str, str, bool, bool]]:
+    """(schema, table, refreshed by day, appended by key) for each table of ``db``."""
     rows = conn.execute(
         f"""
         SELECT t.schema_name, t.table_name,
-               coalesce(bool_or(c.column_name = {_literal(DAY_COLUMN)} AND NOT c.is_nullable), false)
+               coalesce(bool_or(c.column_name = {_literal(DAY_COLUMN)} AND NOT c.is_nullable), false),
+               coalesce(bool_or(c.column_name = {_literal(KEY_COLUMN)} AND NOT c.is_nullable), false)
         FROM duckdb_tables() t
         LEFT JOIN duckdb_columns() c
           ON c.database_name = t.database_name AND c.schema_name = t.schema_name
@@ -456,8 +462,8 @@ def _tables(conn: duckdb.DuckDBPyConnection, db: str) -> Iterator[tuple[str, str
         GROUP BY ALL ORDER BY ALL
         """
     ).fetchall()
-    for schema, table, by_day in rows:
-        yield str(schema), str(table), bool(by_day)
+    for schema, table, by_day, by_key in rows:
+        yield str(schema), str(table), bool(by_day), bool(by_key) and not by_day
 
 
 def _refresh_in_place(database: str, spare: Path, days: set[date]) -> int:
@@ -488,8 +494,16 @@ def _refresh_in_place(database: str, spare: Path, days: set[date]) -> int:
             else "false"
         )
         conn.execute("BEGIN TRANSACTION")
-        for schema, table, by_day in _tables(conn, own):
+        for schema, table, by_day, by_key in _tables(conn, own):
             name = f"{_ident(schema)}.{_ident(table)}"
+            if by_key:  # append-only: the rows the spare lacks, found by their key alone
+                key = _ident(KEY_COLUMN)
+                inserted = conn.execute(
+                    f"INSERT INTO {_ident(own)}.{name} SELECT * FROM {_SOURCE}.{name} "
+                    f"WHERE {key} NOT IN (SELECT {key} FROM {_ident(own)}.{name})"
+                ).fetchall()
+                rows += int(inserted[0][0]) if inserted else 0
+                continue
             where = day_filter if by_day else "true"
             if where == "false":
                 continue

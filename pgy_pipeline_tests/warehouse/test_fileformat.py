@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ from pgy_pipeline.warehouse.schema import LATEST_VERSION, file_version, migrate
 from pgy_pipeline.warehouse.storage import claim_data_source, connect
 from pgy_pipeline_tests.analyst_support import fixture_roster, write_creators, write_snapshots
 from pgy_pipeline_tests.duckdb_readers import LAKE_PYTHON, PROJECT_ROOT, counts_in_duckdb_1_4, relations
-from pgy_pipeline_tests.warehouse.test_schema import TABLES_0_1_0, release_0_1_0_file
+from pgy_pipeline_tests.warehouse.test_schema import TABLES_0_1_0, _as_json, release_0_1_0_file
 
 needs_duckdb_2 = pytest.mark.skipif(
     int(duckdb.__version__.split(".")[0]) < 2, reason="only DuckDB 2.0 writes the v2.0.0 format"
@@ -82,6 +82,13 @@ def test_a_duckdb_2_file_with_rows_in_every_table_is_converted_with_nothing_lost
             "item) VALUES (?, ?, 1, 3, 'duplicate', '{}')",
             [roster.creators[0].creator_id, roster.days[0]],
         )
+        conn.execute(  # a note whose list item is kept whole (a count sent as text)
+            "INSERT INTO analytics.irregular_note_counts (creator_id, snapshot_date, item_key, read_num, "
+            "like_num, collect_num, third_read_user_num, list_position, page_number, fetched_at, quality_issues) "
+            "SELECT creator_id, ?, item_key, 7, 1, 0, 0, 99, 9, ?, ['readNum was sent as text'] "
+            "FROM analytics.note_details ORDER BY item_key LIMIT 1",
+            [roster.days[0] - timedelta(days=30), datetime(2026, 3, 10, 1, 0)],
+        )
         conn.execute(
             "INSERT INTO meta.api_calls (call_id, called_at, run_id, creator_id, snapshot_date, page_number, "
             "attempt, http_status, code, outcome, billed, latency_ms, bytes) "
@@ -133,9 +140,11 @@ def test_a_0_1_0_file_in_duckdb_2_format_is_converted_then_migrated(tmp_path):
         assert file_version(conn) == LATEST_VERSION
         for table, rows in before.items():
             width = len(rows[0]) if rows else 0
-            after = sorted(r[:width] for r in conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall())
+            after = sorted(
+                _as_json(table, r[:width]) for r in conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            )
             if table != "analytics.creator_engagement_metrics":  # recomputed by migration 3
-                assert after == sorted(rows), table
+                assert after == sorted(_as_json(table, r) for r in rows), table
     assert storage_of(path) == "v1.0.0+"
 
 

@@ -187,7 +187,7 @@ if stage == "refresh":
     def killed(database, spare, days):
         conn = duckdb.connect(str(spare))
         conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM analytics.notes")  # half of a refresh, never committed
+        conn.execute("DELETE FROM raw.page_items")  # half of a refresh, never committed
         os.kill(os.getpid(), signal.SIGKILL)
     replica._refresh_in_place = killed
 else:
@@ -251,7 +251,7 @@ def test_a_write_that_was_not_journaled_or_never_ended_makes_a_whole_copy(tmp_pa
         publish_replica(db)
     # a write from another tool, outside the pipeline's writer
     with duckdb.connect(db) as conn:
-        conn.execute("DELETE FROM analytics.notes WHERE snapshot_date = ?", [DAY])
+        conn.execute("DELETE FROM raw.page_items WHERE snapshot_date = ?", [DAY])
     daily_run(db_path, DAY + timedelta(days=2), creators=4)  # begin_write sees the file changed
     copy = publish_replica(db)
     assert copy is not None and copy.mode == "whole copy" and "unknown" in copy.reason
@@ -259,7 +259,7 @@ def test_a_write_that_was_not_journaled_or_never_ended_makes_a_whole_copy(tmp_pa
     # a writer killed between begin and end: its days are unknown
     begin_write(db)
     with duckdb.connect(db) as conn:
-        conn.execute("DELETE FROM analytics.notes WHERE snapshot_date = ?", [DAY + timedelta(days=1)])
+        conn.execute("DELETE FROM raw.page_items WHERE snapshot_date = ?", [DAY + timedelta(days=1)])
     begin_write(db)  # the next writer
     end_write(db, [])
     assert publish_replica(db).mode == "whole copy"  # type: ignore[union-attr]
