@@ -10,7 +10,8 @@ doc's sample loop and dlt), ``orchestration`` (2, range run versus one run per c
 and report at 3.6M note rows), ``replica`` (6, analysts reading the replica through snapshot runs, and
 the copy's cost at 1 GB), ``scans`` (7, calls per creator-day, full versus window scans over a week),
 ``pacing`` (8, adaptive pacing against a hidden limit, and pacing shared by two processes through
-PostgreSQL). Everything talks to loopback only.
+PostgreSQL). Only when named: ``profile`` (benchmark 1's profile of the whole run) and ``storage`` (9,
+bytes per note-day against the previous layout). Everything talks to loopback only.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any
 from benchmarks.common import PROJECT_ROOT, machine_info
 
 ALL = ("fetch", "orchestration", "normalize", "metrics", "analyst", "replica", "scans", "pacing")
-# Run only when named (--only): benchmark 1's profile, two whole runs per repeat (about 100 s each).
-EXTRA = ("profile",)
+# Run only when named (--only): benchmark 1's profile, two whole runs per repeat (about 100 s each);
+# benchmark 9, bytes per note-day (200 creators x 30 days: about 3 minutes).
+EXTRA = ("profile", "storage")
 
 SMOKE = {
     "creators": 3,
@@ -61,6 +63,8 @@ SMOKE = {
     "pacing_ceiling": 40.0,
     "pacing_latency_ms": 20.0,
     "pacing_shared_pages": 8,
+    "storage_creators": 4,
+    "storage_days": 3,
 }
 
 
@@ -139,6 +143,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="PostgreSQL server for shared pacing (default: PGY_TEST_POSTGRES_URL, else a throwaway one)",
     )
+    p.add_argument("--storage-creators", type=int, default=200, help="benchmark 9: roster size")
+    p.add_argument("--storage-days", type=int, default=30, help="benchmark 9: simulated days")
     args = p.parse_args(argv)
     if args.smoke:
         given = {
@@ -267,6 +273,16 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
             shared_pages=args.pacing_shared_pages,
             postgres_url=args.pacing_postgres_url,
             log=log,
+        )
+    if "storage" in only:
+        from benchmarks import storage
+
+        log(f"9 storage: {args.storage_creators} creators x {args.storage_days} days, bytes per note-day")
+        results["storage"] = storage.run(creators=args.storage_creators, days=args.storage_days, log=log)
+        log(
+            "  bytes per note-day: {bytes_per_note_day:.1f} (previous layout "
+            "{bytes_per_note_day_previous_layout:.1f}, {ratio:.2f}x); rebuild differing rows "
+            "{rebuild_differing_rows}".format(**results["storage"])
         )
     return results
 

@@ -389,7 +389,7 @@ def read_warehouse(db_path: str) -> Warehouse:
             f"{s}.{n}"
             for s, n in conn.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
         }
-        if "raw.note_pages" not in have:
+        if "raw.pages" not in have:  # raw.note_pages is a view of it
             return Warehouse.empty()
         raw = {
             (c, d): (int(n), frozenset(modes))

@@ -73,7 +73,10 @@ def dump(db_path: str, tables: list[str] = TABLES) -> dict[str, list[tuple]]:
     with duckdb.connect(db_path, read_only=True) as conn:
         have = {
             f"{s}.{n}"
-            for s, n in conn.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            for s, n in conn.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
         }
         return {
             t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() if t in have else [] for t in tables

@@ -237,3 +237,14 @@ def test_report_lists_every_target_and_keeps_history(smoke, tmp_path: Path):
     assert "## Before and after" in second
     history = json.loads(re.search(r"<!-- benchmarks-history\n(.*?)\n-->", second, re.S).group(1))
     assert [h["date"] for h in history] == ["2026-01-01 00:00 UTC", "2026-01-02 00:00 UTC"]
+
+
+def test_storage_benchmark_rebuilds_every_day_identically_and_counts_note_days():
+    """Benchmark 9 (run only when named) at a tiny size: its figures, and a zero-call rebuild of every
+    stored day that gives the same tables."""
+    from benchmarks import storage
+
+    r = storage.run(creators=4, days=3, log=lambda *_: None)
+    assert r["rebuild_differing_rows"] == 0
+    assert r["note_days"] > r["distinct_texts"] > 0
+    assert r["bytes_per_note_day"] == r["bytes"] / r["note_days"]

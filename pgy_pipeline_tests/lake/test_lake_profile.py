@@ -145,7 +145,7 @@ def _has_notes(conn: duckdb.DuckDBPyConnection) -> bool:
     return bool(
         conn.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = 'analytics' "
-            "AND table_name = 'notes'"
+            "AND table_name = 'note_details'"
         ).fetchall()[0][0]
     )
 
