@@ -165,15 +165,39 @@ def migrate(conn: duckdb.DuckDBPyConnection, migrations: list[Migration] | None 
     steps = MIGRATIONS if migrations is None else migrations
     if not is_lake_connection(conn):
         return _migrate(conn, steps, lake=False)
-    return retry_on_conflict(conn, lambda: _migrate(conn, steps, lake=True), what="schema migration")
+    # On a lake each migration commits on its own: DuckLake (0.3, DuckDB 1.4.4) drops other tables
+    # too when a transaction drops a table created in that same transaction, as migration 9 does to a
+    # new lake's raw.note_pages. A failed step rolls back itself alone; the lake stays at the version
+    # before it, as a file would stay at its own.
+    applied: list[int] = []
+    for n in range(1, len(steps) + 1):
+        applied += _migrate_lake_upto(conn, steps[:n], derive=n == len(steps), known=steps[-1].version)
+    return applied
+
+
+def _migrate_lake_upto(
+    conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, derive: bool, known: int
+) -> list[int]:
+    return retry_on_conflict(
+        conn, lambda: _migrate(conn, steps, lake=True, derive=derive, known=known), what="schema migration"
+    )
 
 
 def _as_is(sql: str) -> str:
     return sql
 
 
-def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: bool) -> list[int]:
-    latest = steps[-1].version if steps else 0
+def _migrate(
+    conn: duckdb.DuckDBPyConnection,
+    steps: list[Migration],
+    *,
+    lake: bool,
+    derive: bool = True,
+    known: int | None = None,
+) -> list[int]:
+    """Apply ``steps`` in one transaction; ``known``: the newest version this code knows, when ``steps``
+    stops short of it (a lake's step-by-step upgrade)."""
+    latest = known if known is not None else (steps[-1].version if steps else 0)
     database = _database_path(conn)
     dialect: Callable[[str], str] = lake_sql if lake else _as_is
     conn.execute("BEGIN TRANSACTION")
@@ -188,7 +212,7 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
                 "PGY_DUCKDB_PATH at another file); the file was not changed."
             )
         applied: list[int] = []
-        if lake and version < latest:
+        if lake and steps and version < steps[-1].version:
             # The claim: a concurrent upgrade writes the same table's comment, so one commit conflicts.
             conn.execute(f"COMMENT ON TABLE meta.schema_migrations IS 'upgrading to version {latest}'")
         for step in steps:
@@ -207,7 +231,7 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
                 [step.version, step.description, clock.now().replace(tzinfo=None), _package_version()],
             )
             applied.append(step.version)
-        if applied or (database not in _derived_done and not (lake and derived_current(conn))):
+        if derive and (applied or (database not in _derived_done and not (lake and derived_current(conn)))):
             apply_derived(conn)
     except BaseException:
         conn.execute("ROLLBACK")
@@ -215,7 +239,8 @@ def _migrate(conn: duckdb.DuckDBPyConnection, steps: list[Migration], *, lake: b
     # Outside the except: a failed COMMIT has ended the transaction already (on a lake, a conflict
     # that the caller reruns).
     conn.execute("COMMIT")
-    _derived_done.add(database)
+    if derive:
+        _derived_done.add(database)
     return applied
 
 

@@ -51,15 +51,15 @@ def kill_mid_write(args: dict[str, Any]) -> None:
     day = today_shanghai()
     pages = {(c, day): client.scan_notes(c).pages for c in args["creators"]}
     client.close()
-    real_insert = storage.insert_arrow
+    real_store = storage.store_loaded_pages
 
-    def insert_then_stall(conn: Any, relation: Any, table: Any) -> None:
-        real_insert(conn, relation, table)
+    def store_then_stall(conn: Any) -> None:
+        real_store(conn)
         conn.execute("SELECT count(*) FROM raw.note_pages").fetchall()  # the write is flushed to files
         print("IN_TRANSACTION", flush=True)
         time.sleep(600)
 
-    storage.insert_arrow = insert_then_stall  # type: ignore[assignment]
+    storage.store_loaded_pages = store_then_stall  # type: ignore[assignment]
     with storage.connect(args["database"], lake=LakeSettings(**args["lake"])) as conn:
         storage.replace_raw_pages(conn, pages)
 

@@ -251,8 +251,9 @@ def test_concurrent_runs_an_analyst_and_a_killed_run_on_s3(
         ) == sorted(raw_before)
         tracked = {
             r[0]
+            for table in ("pages", "page_items", "item_texts")  # what raw.note_pages reads
             for r in _rows(
-                conn, "SELECT data_file FROM ducklake_list_files('lake', 'note_pages', schema => 'raw')"
+                conn, f"SELECT data_file FROM ducklake_list_files('lake', '{table}', schema => 'raw')"
             )
         }
     analyst.stop.set()
@@ -285,7 +286,10 @@ def test_concurrent_runs_an_analyst_and_a_killed_run_on_s3(
     assert figures["snapshots_expired"] > 0
     assert figures["files_cleaned"] > 0
     orphan_files = [
-        k for k in files_during if f"s3://{s3_store.bucket}/{k}" not in tracked and "note_pages" in k
+        k
+        for k in files_during
+        if f"s3://{s3_store.bucket}/{k}" not in tracked
+        and any(t in k for t in ("pages", "page_items", "item_texts"))
     ]
     assert orphan_files, "the killed run had written no data file before its commit"
     assert figures["orphans_deleted"] >= 1
@@ -307,19 +311,19 @@ def test_a_write_that_conflicts_with_another_hosts_commit_is_rerun(local_lake, s
         schema.migrate(first)
         storage.replace_raw_pages(first, {(a, day): pages[a], (b, day): pages[b]})  # one file, both
         calls = []
-        real_insert = storage.insert_arrow
+        real_store = storage.store_loaded_pages
 
-        def insert_while_other_host_commits(conn, relation, table) -> None:
+        def store_while_other_host_commits(conn) -> None:
             calls.append(1)
-            real_insert(conn, relation, table)
+            real_store(conn)
             if len(calls) == 1:  # another host replaces creator b meanwhile, and commits first
                 storage.replace_raw_pages(other, {(b, day): pages[b]})
 
-        storage.insert_arrow = insert_while_other_host_commits
+        storage.store_loaded_pages = store_while_other_host_commits
         try:
             storage.replace_raw_pages(first, {(a, day): pages[a]})
         finally:
-            storage.insert_arrow = real_insert
+            storage.store_loaded_pages = real_store
         assert len(calls) == 3  # a's write, b's write from the other host, a's rerun
         counts = dict(_rows(first, "SELECT creator_id, count(*) FROM raw.note_pages GROUP BY ALL"))
     assert counts == {a: len(pages[a]), b: len(pages[b])}

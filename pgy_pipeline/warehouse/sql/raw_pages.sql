@@ -16,9 +16,10 @@ CREATE OR REPLACE TEMP MACRO _plain_count(v) AS
 
 -- userId and pageNumber are left out of the stored request_params when they are the page's own
 -- creator_id and page_number (raw.note_pages puts them back): the rest is the same on every page.
+-- (The parentheses around ->> are needed by DuckDB 1.4, the lake's, inside a macro.)
 CREATE OR REPLACE TEMP MACRO _params_trimmed(params, creator_id, page_number) AS coalesce(
-    json_type(params, '$.userId') = 'VARCHAR' AND params ->> '$.userId' = creator_id
-    AND json_type(params, '$.pageNumber') = 'VARCHAR' AND params ->> '$.pageNumber' = page_number::VARCHAR,
+    json_type(params, '$.userId') = 'VARCHAR' AND (params ->> '$.userId') = creator_id
+    AND json_type(params, '$.pageNumber') = 'VARCHAR' AND (params ->> '$.pageNumber') = page_number::VARCHAR,
     false
 );
 
