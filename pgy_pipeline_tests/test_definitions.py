@@ -72,9 +72,9 @@ def test_date_partitions_start_at_the_first_snapshot_day(tmp_path):
     with duckdb.connect(str(replica_path(database))) as conn:
         ensure_schema(conn)
         conn.execute(
-            "INSERT INTO raw.note_pages (creator_id, snapshot_date, page_number, request_params, fetched_at,"
-            " attempts, code, item_count, body, scan) VALUES ('c', ?, 1, '{}', now()::TIMESTAMP, 1, 0, 0, '{}',"
-            " 'full')",
+            "INSERT INTO raw.pages (creator_id, snapshot_date, page_number, request_params, fetched_at,"
+            " attempts, code, item_count, scan, envelope, list_split, items_before, params_trimmed)"
+            " VALUES ('c', ?, 1, '{}', now()::TIMESTAMP, 1, 0, 0, 'full', '{}', false, 0, false)",
             [today - timedelta(days=12)],
         )
     assert first_date({}) == (today - timedelta(days=12)).isoformat()  # the earliest stored snapshot

@@ -528,6 +528,15 @@ def _refresh_in_place(database: str, spare: Path, days: set[date]) -> int:
     return rows
 
 
+def _pages_relation(conn: duckdb.DuckDBPyConnection) -> str:
+    """raw.pages, or raw.note_pages on a replica published before storage per note-day (its pages
+    table); reading raw.pages spares the view's join of every item when the definitions load."""
+    found = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'pages'"
+    ).fetchall()
+    return "raw.pages" if found[0][0] else "raw.note_pages"
+
+
 def first_snapshot_day(database: str) -> date | None:
     """The earliest snapshot date stored, read from the replica (which no writer ever waits for); None
     when there is no replica yet or it cannot be read (the caller then starts the partitions today)."""
@@ -535,7 +544,7 @@ def first_snapshot_day(database: str) -> date | None:
         return None
     try:
         with duckdb.connect(str(replica_path(database)), read_only=True) as conn:
-            rows = conn.execute("SELECT min(snapshot_date) FROM raw.note_pages").fetchall()
+            rows = conn.execute(f"SELECT min(snapshot_date) FROM {_pages_relation(conn)}").fetchall()
     except duckdb.Error:
         return None
     day = rows[0][0] if rows else None

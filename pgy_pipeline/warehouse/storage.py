@@ -322,7 +322,11 @@ def replace_raw_pages(
     also: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
 ) -> int:
     """Replace the raw pages of every partition in ``pages_by_key`` in one transaction; ``also`` runs
-    inside it (the billing ledger's rows go in with the pages they paid for)."""
+    inside it (the billing ledger's rows go in with the pages they paid for).
+
+    The same transaction normalizes the pages' items (``sql/notes.sql``): ``analytics.notes`` is a view
+    of the day's counts in ``raw.page_items``, so a partition's notes, rejects and typed texts must
+    commit with its pages, or a reader would see a day's notes in part (those whose text was known)."""
     if not pages_by_key:
         return 0
     table = pages_table(pages_by_key)
@@ -342,6 +346,7 @@ def replace_raw_pages(
             finally:
                 conn.unregister("_load_arrow")
             store_loaded_pages(conn)
+            _normalize_notes(conn)
             if also is not None:
                 also(conn)
 
@@ -373,6 +378,14 @@ def _rebuild_from_raw(
 
     retry_on_conflict(conn, write, what=f"{', '.join(tables)} rebuild")
     return wanted - present
+
+
+def _normalize_notes(conn: duckdb.DuckDBPyConnection) -> None:
+    """Normalize the raw pages of the partitions in ``_keys`` into ``analytics.note_details``,
+    ``analytics.irregular_note_counts`` and ``analytics.note_rejects``; inside the caller's transaction."""
+    for table in (IRREGULAR_NOTE_COUNTS.name, NOTE_REJECTS.name):
+        conn.execute(f"DELETE FROM {table} WHERE (creator_id, snapshot_date) IN (SELECT * FROM _keys)")
+    conn.execute(sql_file("notes.sql"))
 
 
 def rebuild_notes(conn: duckdb.DuckDBPyConnection, keys: Iterable[PartitionKey]) -> set[PartitionKey]:

@@ -313,7 +313,8 @@ NOTES = Relation(
     description=(
         "One row per (creator_id, snapshot_date, note_id), rebuilt from the raw pages with no API call: "
         "each day's counts (raw.page_items) with the note's typed text (analytics.note_details, once per "
-        "distinct text)."
+        "distinct text). A day's pages and their normalization commit in one transaction, so a day's "
+        "notes are here whole or not at all."
     ),
     notes=(
         'Values that are missing or cannot be typed (a count sent as `"abc"`, a negative count, a date '

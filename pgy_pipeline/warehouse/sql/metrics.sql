@@ -16,7 +16,7 @@ WITH
 snapshot_dates AS (
     -- The creator's snapshots, from raw pages (one row per page, far fewer than notes).
     SELECT DISTINCT creator_id, snapshot_date
-    FROM raw.note_pages
+    FROM raw.pages
     WHERE creator_id IN (SELECT creator_id FROM _keys)
 ),
 previous AS (
@@ -29,7 +29,7 @@ previous AS (
 reported AS (
     -- The service's total as reported on the last page read.
     SELECT creator_id, snapshot_date, arg_max(total, page_number) AS notes_total_reported
-    FROM raw.note_pages
+    FROM raw.pages
     JOIN _keys USING (creator_id, snapshot_date)
     GROUP BY ALL
 ),

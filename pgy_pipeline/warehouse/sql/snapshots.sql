@@ -15,7 +15,7 @@ pages AS (
            bool_or(p.scan = 'window')        AS window_scan,
            count(DISTINCT p.total)           AS totals_seen,
            min(p.scan_window_from)           AS window_from
-    FROM raw.note_pages AS p
+    FROM raw.pages AS p
     JOIN _keys USING (creator_id, snapshot_date)
     GROUP BY ALL
 ),

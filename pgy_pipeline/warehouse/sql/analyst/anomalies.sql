@@ -6,7 +6,7 @@
 INSERT INTO analytics.anomalies ({columns:analytics.anomalies})
 WITH
 snapshot_dates AS (
-    SELECT DISTINCT creator_id, snapshot_date FROM raw.note_pages
+    SELECT DISTINCT creator_id, snapshot_date FROM raw.pages
 ),
 pairs AS (
     SELECT d.creator_id, d.snapshot_date, max(s.snapshot_date) AS previous_snapshot_date

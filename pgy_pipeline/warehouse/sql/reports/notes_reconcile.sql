@@ -4,7 +4,7 @@
 WITH reported AS (
     SELECT p.creator_id, p.snapshot_date, arg_max(p.total, p.page_number) AS total,
            count(DISTINCT p.total) AS totals_seen, bool_or(p.scan = 'window') AS window_scan
-    FROM raw.note_pages AS p
+    FROM raw.pages AS p
     JOIN _keys USING (creator_id, snapshot_date)
     GROUP BY ALL
 ), loaded AS (

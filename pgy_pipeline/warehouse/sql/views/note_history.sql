@@ -8,7 +8,7 @@ WITH snapshots AS (
         creator_id,
         snapshot_date,
         lag(snapshot_date) OVER (PARTITION BY creator_id ORDER BY snapshot_date) AS previous_snapshot_date
-    FROM (SELECT DISTINCT creator_id, snapshot_date FROM raw.note_pages)
+    FROM (SELECT DISTINCT creator_id, snapshot_date FROM raw.pages)
 )
 SELECT
     n.creator_id,

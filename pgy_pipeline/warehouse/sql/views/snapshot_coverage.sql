@@ -11,7 +11,7 @@ CREATE OR REPLACE VIEW analytics.snapshot_coverage AS
 WITH
 reported AS (
     SELECT creator_id, snapshot_date, arg_max(total, page_number) AS total_reported
-    FROM raw.note_pages
+    FROM raw.pages
     GROUP BY ALL
 ),
 loaded AS (
